@@ -1,0 +1,275 @@
+#include "process.hpp"
+
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace promiscd::testing {
+
+std::string unique_name(const std::string& prefix) {
+    static std::atomic<unsigned> counter{0};
+    return prefix + std::to_string(::getpid()) + "x" + std::to_string(counter++);
+}
+
+namespace {
+
+std::vector<std::string> merged_env(const std::map<std::string, std::string>& extra) {
+    std::map<std::string, std::string> all;
+    for (char** e = environ; *e; ++e) {
+        std::string kv = *e;
+        auto eq = kv.find('=');
+        if (eq != std::string::npos)
+            all[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+    for (const auto& [k, v] : extra)
+        all[k] = v;
+    std::vector<std::string> out;
+    out.reserve(all.size());
+    for (const auto& [k, v] : all)
+        out.push_back(k + "=" + v);
+    return out;
+}
+
+std::vector<char*> cstrs(std::vector<std::string>& v) {
+    std::vector<char*> out;
+    out.reserve(v.size() + 1);
+    for (auto& s : v)
+        out.push_back(s.data());
+    out.push_back(nullptr);
+    return out;
+}
+
+int decode_status(int st) {
+    if (WIFEXITED(st))
+        return WEXITSTATUS(st);
+    if (WIFSIGNALED(st))
+        return 128 + WTERMSIG(st);
+    return -1;
+}
+
+std::string slurp_fd(int fd) {
+    std::string out;
+    char buf[65536];
+    ssize_t n;
+    ::lseek(fd, 0, SEEK_SET);
+    while ((n = ::read(fd, buf, sizeof buf)) > 0)
+        out.append(buf, static_cast<size_t>(n));
+    return out;
+}
+
+// A memfd used to collect a child's output without pipes (no deadlock on large output).
+int make_memfd(const char* name) {
+    int fd = ::memfd_create(name, MFD_CLOEXEC);
+    if (fd < 0)
+        throw std::runtime_error(std::string("memfd_create: ") + std::strerror(errno));
+    return fd;
+}
+
+} // namespace
+
+CommandResult run(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+                  const std::string& input) {
+    if (argv.empty())
+        throw std::invalid_argument("run: empty argv");
+    int out_fd = make_memfd("out");
+    int err_fd = make_memfd("err");
+    int in_fd = make_memfd("in");
+    if (!input.empty() && ::write(in_fd, input.data(), input.size()) != static_cast<ssize_t>(input.size()))
+        throw std::runtime_error("run: cannot stage stdin");
+    ::lseek(in_fd, 0, SEEK_SET);
+
+    auto args = argv;
+    auto envs = merged_env(env);
+    auto cargv = cstrs(args);
+    auto cenv = cstrs(envs);
+    pid_t pid = ::fork();
+    if (pid < 0)
+        throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+    if (pid == 0) {
+        ::dup2(in_fd, 0);
+        ::dup2(out_fd, 1);
+        ::dup2(err_fd, 2);
+        ::execvpe(cargv[0], cargv.data(), cenv.data());
+        std::fprintf(stderr, "exec %s: %s\n", cargv[0], std::strerror(errno));
+        ::_exit(127);
+    }
+    int st = 0;
+    while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    CommandResult r;
+    r.status = decode_status(st);
+    r.out = slurp_fd(out_fd);
+    r.err = slurp_fd(err_fd);
+    ::close(out_fd);
+    ::close(err_fd);
+    ::close(in_fd);
+    return r;
+}
+
+CommandResult sh(const std::string& cmdline, const std::map<std::string, std::string>& env) {
+    return run({"/bin/sh", "-c", cmdline}, env);
+}
+
+std::string sh_ok(const std::string& cmdline) {
+    auto r = sh(cmdline);
+    if (!r.ok())
+        throw std::runtime_error("command failed (" + std::to_string(r.status) + "): " + cmdline +
+                                 "\n" + r.out + r.err);
+    return r.out;
+}
+
+Process::Process(std::vector<std::string> argv, Options opts) : group_(opts.new_session) {
+    if (argv.empty())
+        throw std::invalid_argument("Process: empty argv");
+    log_path_ = opts.log_path;
+    if (log_path_.empty()) {
+        char tmpl[] = "/tmp/promiscd-test-log-XXXXXX";
+        int fd = ::mkstemp(tmpl);
+        if (fd < 0)
+            throw std::runtime_error("mkstemp failed");
+        ::close(fd);
+        log_path_ = tmpl;
+        own_log_ = true;
+    }
+    int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (log_fd < 0)
+        throw std::runtime_error("cannot open log " + log_path_);
+    auto envs = merged_env(opts.env);
+    auto cargv = cstrs(argv);
+    auto cenv = cstrs(envs);
+    pid_ = ::fork();
+    if (pid_ < 0) {
+        ::close(log_fd);
+        throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+    }
+    if (pid_ == 0) {
+        if (group_)
+            ::setsid();
+        int devnull = ::open("/dev/null", O_RDONLY);
+        ::dup2(devnull, 0);
+        ::dup2(log_fd, 1);
+        ::dup2(log_fd, 2);
+        ::execvpe(cargv[0], cargv.data(), cenv.data());
+        std::fprintf(stderr, "exec %s: %s\n", cargv[0], std::strerror(errno));
+        ::_exit(127);
+    }
+    ::close(log_fd);
+}
+
+Process::~Process() {
+    try {
+        stop(2s);
+    } catch (...) {
+    }
+    if (own_log_)
+        ::unlink(log_path_.c_str());
+}
+
+bool Process::running() {
+    if (status_)
+        return false;
+    int st = 0;
+    pid_t r = ::waitpid(pid_, &st, WNOHANG);
+    if (r == pid_) {
+        status_ = decode_status(st);
+        return false;
+    }
+    return r == 0;
+}
+
+void Process::signal(int sig) {
+    if (!running())
+        return;
+    if (group_)
+        ::kill(-pid_, sig);
+    else
+        ::kill(pid_, sig);
+}
+
+std::optional<int> Process::wait(std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (running()) {
+        if (std::chrono::steady_clock::now() >= deadline)
+            return std::nullopt;
+        std::this_thread::sleep_for(5ms);
+    }
+    return status_;
+}
+
+int Process::stop(std::chrono::milliseconds grace) {
+    if (pid_ <= 0)
+        return -1;
+    if (running()) {
+        signal(SIGTERM);
+        if (!wait(grace)) {
+            signal(SIGKILL);
+            if (group_)
+                ::kill(pid_, SIGKILL);
+            int st = 0;
+            while (::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
+            }
+            status_ = decode_status(st);
+        }
+    }
+    return status_.value_or(-1);
+}
+
+std::string Process::log() const { return read_file(log_path_); }
+
+bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds step) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        if (pred())
+            return true;
+        if (std::chrono::steady_clock::now() >= deadline)
+            return false;
+        std::this_thread::sleep_for(step);
+    }
+}
+
+TempDir::TempDir() {
+    char tmpl[] = "/tmp/promiscd-test-XXXXXX";
+    if (!::mkdtemp(tmpl))
+        throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+    ::chmod(path_.c_str(), 0755);
+}
+
+TempDir::~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+}
+
+void write_file(const std::string& path, const std::string& content, unsigned mode) {
+    {
+        std::ofstream f(path, std::ios::binary | std::ios::trunc);
+        if (!f)
+            throw std::runtime_error("cannot write " + path);
+        f << content;
+    }
+    ::chmod(path.c_str(), mode);
+}
+
+} // namespace promiscd::testing
