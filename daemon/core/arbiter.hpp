@@ -1,0 +1,190 @@
+// The lease arbiter: the lease table and the per-link promiscuity state
+// machine. Pure: events (with the time as an argument) in, commands out; no
+// sockets, no clocks. Every rule of "Lease semantics" in DESIGN.md lives here.
+#pragma once
+
+#include "errors.hpp"
+#include "link_info.hpp"
+#include "names.hpp"
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace promiscd::core {
+
+using Usec = uint64_t; // a monotonic time in microseconds, supplied by the caller
+using LeaseId = uint64_t;
+
+inline constexpr Usec usec_per_sec = 1'000'000;
+
+// Who holds a lease. (transport, id) identifies the owner: a D-Bus unique name,
+// a varlink connection, or "config" for static leases.
+struct Owner {
+    std::string transport;
+    std::string id;
+    uint32_t uid = 0;
+    uint32_t pid = 0;
+    std::string command;
+    bool operator==(const Owner&) const = default;
+};
+
+struct LeaseRequest {
+    std::string interface;
+    Owner owner;
+    std::optional<Usec> ttl; // relative, microseconds
+    std::string reason;
+    bool wait = false; // allow a pending lease on an absent link
+};
+
+struct Lease {
+    LeaseId id = 0;
+    std::string interface;
+    Owner owner;
+    LeaseState state = LeaseState::Pending;
+    std::string reason;
+    Usec acquired = 0;
+    std::optional<Usec> expires;
+    bool operator==(const Lease&) const = default;
+};
+
+struct Limits {
+    unsigned leases_per_uid = 32;
+    unsigned leases_total = 1024;
+    // Enforce stops fighting when another agent clears the flag more than
+    // conflict_max_clears times within conflict_window.
+    unsigned conflict_max_clears = 5;
+    Usec conflict_window = 10 * usec_per_sec;
+    Usec max_ttl = 366ULL * 24 * 3600 * usec_per_sec;
+    size_t max_reason_length = 256;
+};
+
+// Commands: what the adapters must do or tell, in order.
+struct SetFlag {
+    int ifindex = 0;
+    std::string name;
+    bool on = false;
+    bool operator==(const SetFlag&) const = default;
+};
+struct LeaseStateChanged {
+    LeaseId id = 0;
+    LeaseState from = LeaseState::Pending;
+    LeaseState to = LeaseState::Pending;
+    bool operator==(const LeaseStateChanged&) const = default;
+};
+struct LeaseEnded {
+    Lease lease;
+    EndReason reason = EndReason::Released;
+    bool operator==(const LeaseEnded&) const = default;
+};
+// Another agent keeps clearing the flag; enforce gave up on this link.
+struct ConflictDetected {
+    int ifindex = 0;
+    std::string name;
+    unsigned clears = 0;
+    bool operator==(const ConflictDetected&) const = default;
+};
+using Command = std::variant<SetFlag, LeaseStateChanged, LeaseEnded, ConflictDetected>;
+using Commands = std::vector<Command>;
+
+struct AcquireResult {
+    LeaseId id = 0;
+    Commands commands;
+};
+
+// A link as the arbiter sees it: the kernel's report plus what it decided.
+struct LinkView {
+    LinkInfo info;
+    Origin origin = Origin::None;
+    Policy policy = Policy::Enforce;
+    unsigned leases = 0;
+    bool overridden = false;
+};
+
+class Arbiter {
+public:
+    explicit Arbiter(Limits limits = {});
+
+    // -- Lease requests. Each throws Error and changes nothing when refused.
+    AcquireResult acquire(const LeaseRequest& request, Usec now);
+    Commands release(LeaseId id, EndReason reason = EndReason::Released);
+    Commands renew(LeaseId id, Usec ttl, Usec now);
+    // Ends every lease of this owner with reason owner-gone.
+    Commands owner_gone(const std::string& transport, const std::string& owner_id);
+    // Ends the leases whose TTL has passed.
+    Commands expire(Usec now);
+    // When expire() next has something to do.
+    std::optional<Usec> next_expiry() const;
+    Commands set_policy(const std::string& interface, Policy policy, Usec now);
+    // Default policy by fnmatch(3) pattern, first match wins; links without
+    // a match or an explicit set_policy() use enforce.
+    void set_policy_patterns(std::vector<std::pair<std::string, Policy>> patterns);
+    Commands shutdown();
+
+    // -- Link events from rtnetlink.
+    Commands link_changed(const LinkInfo& info, Usec now); // RTM_NEWLINK: new, changed or renamed
+    Commands link_removed(int ifindex);                    // RTM_DELLINK
+    // A full dump after missed notifications: reconcile the whole table.
+    Commands links_resynced(const std::vector<LinkInfo>& links, Usec now);
+    // The adapter could not apply a SetFlag: forget what was expected of it.
+    Commands set_flag_failed(int ifindex, bool on);
+
+    // -- Crash recovery: re-install a lease saved before a crash, keeping its
+    // id, and whether the daemon had set the flag on its link.
+    // adopt() and adopt_daemon_flag() only record; finish_adoption() then
+    // reconciles every link at once, so an adopted lease finds its flag still
+    // the daemon's (no flicker) and a flag nobody holds any more is cleared.
+    void adopt(const Lease& lease);
+    void adopt_daemon_flag(int ifindex, const std::string& name);
+    Commands finish_adoption();
+    void set_next_id(LeaseId next) { next_id_ = std::max(next_id_, next); }
+    LeaseId next_id() const { return next_id_; }
+
+    // -- Queries.
+    const Lease* find(LeaseId id) const;
+    // Throws Error(NoSuchLease) naming the id ("has ended" when it did).
+    const Lease& get(LeaseId id) const;
+    std::vector<Lease> leases() const;
+    std::vector<LinkView> links() const;
+    std::optional<LinkView> link(int ifindex) const;
+    std::optional<LinkView> link_by_name(const std::string& name) const;
+    Policy policy_for(const std::string& name) const;
+    // Links whose flag the daemon set and must clear (for the state file).
+    std::vector<int> daemon_set_links() const;
+    const Limits& limits() const { return limits_; }
+    void set_limits(const Limits& limits) { limits_ = limits; }
+    size_t lease_count() const { return leases_.size(); }
+
+private:
+    struct LinkRec {
+        LinkInfo info;
+        bool daemon_set = false; // the daemon set the flag and owes a clear
+        bool overridden = false; // leases yielded or enforcement gave up
+        std::deque<Usec> clears; // external clears within the window
+        // After a SetFlag the kernel's older notifications may still be queued;
+        // flag values other than this are stale until one matching it arrives.
+        std::optional<bool> expect;
+    };
+
+    LinkRec* rec_by_name(const std::string& name);
+    const LinkRec* rec_by_name(const std::string& name) const;
+    void reconcile(const std::string& name, Commands& out);
+    void end_lease(std::map<LeaseId, Lease>::iterator it, EndReason reason, Commands& out);
+    void apply_info(LinkRec& rec, const LinkInfo& info, Usec now, Commands& out);
+    LinkView view(const LinkRec& rec) const;
+    unsigned count_on(const std::string& name) const;
+
+    Limits limits_;
+    LeaseId next_id_ = 1;
+    std::map<LeaseId, Lease> leases_;
+    std::map<int, LinkRec> links_;
+    std::map<std::string, Policy> policies_;
+    std::vector<std::pair<std::string, Policy>> patterns_;
+};
+
+} // namespace promiscd::core

@@ -1,0 +1,34 @@
+// Names the arbiter speaks in: interface-name validation and the string forms
+// of lease states, end reasons, policies and origins (as clients see them).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace promiscd::core {
+
+enum class LeaseState { Active, Pending, Overridden };
+enum class EndReason { Released, Expired, OwnerGone, Revoked, DaemonShutdown };
+enum class Policy { Enforce, Yield };
+enum class Origin { None, Daemon, Admin };
+
+std::string_view to_string(LeaseState s);
+std::string_view to_string(EndReason r);
+std::string_view to_string(Policy p);
+std::string_view to_string(Origin o);
+std::optional<EndReason> parse_end_reason(std::string_view s);
+std::optional<LeaseState> parse_lease_state(std::string_view s);
+// "enforce" / "yield"; anything else: nullopt.
+std::optional<Policy> parse_policy(std::string_view s);
+
+// Throws Error(InvalidArgument) unless `name` is a name the kernel could give a
+// link: 1..IFNAMSIZ-1 bytes, not "." or "..", no '/', ':', whitespace or
+// control characters. The message quotes the name and says what is wrong.
+void validate_interface_name(std::string_view name);
+
+// The name quoted for a message, with control characters escaped and long
+// input shortened, so a hostile name cannot forge log lines.
+std::string quote(std::string_view s);
+
+} // namespace promiscd::core
