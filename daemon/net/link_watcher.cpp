@@ -1,0 +1,273 @@
+#include "net/link_watcher.hpp"
+
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <linux/if.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <netlink/attr.h>
+#include <netlink/errno.h>
+#include <netlink/handlers.h>
+#include <netlink/msg.h>
+#include <netlink/netlink.h>
+#include <netlink/socket.h>
+#include <optional>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <systemd/sd-daemon.h>
+
+namespace promiscd::net {
+
+namespace {
+
+constexpr int default_rcvbuf = 1 << 20;
+// One notification is one datagram. Link messages are a few KiB; a device with
+// many VFs can make one larger, and a truncated one is treated as a lost one.
+constexpr size_t notification_buf_size = 64 * 1024;
+// A dump that raced with a change (NLM_F_DUMP_INTR) may miss or repeat a link.
+constexpr int dump_attempts = 10;
+
+const nla_policy* link_policy() {
+    static const auto policy = [] {
+        std::array<nla_policy, IFLA_MAX + 1> p{};
+        p[IFLA_IFNAME].type = NLA_STRING; // validated: NUL-terminated
+        p[IFLA_IFNAME].maxlen = IFNAMSIZ;
+        p[IFLA_PROMISCUITY].type = NLA_U32;
+        p[IFLA_OPERSTATE].type = NLA_U8;
+        return p;
+    }();
+    return policy.data();
+}
+
+// RTM_NEWLINK/RTM_DELLINK -> LinkInfo; nullopt for what is not a link message.
+std::optional<core::LinkInfo> parse_link(nlmsghdr* hdr) {
+    if (!nlmsg_valid_hdr(hdr, sizeof(ifinfomsg)))
+        return std::nullopt;
+    const auto* ifi = static_cast<const ifinfomsg*>(nlmsg_data(hdr));
+    // The bridge also reports its ports on RTNLGRP_LINK with family AF_BRIDGE
+    // (without IFLA_PROMISCUITY), and an AF_BRIDGE RTM_DELLINK only means "left
+    // the bridge": the link itself is described by AF_UNSPEC messages alone.
+    if (ifi->ifi_family != AF_UNSPEC)
+        return std::nullopt;
+    nlattr* tb[IFLA_MAX + 1] = {};
+    if (nlmsg_parse(hdr, sizeof(ifinfomsg), tb, IFLA_MAX, link_policy()) < 0 || !tb[IFLA_IFNAME])
+        return std::nullopt;
+    core::LinkInfo link;
+    link.ifindex = ifi->ifi_index;
+    link.name = nla_get_string(tb[IFLA_IFNAME]);
+    link.flags = ifi->ifi_flags;
+    link.admin_flag = (ifi->ifi_flags & IFF_PROMISC) != 0;
+    if (tb[IFLA_PROMISCUITY])
+        link.promiscuity = nla_get_u32(tb[IFLA_PROMISCUITY]);
+    if (tb[IFLA_OPERSTATE])
+        link.operstate = nla_get_u8(tb[IFLA_OPERSTATE]);
+    return link;
+}
+
+struct DumpState {
+    std::vector<core::LinkInfo>* links;
+    bool done = false;
+    bool interrupted = false;
+    bool out_of_memory = false;
+};
+
+int on_dump_link(nl_msg* msg, void* arg) {
+    auto* st = static_cast<DumpState*>(arg);
+    if (nlmsg_hdr(msg)->nlmsg_type != RTM_NEWLINK)
+        return NL_OK;
+    try {
+        if (auto link = parse_link(nlmsg_hdr(msg)))
+            st->links->push_back(std::move(*link));
+    } catch (const std::bad_alloc&) {
+        // No exception may cross libnl's C frames; read on so that the dump is
+        // consumed, and fail afterwards.
+        st->out_of_memory = true;
+    }
+    return NL_OK;
+}
+
+int on_dump_done(nl_msg*, void* arg) {
+    static_cast<DumpState*>(arg)->done = true;
+    return NL_STOP;
+}
+
+int on_dump_intr(nl_msg*, void* arg) {
+    static_cast<DumpState*>(arg)->interrupted = true;
+    return NL_OK;
+}
+
+void set_rcvbuf(int fd, int bytes) {
+    // SO_RCVBUFFORCE (CAP_NET_ADMIN, which the daemon has) ignores rmem_max;
+    // without the capability fall back to SO_RCVBUF, which the kernel caps.
+    if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof bytes) == 0)
+        return;
+    if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes) < 0)
+        throw NetlinkError(errno, "cannot size the link notification socket");
+}
+
+} // namespace
+
+void LinkWatcher::SourceDeleter::operator()(sd_event_source* s) const noexcept {
+    sd_event_source_disable_unref(s);
+}
+
+LinkWatcher::LinkWatcher(Callbacks cb, int rcvbuf_bytes)
+    : cb_(std::move(cb)), notify_sock_(open_route_socket()), dump_sock_(open_route_socket()),
+      buf_(notification_buf_size) {
+    // Notifications carry sequence number 0 and answer no request of ours.
+    nl_socket_disable_seq_check(notify_sock_.get());
+    if (int err = nl_socket_set_nonblocking(notify_sock_.get()); err < 0)
+        throw NetlinkError(errno_from_nl(err), "cannot make the link notification socket "
+                                               "non-blocking");
+    // After nl_connect(), which sets libnl's 32 KiB default: that holds a few
+    // dozen link notifications, so any burst (a bridge or a VM host starting)
+    // would force a resync.
+    set_rcvbuf(fd(), rcvbuf_bytes > 0 ? rcvbuf_bytes : default_rcvbuf);
+}
+
+LinkWatcher::~LinkWatcher() = default;
+
+int LinkWatcher::fd() const {
+    return nl_socket_get_fd(notify_sock_.get());
+}
+
+std::vector<core::LinkInfo> LinkWatcher::start() {
+    // Subscribe before dumping: a change made during the dump then shows up as
+    // a notification afterwards (at worst telling us again what the dump said),
+    // instead of falling into the gap between the two.
+    if (int err = nl_socket_add_membership(notify_sock_.get(), RTNLGRP_LINK); err < 0)
+        throw NetlinkError(errno_from_nl(err), "cannot subscribe to link notifications");
+    return dump();
+}
+
+std::vector<core::LinkInfo> LinkWatcher::dump() {
+    for (int attempt = 1;; ++attempt) {
+        NlMsg msg(nlmsg_alloc_simple(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP));
+        if (!msg)
+            throw NetlinkError(ENOMEM, "cannot list links");
+        ifinfomsg ifi{};
+        ifi.ifi_family = AF_UNSPEC;
+        int err = nlmsg_append(msg.get(), &ifi, sizeof ifi, NLMSG_ALIGNTO);
+        // Statistics are a large part of each link message and are never read here.
+        if (err >= 0)
+            err = nla_put_u32(msg.get(), IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
+        if (err >= 0)
+            err = nl_send_auto(dump_sock_.get(), msg.get());
+        if (err < 0)
+            throw NetlinkError(errno_from_nl(err),
+                               std::string("cannot list links (") + nl_geterror(err) + ")");
+
+        std::vector<core::LinkInfo> links;
+        DumpState st{&links};
+        const uint32_t seq = nlmsg_hdr(msg.get())->nlmsg_seq;
+        NlCb cb = reply_callbacks(&seq);
+        nl_cb_set(cb.get(), NL_CB_VALID, NL_CB_CUSTOM, on_dump_link, &st);
+        nl_cb_set(cb.get(), NL_CB_FINISH, NL_CB_CUSTOM, on_dump_done, &st);
+        nl_cb_set(cb.get(), NL_CB_DUMP_INTR, NL_CB_CUSTOM, on_dump_intr, &st);
+        // The kernel fills the dump as we read it; these reads wait on nothing else.
+        while (!st.done) {
+            err = nl_recvmsgs(dump_sock_.get(), cb.get());
+            if (err < 0 && err != -NLE_INTR)
+                throw NetlinkError(errno_from_nl(err),
+                                   std::string("cannot list links (") + nl_geterror(err) + ")");
+        }
+        if (st.out_of_memory)
+            throw NetlinkError(ENOMEM, "cannot list links");
+        if (!st.interrupted)
+            return links;
+        if (attempt == dump_attempts)
+            throw NetlinkError(EAGAIN, "cannot list links: every dump raced with a change");
+    }
+}
+
+void LinkWatcher::process() {
+    const int sock = fd();
+    for (;;) {
+        sockaddr_nl from{};
+        iovec iov{buf_.data(), buf_.size()};
+        msghdr mh{};
+        mh.msg_name = &from;
+        mh.msg_namelen = sizeof from;
+        mh.msg_iov = &iov;
+        mh.msg_iovlen = 1;
+        // Not nl_recvmsgs(): libnl 3.7 turns ENOBUFS into -NLE_NOMEM, the same
+        // code as a failed malloc, and the overrun is the one error we must know.
+        ssize_t n = ::recvmsg(sock, &mh, MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == ENOBUFS) {
+                // The kernel reports the overrun before what is still queued. All
+                // of that is older than the notifications that were lost, so it
+                // is read and dropped: the dump below supersedes it.
+                resync_pending_ = true;
+                continue;
+            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                if (!resync_pending_)
+                    return;
+                resync();
+                continue; // read what arrived during the dump
+            }
+            throw NetlinkError(errno, "cannot read link notifications");
+        }
+        if (resync_pending_)
+            continue;
+        if (mh.msg_flags & MSG_TRUNC) {
+            resync_pending_ = true;
+            continue;
+        }
+        // Any local process may unicast to our port id; only the kernel's word counts.
+        if (from.nl_pid != 0)
+            continue;
+        dispatch(buf_.data(), static_cast<size_t>(n));
+    }
+}
+
+void LinkWatcher::dispatch(void* data, size_t len) {
+    int remaining = static_cast<int>(len);
+    for (auto* hdr = static_cast<nlmsghdr*>(data); nlmsg_ok(hdr, remaining);
+         hdr = nlmsg_next(hdr, &remaining)) {
+        if (hdr->nlmsg_type == RTM_NEWLINK) {
+            if (auto link = parse_link(hdr); link && cb_.changed)
+                cb_.changed(*link);
+        } else if (hdr->nlmsg_type == RTM_DELLINK) {
+            if (auto link = parse_link(hdr); link && cb_.removed)
+                cb_.removed(link->ifindex, link->name);
+        }
+    }
+}
+
+void LinkWatcher::resync() {
+    auto links = dump();
+    resync_pending_ = false;
+    ++resyncs_;
+    if (cb_.resynced)
+        cb_.resynced(links);
+}
+
+void LinkWatcher::attach(sd_event* event) {
+    sd_event_source* s = nullptr;
+    if (int r = sd_event_add_io(event, &s, fd(), EPOLLIN, &LinkWatcher::on_readable, this); r < 0)
+        throw NetlinkError(-r, "cannot watch link notifications");
+    source_.reset(s);
+}
+
+int LinkWatcher::on_readable(sd_event_source* s, int, uint32_t, void* userdata) {
+    // No exception may unwind through sd-event's C frames. A watcher that stopped
+    // reading would leave the daemon acting on stale link state, so a failure
+    // ends the loop (the service manager restarts the daemon, which recovers).
+    try {
+        static_cast<LinkWatcher*>(userdata)->process();
+        return 0;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, SD_ERR "link watcher failed: %s\n", e.what());
+    } catch (...) {
+        std::fprintf(stderr, SD_ERR "link watcher failed\n");
+    }
+    sd_event_exit(sd_event_source_get_event(s), -EIO);
+    return 0;
+}
+
+} // namespace promiscd::net
