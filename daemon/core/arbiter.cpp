@@ -8,18 +8,29 @@ namespace promiscd::core {
 
 namespace {
 
-std::string seconds_text(Usec usec) { return std::to_string(usec / usec_per_sec) + " s"; }
+std::string seconds_text(Usec usec) {
+    return std::to_string(usec / usec_per_sec) + " s";
+}
 
 void validate_ttl(Usec ttl, const Limits& limits) {
     if (ttl < usec_per_sec)
         throw Error(ErrorCode::InvalidArgument, "ttl must be at least 1 second");
     if (ttl > limits.max_ttl)
-        throw Error(ErrorCode::InvalidArgument,
-                    "ttl " + seconds_text(ttl) + " is longer than the limit of " +
-                        seconds_text(limits.max_ttl));
+        throw Error(ErrorCode::InvalidArgument, "ttl " + seconds_text(ttl) +
+                                                    " is longer than the limit of " +
+                                                    seconds_text(limits.max_ttl));
 }
 
 } // namespace
+
+std::string describe(const Owner& o) {
+    std::string s = o.transport + ":" + o.id + " (uid " + std::to_string(o.uid);
+    if (o.pid)
+        s += ", pid " + std::to_string(o.pid);
+    if (!o.command.empty())
+        s += ", " + o.command;
+    return s + ")";
+}
 
 Arbiter::Arbiter(Limits limits) : limits_(limits) {}
 
@@ -83,7 +94,9 @@ void Arbiter::set_policy_patterns(std::vector<std::pair<std::string, Policy>> pa
 LinkView Arbiter::view(const LinkRec& rec) const {
     LinkView v;
     v.info = rec.info;
-    v.origin = !rec.info.admin_flag ? Origin::None : rec.daemon_set ? Origin::Daemon : Origin::Admin;
+    v.origin = !rec.info.admin_flag ? Origin::None
+               : rec.daemon_set     ? Origin::Daemon
+                                    : Origin::Admin;
     v.policy = policy_for(rec.info.name);
     v.leases = count_on(rec.info.name);
     v.overridden = rec.overridden;
@@ -189,18 +202,19 @@ AcquireResult Arbiter::acquire(const LeaseRequest& req, Usec now) {
         throw Error(ErrorCode::InvalidArgument, "reason is longer than " +
                                                     std::to_string(limits_.max_reason_length) +
                                                     " bytes");
-    auto held_by_uid = static_cast<unsigned>(std::count_if(
-        leases_.begin(), leases_.end(), [&](const auto& kv) { return kv.second.owner.uid == req.owner.uid; }));
+    auto held_by_uid =
+        static_cast<unsigned>(std::count_if(leases_.begin(), leases_.end(), [&](const auto& kv) {
+            return kv.second.owner.uid == req.owner.uid;
+        }));
     if (held_by_uid >= limits_.leases_per_uid)
-        throw Error(ErrorCode::QuotaExceeded,
-                    "uid " + std::to_string(req.owner.uid) + " already holds " +
-                        std::to_string(held_by_uid) + " leases (limit " +
-                        std::to_string(limits_.leases_per_uid) + ")");
-    if (leases_.size() >= limits_.leases_total)
-        throw Error(ErrorCode::QuotaExceeded, "the daemon already holds " +
-                                                  std::to_string(leases_.size()) +
+        throw Error(ErrorCode::QuotaExceeded, "uid " + std::to_string(req.owner.uid) +
+                                                  " already holds " + std::to_string(held_by_uid) +
                                                   " leases (limit " +
-                                                  std::to_string(limits_.leases_total) + ")");
+                                                  std::to_string(limits_.leases_per_uid) + ")");
+    if (leases_.size() >= limits_.leases_total)
+        throw Error(ErrorCode::QuotaExceeded,
+                    "the daemon already holds " + std::to_string(leases_.size()) +
+                        " leases (limit " + std::to_string(limits_.leases_total) + ")");
     if (!rec_by_name(req.interface) && !req.wait)
         throw Error(ErrorCode::NoSuchInterface,
                     "interface " + quote(req.interface) + " does not exist");
@@ -283,7 +297,8 @@ Commands Arbiter::set_policy(const std::string& interface, Policy policy, Usec /
     validate_interface_name(interface);
     LinkRec* rec = rec_by_name(interface);
     if (!rec)
-        throw Error(ErrorCode::NoSuchInterface, "interface " + quote(interface) + " does not exist");
+        throw Error(ErrorCode::NoSuchInterface,
+                    "interface " + quote(interface) + " does not exist");
     policies_[interface] = policy;
     Commands out;
     // Switching to enforce takes the link back from whoever overrode it.
@@ -446,7 +461,8 @@ Commands Arbiter::finish_adoption() {
     for (const auto& name : names)
         reconcile(name, out);
     // Adopted leases report their state with themselves, not as changes.
-    std::erase_if(out, [](const Command& c) { return std::holds_alternative<LeaseStateChanged>(c); });
+    std::erase_if(out,
+                  [](const Command& c) { return std::holds_alternative<LeaseStateChanged>(c); });
     return out;
 }
 

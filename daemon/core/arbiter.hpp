@@ -34,6 +34,9 @@ struct Owner {
     bool operator==(const Owner&) const = default;
 };
 
+// "dbus::1.42 (uid 1000, pid 4242, wireshark)", for messages.
+std::string describe(const Owner& owner);
+
 struct LeaseRequest {
     std::string interface;
     Owner owner;

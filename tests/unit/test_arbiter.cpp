@@ -23,8 +23,8 @@ std::string describe(const Command& c) {
             if constexpr (std::is_same_v<T, SetFlag>)
                 return "set " + std::to_string(v.ifindex) + " " + v.name + (v.on ? " on" : " off");
             else if constexpr (std::is_same_v<T, LeaseStateChanged>)
-                return "lease " + std::to_string(v.id) + " " + std::string(to_string(v.from)) + "->" +
-                       std::string(to_string(v.to));
+                return "lease " + std::to_string(v.id) + " " + std::string(to_string(v.from)) +
+                       "->" + std::string(to_string(v.to));
             else if constexpr (std::is_same_v<T, LeaseEnded>)
                 return "lease " + std::to_string(v.lease.id) + " ended " +
                        std::string(to_string(v.reason));
@@ -50,7 +50,9 @@ LinkInfo link(int idx, const std::string& name, bool flag = false) {
     return l;
 }
 
-Owner owner(const std::string& id, uint32_t uid = 1000) { return Owner{"dbus", id, uid, 42, "tool"}; }
+Owner owner(const std::string& id, uint32_t uid = 1000) {
+    return Owner{"dbus", id, uid, 42, "tool"};
+}
 
 LeaseRequest req(const std::string& ifname, const std::string& who = ":1.1", uint32_t uid = 1000) {
     LeaseRequest r;
@@ -178,8 +180,7 @@ TEST_P(Rules, ProduceExpectedCommands) {
 const std::vector<Scenario> scenarios = {
     {"FirstLeaseSetsFlagLastClearsIt",
      {link(2, "eth0")},
-     {acquire("eth0", ":1.1", {"set 2 eth0 on"}),
-      acquire("eth0", ":1.2", {}),
+     {acquire("eth0", ":1.1", {"set 2 eth0 on"}), acquire("eth0", ":1.2", {}),
       release(1, {"lease 1 ended released"}),
       release(2, {"lease 2 ended released", "set 2 eth0 off"})}},
     {"AdminFlagSurvivesLastLease",
@@ -188,19 +189,15 @@ const std::vector<Scenario> scenarios = {
     {"AdminSetsFlagAfterDaemonCleared",
      {link(2, "eth0")},
      {acquire("eth0", ":1.1", {"set 2 eth0 on"}),
-      release(1, {"lease 1 ended released", "set 2 eth0 off"}),
-      notify(link(2, "eth0", true), {}),
-      acquire("eth0", ":1.1", {}),
-      release(2, {"lease 2 ended released"})}},
+      release(1, {"lease 1 ended released", "set 2 eth0 off"}), notify(link(2, "eth0", true), {}),
+      acquire("eth0", ":1.1", {}), release(2, {"lease 2 ended released"})}},
     {"EnforceSetsAgainAfterExternalClear",
      {link(2, "eth0")},
-     {acquire("eth0", ":1.1", {"set 2 eth0 on"}),
-      notify(link(2, "eth0", false), {"set 2 eth0 on"}),
+     {acquire("eth0", ":1.1", {"set 2 eth0 on"}), notify(link(2, "eth0", false), {"set 2 eth0 on"}),
       release(1, {"lease 1 ended released", "set 2 eth0 off"})}},
     {"EnforceStopsFightingAfterSixClearsInTenSeconds",
      {link(2, "eth0")},
-     {acquire("eth0", ":1.1", {"set 2 eth0 on"}),
-      notify(link(2, "eth0", false), {"set 2 eth0 on"}),
+     {acquire("eth0", ":1.1", {"set 2 eth0 on"}), notify(link(2, "eth0", false), {"set 2 eth0 on"}),
       notify(link(2, "eth0", false), {"set 2 eth0 on"}),
       notify(link(2, "eth0", false), {"set 2 eth0 on"}),
       notify(link(2, "eth0", false), {"set 2 eth0 on"}),
@@ -222,24 +219,19 @@ const std::vector<Scenario> scenarios = {
       notify(link(2, "eth0", false), {"set 2 eth0 on"}, 2 * sec)}},
     {"YieldOverridesAtOnceAndComesBackWhenSetAgain",
      {link(2, "eth0")},
-     {policy("eth0", Policy::Yield, {}),
-      acquire("eth0", ":1.1", {"set 2 eth0 on"}),
-      notify(link(2, "eth0", false), {"lease 1 active->overridden"}),
-      acquire("eth0", ":1.2", {}),
+     {policy("eth0", Policy::Yield, {}), acquire("eth0", ":1.1", {"set 2 eth0 on"}),
+      notify(link(2, "eth0", false), {"lease 1 active->overridden"}), acquire("eth0", ":1.2", {}),
       notify(link(2, "eth0", true), {"lease 1 overridden->active", "lease 2 overridden->active"}),
-      release(1, {"lease 1 ended released"}),
-      release(2, {"lease 2 ended released"})}},
+      release(1, {"lease 1 ended released"}), release(2, {"lease 2 ended released"})}},
     {"SwitchingToEnforceTakesTheLinkBack",
      {link(2, "eth0")},
-     {policy("eth0", Policy::Yield, {}),
-      acquire("eth0", ":1.1", {"set 2 eth0 on"}),
+     {policy("eth0", Policy::Yield, {}), acquire("eth0", ":1.1", {"set 2 eth0 on"}),
       notify(link(2, "eth0", false), {"lease 1 active->overridden"}),
       policy("eth0", Policy::Enforce, {"set 2 eth0 on", "lease 1 overridden->active"}),
       release(1, {"lease 1 ended released", "set 2 eth0 off"})}},
     {"LinkRemovedLeasePendingThenAppliedToNewLink",
      {link(2, "eth0")},
-     {acquire("eth0", ":1.1", {"set 2 eth0 on"}),
-      removed(2, {"lease 1 active->pending"}),
+     {acquire("eth0", ":1.1", {"set 2 eth0 on"}), removed(2, {"lease 1 active->pending"}),
       notify(link(7, "eth0"), {"set 7 eth0 on", "lease 1 pending->active"}),
       release(1, {"lease 1 ended released", "set 7 eth0 off"})}},
     {"WaitOnAbsentLinkIsPendingUntilItAppears",
@@ -257,16 +249,14 @@ const std::vector<Scenario> scenarios = {
       notify(link(3, "wan0"), {"set 3 wan0 on", "lease 1 pending->active"})}},
     {"OwnerGoneEndsOnlyItsLeases",
      {link(2, "eth0"), link(3, "eth1")},
-     {acquire("eth0", ":1.1", {"set 2 eth0 on"}),
-      acquire("eth1", ":1.1", {"set 3 eth1 on"}),
+     {acquire("eth0", ":1.1", {"set 2 eth0 on"}), acquire("eth1", ":1.1", {"set 3 eth1 on"}),
       acquire("eth1", ":1.2", {}),
-      owner_gone(":1.1", {"lease 1 ended owner-gone", "lease 2 ended owner-gone",
-                          "set 2 eth0 off"}),
+      owner_gone(":1.1",
+                 {"lease 1 ended owner-gone", "lease 2 ended owner-gone", "set 2 eth0 off"}),
       owner_gone(":1.9", {})}},
     {"ShutdownClearsOnlyDaemonFlagsAndEndsAll",
      {link(2, "eth0"), link(3, "eth1", true), link(4, "eth2")},
-     {acquire("eth0", ":1.1", {"set 2 eth0 on"}),
-      acquire("eth1", ":1.1", {}),
+     {acquire("eth0", ":1.1", {"set 2 eth0 on"}), acquire("eth1", ":1.1", {}),
       acquire("wan9", ":1.2", {}, true),
       shutdown({"set 2 eth0 off", "lease 1 ended daemon-shutdown", "lease 2 ended daemon-shutdown",
                 "lease 3 ended daemon-shutdown"})}},
@@ -283,7 +273,7 @@ const std::vector<Scenario> scenarios = {
 };
 
 INSTANTIATE_TEST_SUITE_P(Arbiter, Rules, ::testing::ValuesIn(scenarios),
-                         [](const auto& info) { return info.param.name; });
+                         [](const auto& p) { return p.param.name; });
 
 // ---------------------------------------------------------------- single rules
 
@@ -411,18 +401,18 @@ TEST_P(InterfaceNames, AreRejectedWithAReason) {
 
 INSTANTIATE_TEST_SUITE_P(
     Arbiter, InterfaceNames,
-    ::testing::Values(BadName{"", "invalid interface name: it is empty"},
-                      BadName{"abcdefghijklmnop",
-                              "invalid interface name 'abcdefghijklmnop': longer than 15 bytes"},
-                      BadName{"eth/0", "invalid interface name 'eth/0': contains '/'"},
-                      BadName{"eth:0", "invalid interface name 'eth:0': contains ':'"},
-                      BadName{"eth 0", "invalid interface name 'eth 0': contains whitespace or a "
-                                       "control character"},
-                      BadName{"eth\t0", "invalid interface name 'eth\\x090': contains whitespace "
-                                        "or a control character"},
-                      BadName{".", "invalid interface name '.': '.' and '..' are not interface names"},
-                      BadName{"..",
-                              "invalid interface name '..': '.' and '..' are not interface names"}));
+    ::testing::Values(
+        BadName{"", "invalid interface name: it is empty"},
+        BadName{"abcdefghijklmnop",
+                "invalid interface name 'abcdefghijklmnop': longer than 15 bytes"},
+        BadName{"eth/0", "invalid interface name 'eth/0': contains '/'"},
+        BadName{"eth:0", "invalid interface name 'eth:0': contains ':'"},
+        BadName{"eth 0", "invalid interface name 'eth 0': contains whitespace or a "
+                         "control character"},
+        BadName{"eth\t0", "invalid interface name 'eth\\x090': contains whitespace "
+                          "or a control character"},
+        BadName{".", "invalid interface name '.': '.' and '..' are not interface names"},
+        BadName{"..", "invalid interface name '..': '.' and '..' are not interface names"}));
 
 TEST(Arbiter, LongestValidNameIsAccepted) {
     Ctx c;
@@ -457,8 +447,8 @@ TEST(Arbiter, ResyncRemovesMissingLinksAndAppliesNewOnes) {
     c.a.acquire(w, c.now);
     // The dump says eth0 is gone and eth5 appeared (both notifications missed).
     auto cs = c.a.links_resynced({link(3, "eth1"), link(9, "eth5")}, c.now);
-    EXPECT_THAT(describe(cs), ElementsAre("lease 1 active->pending", "set 9 eth5 on",
-                                          "lease 2 pending->active"));
+    EXPECT_THAT(describe(cs),
+                ElementsAre("lease 1 active->pending", "set 9 eth5 on", "lease 2 pending->active"));
     EXPECT_FALSE(c.a.link(2));
 }
 
@@ -491,12 +481,13 @@ TEST(Arbiter, AdoptionKeepsTheFlagWithoutFlicker) {
     EXPECT_EQ(c.a.link(2)->origin, Origin::Daemon);
     EXPECT_EQ(c.a.link(4)->origin, Origin::Admin);
     EXPECT_EQ(c.a.next_id(), 18u);
-    EXPECT_THAT(describe(c.a.release(17)), ElementsAre("lease 17 ended released", "set 2 eth0 off"));
+    EXPECT_THAT(describe(c.a.release(17)),
+                ElementsAre("lease 17 ended released", "set 2 eth0 off"));
 }
 
 TEST(Names, RoundTrip) {
-    for (auto r : {EndReason::Released, EndReason::Expired, EndReason::OwnerGone, EndReason::Revoked,
-                   EndReason::DaemonShutdown})
+    for (auto r : {EndReason::Released, EndReason::Expired, EndReason::OwnerGone,
+                   EndReason::Revoked, EndReason::DaemonShutdown})
         EXPECT_EQ(parse_end_reason(to_string(r)), r);
     EXPECT_EQ(parse_policy("yield"), Policy::Yield);
     EXPECT_EQ(parse_policy("Yield"), std::nullopt);

@@ -81,14 +81,15 @@ int make_memfd(const char* name) {
 
 } // namespace
 
-CommandResult run(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
-                  const std::string& input) {
+CommandResult run(const std::vector<std::string>& argv,
+                  const std::map<std::string, std::string>& env, const std::string& input) {
     if (argv.empty())
         throw std::invalid_argument("run: empty argv");
     int out_fd = make_memfd("out");
     int err_fd = make_memfd("err");
     int in_fd = make_memfd("in");
-    if (!input.empty() && ::write(in_fd, input.data(), input.size()) != static_cast<ssize_t>(input.size()))
+    if (!input.empty() &&
+        ::write(in_fd, input.data(), input.size()) != static_cast<ssize_t>(input.size()))
         throw std::runtime_error("run: cannot stage stdin");
     ::lseek(in_fd, 0, SEEK_SET);
 
@@ -148,6 +149,9 @@ Process::Process(std::vector<std::string> argv, Options opts) : group_(opts.new_
     int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (log_fd < 0)
         throw std::runtime_error("cannot open log " + log_path_);
+    int in_pipe[2] = {-1, -1};
+    if (opts.stdin_pipe && ::pipe2(in_pipe, O_CLOEXEC) < 0)
+        throw std::runtime_error("pipe failed");
     auto envs = merged_env(opts.env);
     auto cargv = cstrs(argv);
     auto cenv = cstrs(envs);
@@ -159,8 +163,8 @@ Process::Process(std::vector<std::string> argv, Options opts) : group_(opts.new_
     if (pid_ == 0) {
         if (group_)
             ::setsid();
-        int devnull = ::open("/dev/null", O_RDONLY);
-        ::dup2(devnull, 0);
+        int in = in_pipe[0] >= 0 ? in_pipe[0] : ::open("/dev/null", O_RDONLY);
+        ::dup2(in, 0);
         ::dup2(log_fd, 1);
         ::dup2(log_fd, 2);
         ::execvpe(cargv[0], cargv.data(), cenv.data());
@@ -168,6 +172,35 @@ Process::Process(std::vector<std::string> argv, Options opts) : group_(opts.new_
         ::_exit(127);
     }
     ::close(log_fd);
+    if (in_pipe[0] >= 0) {
+        ::close(in_pipe[0]);
+        stdin_fd_ = in_pipe[1];
+    }
+}
+
+void Process::write_stdin(const std::string& text) {
+    if (stdin_fd_ < 0)
+        throw std::logic_error("write_stdin: the process has no stdin pipe");
+    if (::write(stdin_fd_, text.data(), text.size()) != static_cast<ssize_t>(text.size()))
+        throw std::runtime_error("write_stdin failed");
+}
+
+void Process::close_stdin() {
+    if (stdin_fd_ >= 0)
+        ::close(stdin_fd_);
+    stdin_fd_ = -1;
+}
+
+size_t Process::wait_for_output(const std::string& text, std::chrono::milliseconds timeout,
+                                size_t from) const {
+    size_t pos = std::string::npos;
+    wait_until(
+        [&] {
+            pos = log().find(text, from);
+            return pos != std::string::npos;
+        },
+        timeout);
+    return pos;
 }
 
 Process::~Process() {
@@ -175,6 +208,7 @@ Process::~Process() {
         stop(2s);
     } catch (...) {
     }
+    close_stdin();
     if (own_log_)
         ::unlink(log_path_.c_str());
 }
@@ -228,7 +262,9 @@ int Process::stop(std::chrono::milliseconds grace) {
     return status_.value_or(-1);
 }
 
-std::string Process::log() const { return read_file(log_path_); }
+std::string Process::log() const {
+    return read_file(log_path_);
+}
 
 bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout,
                 std::chrono::milliseconds step) {

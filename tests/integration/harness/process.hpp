@@ -29,9 +29,9 @@ using namespace std::chrono_literals;
 std::string unique_name(const std::string& prefix);
 
 struct CommandResult {
-    int status = -1;    // exit status, or 128+signal
-    std::string out;    // stdout
-    std::string err;    // stderr
+    int status = -1; // exit status, or 128+signal
+    std::string out; // stdout
+    std::string err; // stderr
     bool ok() const { return status == 0; }
 };
 
@@ -49,9 +49,10 @@ std::string sh_ok(const std::string& cmdline);
 class Process {
 public:
     struct Options {
-        std::map<std::string, std::string> env;   // added to (or overriding) the environment
-        std::string log_path;                     // stdout+stderr go here; empty: a temp file
-        bool new_session = true;                  // own process group, killed as a group
+        std::map<std::string, std::string> env; // added to (or overriding) the environment
+        std::string log_path;                   // stdout+stderr go here; empty: a temp file
+        bool new_session = true;                // own process group, killed as a group
+        bool stdin_pipe = false;                // write_stdin() feeds the child
     };
     Process(std::vector<std::string> argv, Options opts);
     explicit Process(std::vector<std::string> argv) : Process(std::move(argv), Options{}) {}
@@ -70,6 +71,12 @@ public:
     int stop(std::chrono::milliseconds grace = 3s);
     const std::string& log_path() const { return log_path_; }
     std::string log() const;
+    // With Options::stdin_pipe: send text to the child's standard input.
+    void write_stdin(const std::string& text);
+    void close_stdin();
+    // Wait until the log contains `text` (after `from`); returns its offset or npos.
+    size_t wait_for_output(const std::string& text, std::chrono::milliseconds timeout = 5s,
+                           size_t from = 0) const;
 
 private:
     pid_t pid_ = -1;
@@ -77,6 +84,7 @@ private:
     std::optional<int> status_;
     std::string log_path_;
     bool own_log_ = false;
+    int stdin_fd_ = -1;
 };
 
 // Poll pred every `step` until it is true or the deadline passes.

@@ -1,0 +1,81 @@
+#include "bus_loop.hpp"
+
+#include "log.hpp"
+
+#include <poll.h>
+#include <system_error>
+
+namespace promiscd::bus {
+
+namespace {
+
+void check(int r, const char* what) {
+    if (r < 0)
+        throw std::system_error(-r, std::generic_category(), what);
+}
+
+} // namespace
+
+BusLoop::BusLoop(sd_event* event, sdbus::IConnection& connection)
+    : event_(event), connection_(connection) {
+    auto poll = connection_.getEventLoopPollData();
+    sd_event_source* s = nullptr;
+    check(sd_event_add_io(event_, &s, poll.fd, EPOLLIN, &BusLoop::on_io, this), "bus io source");
+    io_.reset(s);
+    sd_event_source_set_description(s, "bus-io");
+    // Before every poll the bus may have queued output or a new timeout.
+    check(sd_event_source_set_prepare(s, &BusLoop::on_prepare), "bus prepare");
+    check(sd_event_add_time(event_, &s, CLOCK_MONOTONIC, UINT64_MAX, 0, &BusLoop::on_time, this),
+          "bus time source");
+    time_.reset(s);
+    sd_event_source_set_description(s, "bus-timeout");
+    refresh();
+}
+
+BusLoop::~BusLoop() = default;
+
+void BusLoop::drain() {
+    try {
+        while (connection_.processPendingRequest()) {
+        }
+    } catch (const std::exception& e) {
+        log::error(std::string("D-Bus processing failed: ") + e.what());
+    }
+}
+
+void BusLoop::refresh() {
+    auto poll = connection_.getEventLoopPollData();
+    uint32_t events = 0;
+    if (poll.events & POLLIN)
+        events |= EPOLLIN;
+    if (poll.events & POLLOUT)
+        events |= EPOLLOUT;
+    sd_event_source_set_io_events(io_.get(), events);
+    if (poll.timeout_usec == UINT64_MAX) {
+        sd_event_source_set_enabled(time_.get(), SD_EVENT_OFF);
+    } else {
+        sd_event_source_set_time(time_.get(), poll.timeout_usec);
+        sd_event_source_set_enabled(time_.get(), SD_EVENT_ONESHOT);
+    }
+}
+
+int BusLoop::on_io(sd_event_source*, int, uint32_t, void* userdata) {
+    static_cast<BusLoop*>(userdata)->drain();
+    return 0;
+}
+
+int BusLoop::on_time(sd_event_source*, uint64_t, void* userdata) {
+    static_cast<BusLoop*>(userdata)->drain();
+    return 0;
+}
+
+int BusLoop::on_prepare(sd_event_source*, void* userdata) {
+    auto* self = static_cast<BusLoop*>(userdata);
+    // Work queued by other sources (signals, timers) is processed first, so
+    // nothing waits for the next wake-up.
+    self->drain();
+    self->refresh();
+    return 0;
+}
+
+} // namespace promiscd::bus

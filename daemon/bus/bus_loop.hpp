@@ -1,0 +1,35 @@
+// Runs an sdbus-c++ connection inside the daemon's sd-event loop: its fd and
+// timeout become sd-event sources, refreshed before every poll, and
+// processPendingRequest() is called until it has nothing left. No thread.
+#pragma once
+
+#include "service.hpp"
+
+#include <sdbus-c++/IConnection.h>
+#include <systemd/sd-event.h>
+
+namespace promiscd::bus {
+
+class BusLoop {
+public:
+    BusLoop(sd_event* event, sdbus::IConnection& connection);
+    ~BusLoop();
+    BusLoop(const BusLoop&) = delete;
+    BusLoop& operator=(const BusLoop&) = delete;
+
+    // Process everything the connection has queued (incoming and outgoing).
+    void drain();
+
+private:
+    static int on_io(sd_event_source* s, int fd, uint32_t revents, void* userdata);
+    static int on_time(sd_event_source* s, uint64_t usec, void* userdata);
+    static int on_prepare(sd_event_source* s, void* userdata);
+    void refresh();
+
+    sd_event* event_;
+    sdbus::IConnection& connection_;
+    EventSourcePtr io_;
+    EventSourcePtr time_;
+};
+
+} // namespace promiscd::bus

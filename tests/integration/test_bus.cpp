@@ -1,0 +1,623 @@
+// The D-Bus API end to end: a private dbus-daemon with the project's bus
+// policy, polkitd with the project's .policy and test rules, the daemon as a
+// separate process in a namespace the test made, and clients nobody here
+// wrote (busctl, python3-dbus).
+#include "bus_stack.hpp"
+#include "netns.hpp"
+#include "process.hpp"
+#include "test_paths.h"
+
+#include <csignal>
+#include <fstream>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <set>
+
+using namespace promiscd::testing;
+using nlohmann::json;
+
+namespace {
+
+const std::string root = "/org/promiscd/Promisc1";
+const std::string manager = std::string(PROMISCD_BUS_NAME) + ".Manager";
+const std::string lease_iface = std::string(PROMISCD_BUS_NAME) + ".Lease";
+const std::string err = std::string(PROMISCD_BUS_NAME) + ".Error.";
+
+// pdallow may acquire and capture; pddeny may do nothing; anything else is
+// left to the .policy defaults (auth_admin: a challenge, no agent here).
+const std::string default_rules = R"js(
+polkit.addRule(function(action, subject) {
+    if (action.id.indexOf("org.promiscd.") != 0)
+        return polkit.Result.NOT_HANDLED;
+    if (subject.user == "pddeny")
+        return polkit.Result.NO;
+    if (subject.isInGroup("promisc") &&
+        (action.id == "org.promiscd.promisc.acquire" || action.id == "org.promiscd.capture"))
+        return polkit.Result.YES;
+    return polkit.Result.NOT_HANDLED;
+});
+)js";
+
+class Bus : public ::testing::Test {
+protected:
+    void SetUp() override {
+        PROMISCD_REQUIRE_ROOT();
+        stack_ = std::make_unique<BusStack>();
+        stack_->start_polkit(rules());
+        ns_ = std::make_unique<Netns>();
+        veth_ = add_veth(*ns_);
+        dev_ = veth_.name;
+        start_daemon();
+    }
+    void TearDown() override {
+        if (HasFailure() && daemon_)
+            std::cerr << "---- promiscd log ----\n"
+                      << daemon_->log() << "---- bus/polkit ----\n"
+                      << (stack_ ? stack_->logs() : "") << "\n";
+        holders_.clear();
+        daemon_.reset();
+        ns_.reset();
+        stack_.reset();
+    }
+    virtual std::string rules() { return default_rules; }
+
+    void start_daemon() {
+        Process::Options o;
+        o.env = stack_->env();
+        if (daemon_log_.empty())
+            daemon_log_ = state_ / "promiscd.log";
+        o.log_path = daemon_log_;
+        daemon_ = std::make_unique<Process>(
+            ns_->wrap({PROMISCD_DAEMON_BINARY, "--log-target=console", "--log-level=debug",
+                       "--state-dir=" + state_.path()}),
+            o);
+        ASSERT_TRUE(wait_until([&] { return stack_->name_has_owner(PROMISCD_BUS_NAME); }))
+            << daemon_->log();
+    }
+
+    // A python3-dbus client holding a lease; see clients/lease_holder.py.
+    Process& holder(const std::vector<std::string>& args, const TestUser* user = nullptr) {
+        std::vector<std::string> argv = {"/usr/bin/python3", std::string(PROMISCD_SOURCE_ROOT) +
+                                                                 "/tests/integration/clients/"
+                                                                 "lease_holder.py"};
+        argv.insert(argv.end(), args.begin(), args.end());
+        if (user)
+            argv = as_user(*user, argv);
+        Process::Options o;
+        o.env = stack_->env();
+        o.stdin_pipe = true;
+        holders_.push_back(std::make_unique<Process>(argv, o));
+        return *holders_.back();
+    }
+    // Waits for the holder's LEASE line; returns the lease's object path.
+    std::string lease_of(Process& p) {
+        auto pos = p.wait_for_output("LEASE ");
+        if (pos == std::string::npos) {
+            ADD_FAILURE() << "no lease: " << p.log();
+            return {};
+        }
+        auto line = p.log().substr(pos + 6);
+        return line.substr(0, line.find(' '));
+    }
+
+    CommandResult busctl(std::vector<std::string> args, const TestUser* user = nullptr) {
+        std::vector<std::string> argv = {"busctl", "--system", "--json=short"};
+        argv.insert(argv.end(), args.begin(), args.end());
+        if (user)
+            argv = as_user(*user, argv);
+        return run(argv, stack_->env());
+    }
+    CommandResult call(const std::string& method, std::vector<std::string> args = {},
+                       const TestUser* user = nullptr, const std::string& path = root,
+                       const std::string& iface = manager) {
+        std::vector<std::string> argv = {"call", PROMISCD_BUS_NAME, path, iface, method};
+        argv.insert(argv.end(), args.begin(), args.end());
+        return busctl(argv, user);
+    }
+    // The same call through python3-dbus, which shows the error's name:
+    // "OK <json>" or "ERROR <name> <message>".
+    std::string pycall(const std::string& method, std::vector<std::string> args,
+                       const TestUser* user = nullptr, const std::string& path = root,
+                       const std::string& iface = manager) {
+        std::vector<std::string> argv = {"/usr/bin/python3",
+                                         std::string(PROMISCD_SOURCE_ROOT) +
+                                             "/tests/integration/clients/call.py",
+                                         path, iface, method};
+        argv.insert(argv.end(), args.begin(), args.end());
+        if (user)
+            argv = as_user(*user, argv);
+        auto r = run(argv, stack_->env());
+        return r.out + r.err;
+    }
+    json leases() {
+        auto r = call("ListLeases");
+        EXPECT_EQ(r.status, 0) << r.err;
+        return r.ok() ? json::parse(r.out)["data"][0] : json::array();
+    }
+    bool promisc() { return promisc(dev_); }
+    bool promisc(const std::string& dev) {
+        auto s = link_state(*ns_, dev);
+        return s && s->promisc();
+    }
+
+    TempDir state_;
+    std::string daemon_log_;
+    std::unique_ptr<BusStack> stack_;
+    std::unique_ptr<Netns> ns_;
+    VethPair veth_;
+    std::string dev_;
+    std::unique_ptr<Process> daemon_;
+    std::vector<std::unique_ptr<Process>> holders_;
+};
+
+// 1
+TEST_F(Bus, RootAcquiresAndReleases) {
+    auto& c = holder({dev_});
+    auto path = lease_of(c);
+    EXPECT_EQ(path.rfind(root + "/lease/", 0), 0u) << path;
+    EXPECT_TRUE(promisc()) << "ip link shows PROMISC while the lease is held";
+    auto l = leases();
+    ASSERT_EQ(l.size(), 1u);
+    EXPECT_EQ(l[0][0], path);
+    EXPECT_EQ(l[0][2], dev_);
+    EXPECT_EQ(l[0][3], "active");
+    EXPECT_EQ(l[0][5], 0);
+    c.write_stdin("release\n");
+    EXPECT_NE(c.wait_for_output("ENDED released"), std::string::npos) << c.log();
+    EXPECT_TRUE(wait_until([&] { return !promisc(); }));
+    EXPECT_TRUE(leases().empty());
+}
+
+// 2
+TEST_F(Bus, AllowedUidAcquiresDeniedUidGetsAccessDenied) {
+    auto& denied = holder({dev_}, &kDeniedUser);
+    EXPECT_NE(denied.wait_for_output("ERROR org.freedesktop.DBus.Error.AccessDenied"),
+              std::string::npos)
+        << denied.log();
+    EXPECT_NE(denied.log().find("uid 64002 is not authorized"), std::string::npos) << denied.log();
+    EXPECT_FALSE(promisc()) << "a denied request changes nothing";
+    EXPECT_TRUE(leases().empty());
+
+    auto& allowed = holder({dev_}, &kAllowedUser);
+    lease_of(allowed);
+    EXPECT_TRUE(promisc());
+    auto l = leases();
+    ASSERT_EQ(l.size(), 1u);
+    EXPECT_EQ(l[0][5], kAllowedUser.uid) << "the uid comes from the bus driver";
+    EXPECT_EQ(l[0][7], "python3");
+}
+
+// 3
+TEST_F(Bus, KilledClientsLeaseEndsAndFlagClears) {
+    auto& c = holder({dev_});
+    lease_of(c);
+    ASSERT_TRUE(promisc());
+    c.signal(SIGKILL);
+    EXPECT_TRUE(wait_until([&] { return !promisc(); })) << daemon_->log();
+    EXPECT_TRUE(leases().empty());
+    EXPECT_NE(daemon_->log().find("ended: owner-gone"), std::string::npos);
+    // busctl's own lease ends as soon as busctl disconnects.
+    auto r = call("AcquireLease", {"sa{sv}", dev_, "0"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_TRUE(wait_until([&] { return leases().empty(); }));
+}
+
+// 4
+TEST_F(Bus, TwoClientsFlagFollowsTheLast) {
+    auto& a = holder({dev_});
+    auto& b = holder({dev_});
+    lease_of(a);
+    lease_of(b);
+    a.write_stdin("release\n");
+    a.wait_for_output("RELEASED");
+    EXPECT_TRUE(promisc()) << "still held by the second client";
+    b.write_stdin("release\n");
+    b.wait_for_output("RELEASED");
+    EXPECT_TRUE(wait_until([&] { return !promisc(); }));
+}
+
+// 5
+TEST_F(Bus, AdminFlagSurvivesTheLastLease) {
+    ns_->exec_ok("ip link set dev " + dev_ + " promisc on");
+    auto& a = holder({dev_});
+    lease_of(a);
+    a.write_stdin("release\n");
+    a.wait_for_output("RELEASED");
+    auto links = json::parse(call("ListLinks").out)["data"][0];
+    bool seen = false;
+    for (const auto& l : links)
+        if (l[2] == dev_) {
+            seen = true;
+            EXPECT_EQ(l[6], "admin");
+            EXPECT_EQ(l[7], 0);
+        }
+    EXPECT_TRUE(seen);
+    EXPECT_TRUE(promisc()) << "an administrator's flag survives";
+}
+
+// 6
+TEST_F(Bus, ExternalClearEnforcedOrYielded) {
+    auto& a = holder({dev_});
+    lease_of(a);
+    ns_->exec_ok("ip link set dev " + dev_ + " promisc off");
+    EXPECT_TRUE(wait_until([&] { return promisc(); })) << "enforce sets it again";
+
+    auto r = call("SetLinkPolicy", {"ss", dev_, "yield"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    ns_->exec_ok("ip link set dev " + dev_ + " promisc off");
+    EXPECT_NE(a.wait_for_output("STATE overridden"), std::string::npos) << a.log();
+    EXPECT_FALSE(promisc()) << "yield leaves the flag as the other agent set it";
+    EXPECT_EQ(leases()[0][3], "overridden");
+    ns_->exec_ok("ip link set dev " + dev_ + " promisc on");
+    EXPECT_NE(a.wait_for_output("STATE active"), std::string::npos) << a.log();
+}
+
+// 7
+TEST_F(Bus, DaemonStopsFightingAnotherAgent) {
+    auto& a = holder({dev_});
+    lease_of(a);
+    auto stat_cpu = [&] {
+        std::ifstream f("/proc/" + std::to_string(daemon_->pid()) + "/stat");
+        std::string s((std::istreambuf_iterator<char>(f)), {});
+        auto close = s.rfind(')');
+        std::istringstream in(s.substr(close + 2));
+        std::string field;
+        long utime = 0, stime = 0;
+        for (int i = 3; i <= 15; ++i) {
+            in >> field;
+            if (i == 14)
+                utime = std::stol(field);
+            if (i == 15)
+                stime = std::stol(field);
+        }
+        return utime + stime; // clock ticks
+    };
+    long cpu_before = stat_cpu();
+    // Another agent clearing the flag over and over for 2 seconds.
+    ns_->exec_ok("for i in $(seq 40); do ip link set dev " + dev_ +
+                 " promisc off; sleep 0.05; done");
+    long cpu_ticks = stat_cpu() - cpu_before;
+    EXPECT_NE(a.wait_for_output("STATE overridden"), std::string::npos) << a.log();
+    EXPECT_NE(daemon_->log().find("not fighting it any more"), std::string::npos);
+    EXPECT_EQ(leases()[0][3], "overridden");
+    EXPECT_FALSE(promisc()) << "the daemon gave up setting it";
+    // The daemon is idle in between events: well under 10% of one core.
+    EXPECT_LT(cpu_ticks, sysconf(_SC_CLK_TCK) / 5) << "CPU ticks used: " << cpu_ticks;
+}
+
+// 8
+TEST_F(Bus, TtlExpiresRenewExtendsNonOwnerCannotRenew) {
+    auto& shortl = holder({dev_, "--ttl", "1"});
+    lease_of(shortl);
+    EXPECT_NE(shortl.wait_for_output("ENDED expired", 5s), std::string::npos) << shortl.log();
+    EXPECT_TRUE(wait_until([&] { return !promisc(); }));
+
+    auto& renewed = holder({dev_, "--ttl", "2"});
+    auto path = lease_of(renewed);
+    auto expires_before = leases()[0][10].get<uint64_t>();
+    renewed.write_stdin("renew 60\n");
+    EXPECT_NE(renewed.wait_for_output("RENEWED"), std::string::npos) << renewed.log();
+    EXPECT_NE(renewed.wait_for_output("EXPIRES"), std::string::npos) << renewed.log();
+    EXPECT_GT(leases()[0][10].get<uint64_t>(), expires_before + 50'000'000);
+    std::this_thread::sleep_for(2500ms);
+    EXPECT_EQ(renewed.log().find("ENDED"), std::string::npos) << "renewed lease still held";
+    EXPECT_TRUE(promisc());
+
+    auto r = pycall("Renew", {"t", "30"}, &kDeniedUser, path, lease_iface);
+    EXPECT_EQ(r.rfind("ERROR " + err + "NotOwner lease ", 0), 0u) << r;
+    EXPECT_NE(r.find("belongs to someone else"), std::string::npos) << r;
+    auto r2 = pycall("Release", {""}, &kAllowedUser, path, lease_iface);
+    EXPECT_EQ(r2.rfind("ERROR " + err + "NotOwner", 0), 0u)
+        << "pdallow may not manage others' leases: " << r2;
+    EXPECT_EQ(leases().size(), 1u);
+}
+
+// 10
+TEST_F(Bus, LinkDeletedAndCreatedAgain) {
+    auto ifb = add_ifb(*ns_);
+    ASSERT_TRUE(wait_until(
+        [&] { return call("ListLinks").out.find("\"" + ifb + "\"") != std::string::npos; }));
+    auto& a = holder({ifb});
+    lease_of(a);
+    ASSERT_TRUE(promisc(ifb));
+    ns_->exec_ok("ip link del dev " + ifb);
+    EXPECT_NE(a.wait_for_output("STATE pending"), std::string::npos) << a.log();
+    ns_->exec_ok("ip link add dev " + ifb + " type ifb");
+    EXPECT_NE(a.wait_for_output("STATE active"), std::string::npos) << a.log();
+    EXPECT_TRUE(wait_until([&] { return promisc(ifb); }));
+}
+
+// 11
+TEST_F(Bus, CrashRecoveryAdoptsLiveLeasesWithoutFlicker) {
+    auto& a = holder({dev_});
+    auto& b = holder({dev_});
+    auto pa = lease_of(a);
+    auto pb = lease_of(b);
+    ASSERT_TRUE(promisc());
+    Process monitor(ns_->wrap({"ip", "-o", "monitor", "link"}));
+    std::this_thread::sleep_for(200ms);
+    daemon_->signal(SIGKILL);
+    daemon_->wait(5s);
+    EXPECT_TRUE(promisc()) << "nobody cleared it while the daemon was down";
+    start_daemon();
+    auto l = leases();
+    ASSERT_EQ(l.size(), 2u) << daemon_->log();
+    std::set<std::string> before = {pa, pb}, after = {l[0][0], l[1][0]};
+    EXPECT_EQ(after, before) << "same object paths after the restart";
+    EXPECT_EQ(l[0][3], "active");
+    EXPECT_EQ(l[1][3], "active");
+    // The adopted leases work through their old object paths.
+    a.write_stdin("release\n");
+    EXPECT_NE(a.wait_for_output("RELEASED"), std::string::npos) << a.log();
+    EXPECT_TRUE(promisc());
+    b.write_stdin("release\n");
+    EXPECT_TRUE(wait_until([&] { return !promisc(); }));
+    std::this_thread::sleep_for(100ms);
+    monitor.stop();
+    // The monitor saw the link's changes; the flag went off once, at the end,
+    // and never in between (no flicker across the restart).
+    std::istringstream lines(monitor.log());
+    bool off_seen = false;
+    for (std::string line; std::getline(lines, line);) {
+        if (line.find(dev_ + "@") == std::string::npos || line.find("Deleted") != std::string::npos)
+            continue;
+        bool on = line.find("PROMISC") != std::string::npos;
+        EXPECT_FALSE(off_seen && on) << "flag flickered: " << monitor.log();
+        off_seen |= !on;
+    }
+    EXPECT_TRUE(off_seen) << "the monitor saw the final clear: " << monitor.log();
+}
+
+// 11b: a crashed run whose clients are gone: the flags it set are cleared.
+TEST_F(Bus, CrashRecoveryClearsFlagsOfGoneOwners) {
+    auto& a = holder({dev_});
+    lease_of(a);
+    daemon_->signal(SIGKILL);
+    daemon_->wait(5s);
+    a.signal(SIGKILL);
+    a.wait(5s);
+    ASSERT_TRUE(promisc());
+    start_daemon();
+    EXPECT_TRUE(wait_until([&] { return !promisc(); })) << daemon_->log();
+    EXPECT_TRUE(leases().empty());
+}
+
+// 11c: a corrupt state file is moved aside and nothing is guessed.
+TEST_F(Bus, CorruptStateFileIsMovedAsideAndFlagsLeftAlone) {
+    daemon_->stop();
+    ns_->exec_ok("ip link set dev " + dev_ + " promisc on");
+    write_file(state_ / "state.json", "{ this is not json");
+    start_daemon();
+    EXPECT_NE(daemon_->log().find("is unusable"), std::string::npos) << daemon_->log();
+    EXPECT_TRUE(promisc()) << "a flag nobody can account for is left alone";
+    bool moved = false;
+    for (const auto& e : std::filesystem::directory_iterator(state_.path()))
+        moved |= e.path().filename().string().rfind("state.json.corrupt-", 0) == 0;
+    EXPECT_TRUE(moved);
+}
+
+// 12
+TEST_F(Bus, SigtermClearsFlagsAndTellsOwners) {
+    auto& a = holder({dev_});
+    auto& b = holder({dev_});
+    lease_of(a);
+    lease_of(b);
+    daemon_->signal(SIGTERM);
+    EXPECT_EQ(daemon_->wait(10s), 0) << daemon_->log();
+    EXPECT_NE(a.wait_for_output("ENDED daemon-shutdown"), std::string::npos) << a.log();
+    EXPECT_NE(b.wait_for_output("ENDED daemon-shutdown"), std::string::npos) << b.log();
+    EXPECT_FALSE(promisc());
+    auto saved = json::parse(read_file(state_ / "state.json"));
+    EXPECT_EQ(saved["clean"], true);
+    EXPECT_TRUE(saved["leases"].empty());
+}
+
+// 13
+TEST_F(Bus, PolkitUnavailableFailsClosedRootStillWorks) {
+    stack_->stop_polkit();
+    auto& user = holder({dev_}, &kAllowedUser);
+    EXPECT_NE(user.wait_for_output("ERROR org.freedesktop.DBus.Error.AccessDenied"),
+              std::string::npos)
+        << user.log();
+    EXPECT_NE(user.log().find("polkit is unavailable"), std::string::npos) << user.log();
+    EXPECT_FALSE(promisc());
+    auto& rootc = holder({dev_});
+    lease_of(rootc);
+    EXPECT_TRUE(promisc());
+}
+
+// 15
+TEST_F(Bus, BadInputGetsNamedErrorsAndChangesNothing) {
+    struct Case {
+        std::vector<std::string> args;
+        std::string error;
+        std::string message;
+    };
+    const std::vector<Case> cases = {
+        {{"AcquireLease", "sa{sv}", dev_, "1", "tll", "t", "5"},
+         err + "InvalidArgument",
+         "unknown option 'tll'"},
+        {{"AcquireLease", "sa{sv}", dev_, "1", "ttl", "s", "5"},
+         err + "InvalidArgument",
+         "option 'ttl' must be of type 't', not 's'"},
+        {{"AcquireLease", "sa{sv}", "eth/0", "0"}, err + "InvalidArgument", "contains '/'"},
+        {{"AcquireLease", "sa{sv}", "", "0"}, err + "InvalidArgument", "it is empty"},
+        {{"AcquireLease", "sa{sv}", "nosuchlink0", "0"},
+         err + "NoSuchInterface",
+         "interface 'nosuchlink0' does not exist"},
+        {{"AcquireLease", "sa{sv}", dev_, "1", "ttl", "t", "0"},
+         err + "InvalidArgument",
+         "ttl must be at least 1 second"},
+        {{"RevokeLease", "os", root + "/lease/999", "x"},
+         err + "NoSuchLease",
+         "there is no lease 999"},
+        {{"RevokeLease", "os", root + "/link/1", "x"}, err + "NoSuchLease", "no lease at"},
+        {{"SetLinkPolicy", "ss", dev_, "maybe"}, err + "InvalidArgument", "unknown policy 'maybe'"},
+        {{"SetLinkPolicy", "ss", "nosuchlink0", "yield"},
+         err + "NoSuchInterface",
+         "does not exist"},
+    };
+    for (const auto& c : cases) {
+        std::vector<std::string> args(c.args.begin() + 1, c.args.end());
+        auto r = call(c.args[0], args);
+        EXPECT_NE(r.status, 0) << c.args[0];
+        EXPECT_NE(r.err.find(c.message), std::string::npos)
+            << "expected '" << c.message << "' in: " << r.err;
+        // busctl prints the message; the error name is checked by python below.
+    }
+    // The error names as a client library sees them.
+    auto py = run({"/usr/bin/python3", "-c",
+                   "import dbus,sys\n"
+                   "m=dbus.Interface(dbus.SystemBus().get_object('" PROMISCD_BUS_NAME "','" +
+                       root + "'),'" + manager +
+                       "')\n"
+                       "for args in [('" +
+                       dev_ +
+                       "',{'tll':dbus.UInt64(5)}),('eth/0',{}),"
+                       "('nosuchlink0',{})]:\n"
+                       "  try: m.AcquireLease(*args)\n"
+                       "  except dbus.DBusException as e: print(e.get_dbus_name())\n"},
+                  stack_->env());
+    EXPECT_EQ(py.out,
+              err + "InvalidArgument\n" + err + "InvalidArgument\n" + err + "NoSuchInterface\n")
+        << py.err;
+    auto leases_path = call("Release", {}, nullptr, root + "/lease/77", lease_iface);
+    EXPECT_NE(leases_path.status, 0);
+    EXPECT_NE(leases_path.err.find("Unknown object"), std::string::npos) << leases_path.err;
+    EXPECT_FALSE(promisc());
+    EXPECT_TRUE(leases().empty());
+}
+
+TEST_F(Bus, InteractiveFlagIsPassedOnlyWhenAllowed) {
+    // pdallow may not manage: the .policy default (auth_admin) needs a
+    // password. Without the interactive flag the answer says so; with it,
+    // polkit could have asked an agent, there is none, so access is denied.
+    auto no = busctl({"--allow-interactive-authorization=no", "call", PROMISCD_BUS_NAME, root,
+                      manager, "SetLinkPolicy", "ss", dev_, "yield"},
+                     &kAllowedUser);
+    EXPECT_NE(no.err.find("authentication is required to manage"), std::string::npos) << no.err;
+    auto py = pycall("SetLinkPolicy", {"ss", dev_, "yield"}, &kAllowedUser);
+    EXPECT_EQ(py.rfind("ERROR org.freedesktop.DBus.Error.InteractiveAuthorizationRequired", 0), 0u)
+        << py;
+    auto yes = busctl({"--allow-interactive-authorization=yes", "call", PROMISCD_BUS_NAME, root,
+                       manager, "SetLinkPolicy", "ss", dev_, "yield"},
+                      &kAllowedUser);
+    EXPECT_NE(yes.status, 0);
+    EXPECT_NE(yes.err.find("Access denied"), std::string::npos) << yes.err;
+    EXPECT_EQ(json::parse(call("ListLinks").out)["data"][0].dump().find("yield"), std::string::npos)
+        << "no policy changed";
+}
+
+TEST_F(Bus, ObjectsAndProperties) {
+    auto tree = busctl({"tree", PROMISCD_BUS_NAME});
+    EXPECT_EQ(tree.status, 0) << tree.err;
+    auto links = json::parse(call("ListLinks").out)["data"][0];
+    int index = -1;
+    for (const auto& l : links)
+        if (l[2] == dev_)
+            index = l[1];
+    ASSERT_GT(index, 0);
+    auto link_path = root + "/link/" + std::to_string(index);
+    auto& a = holder({dev_, "--reason", "itest"});
+    auto path = lease_of(a);
+    auto get = [&](const std::string& p, const std::string& iface, const std::string& prop) {
+        auto r = busctl({"get-property", PROMISCD_BUS_NAME, p, iface, prop});
+        EXPECT_EQ(r.status, 0) << r.err;
+        return r.ok() ? json::parse(r.out)["data"] : json();
+    };
+    const std::string link_iface = std::string(PROMISCD_BUS_NAME) + ".Link";
+    EXPECT_EQ(get(link_path, link_iface, "Name"), dev_);
+    EXPECT_EQ(get(link_path, link_iface, "AdminFlag"), true);
+    EXPECT_EQ(get(link_path, link_iface, "Promiscuous"), true);
+    EXPECT_EQ(get(link_path, link_iface, "Origin"), "daemon");
+    EXPECT_EQ(get(link_path, link_iface, "Leases"), 1);
+    EXPECT_EQ(get(link_path, link_iface, "Policy"), "enforce");
+    EXPECT_EQ(get(path, lease_iface, "Interface"), dev_);
+    EXPECT_EQ(get(path, lease_iface, "Reason"), "itest");
+    EXPECT_EQ(get(path, lease_iface, "Expires"), 0);
+    EXPECT_GT(get(path, lease_iface, "Acquired").get<uint64_t>(), 1'600'000'000'000'000ull);
+    // Properties are read-only.
+    auto set = busctl({"set-property", PROMISCD_BUS_NAME, path, lease_iface, "Reason", "s", "x"});
+    EXPECT_NE(set.status, 0);
+    // ObjectManager lists links and leases.
+    auto objs = call("GetManagedObjects", {}, nullptr, root, "org.freedesktop.DBus.ObjectManager");
+    EXPECT_EQ(objs.status, 0) << objs.err;
+    EXPECT_NE(objs.out.find(path), std::string::npos);
+    EXPECT_NE(objs.out.find(link_path), std::string::npos);
+}
+
+// 9
+class Manage : public Bus {
+    std::string rules() override {
+        return R"js(
+polkit.addRule(function(action, subject) {
+    if (action.id.indexOf("org.promiscd.") != 0)
+        return polkit.Result.NOT_HANDLED;
+    if (subject.user == "pdallow")
+        return polkit.Result.YES;
+    return polkit.Result.NO;
+});
+)js";
+    }
+};
+
+TEST_F(Manage, RevokeByManagerAndDeniedForOthers) {
+    auto& victim = holder({dev_});
+    auto path = lease_of(victim);
+    auto denied = pycall("RevokeLease", {"os", path, "no"}, &kDeniedUser);
+    EXPECT_EQ(denied.rfind("ERROR org.freedesktop.DBus.Error.AccessDenied uid 64002 is not "
+                           "authorized to manage",
+                           0),
+              0u)
+        << denied;
+    EXPECT_EQ(leases().size(), 1u);
+    auto ok = call("RevokeLease", {"os", path, "maintenance"}, &kAllowedUser);
+    EXPECT_EQ(ok.status, 0) << ok.err;
+    EXPECT_NE(victim.wait_for_output("ENDED revoked"), std::string::npos) << victim.log();
+    EXPECT_TRUE(wait_until([&] { return !promisc(); }));
+}
+
+// 14
+class SlowPolkit : public Bus {
+    std::string rules() override {
+        return R"js(
+polkit.addRule(function(action, subject) {
+    if (action.id.indexOf("org.promiscd.") != 0)
+        return polkit.Result.NOT_HANDLED;
+    if (subject.user == "pdallow") {
+        polkit.spawn(["sleep", "2"]);
+        return polkit.Result.YES;
+    }
+    return polkit.Result.NO;
+});
+)js";
+    }
+};
+
+TEST_F(SlowPolkit, OthersAreServedWhileACheckWaits) {
+    auto& slow = holder({dev_}, &kAllowedUser);
+    // Let its request reach polkit.
+    std::this_thread::sleep_for(300ms);
+    auto list = call("ListLinks", {}, &kDeniedUser);
+    EXPECT_EQ(list.status, 0) << list.err;
+    EXPECT_EQ(slow.log().find("LEASE"), std::string::npos)
+        << "ListLinks was answered while the slow check was still pending";
+    auto& rootc = holder({dev_});
+    lease_of(rootc);
+    EXPECT_EQ(slow.log().find("LEASE"), std::string::npos)
+        << "root's lease was granted while the slow check was still pending";
+    EXPECT_NE(slow.wait_for_output("LEASE", 10s), std::string::npos) << slow.log();
+    EXPECT_EQ(leases().size(), 2u);
+}
+
+TEST_F(SlowPolkit, CallerGoneWhileCheckPendingGetsNothing) {
+    auto& slow = holder({dev_}, &kAllowedUser);
+    std::this_thread::sleep_for(300ms);
+    slow.signal(SIGKILL);
+    slow.wait(5s);
+    std::this_thread::sleep_for(2500ms); // past polkit's answer
+    EXPECT_TRUE(leases().empty()) << daemon_->log();
+    EXPECT_FALSE(promisc());
+}
+
+} // namespace
