@@ -103,7 +103,13 @@ Daemon::Daemon(DaemonOptions options) : impl_(std::make_unique<Impl>()) {
         } catch (const sdbus::Error& e) {
             throw std::runtime_error("cannot connect to the system bus: " + e.getMessage());
         }
-        d.bus_loop = std::make_unique<bus::BusLoop>(d.event.get(), *d.connection);
+        // Without the bus, owners can no longer be tracked: stop cleanly.
+        d.bus_loop = std::make_unique<bus::BusLoop>(
+            d.event.get(), *d.connection, [&d](const std::string& why) {
+                log::error("lost the system bus (" + why + "); stopping");
+                d.stop();
+                sd_event_exit(d.event.get(), 1);
+            });
         d.credentials = std::make_unique<bus::PeerCredentials>(*d.connection);
         d.polkit = std::make_unique<auth::PolkitAuthority>(*d.connection);
         d.authorizer = std::make_unique<auth::Authorizer>(d.polkit.get());
@@ -220,7 +226,7 @@ int Daemon::run() {
         log::error(std::string("event loop failed: ") + std::strerror(-r));
         return 1;
     }
-    return 0;
+    return r; // the code given to sd_event_exit()
 }
 
 } // namespace promiscd

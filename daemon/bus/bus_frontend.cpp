@@ -167,21 +167,25 @@ private:
                     fe->add_lease_object(id);
                     res->returnResults(sdbus::ObjectPath(lease_path(id)));
                 } catch (const Error& e) {
-                    log::audit(log::Level::Notice, log::id::lease_denied,
-                               "lease on " + req.interface + " refused to " + describe(req.owner) +
-                                   ": " + e.what(),
-                               {{"PROMISCD_LINK", req.interface},
-                                {"PROMISCD_OWNER", req.owner.id},
-                                {"PROMISCD_OWNER_UID", std::to_string(req.owner.uid)},
-                                {"PROMISCD_OWNER_PID", std::to_string(req.owner.pid)},
-                                {"PROMISCD_OWNER_COMM", req.owner.command},
-                                {"PROMISCD_REASON", e.what()}});
+                    fe->audit_denied(req, &caller, e.what());
                     res->returnError(to_bus_error(e));
                 }
             },
-            [res](const sdbus::Error& e) { res->returnError(e); });
+            [fe, res, req, sender = getObject().getCurrentlyProcessedMessage()->getSender()](
+                const sdbus::Error& e) {
+                auto denied = req;
+                denied.owner = {"dbus", sender, 0, 0, {}};
+                fe->audit_denied(denied, nullptr, e.getMessage());
+                res->returnError(e);
+            });
     }
 
+public:
+    void conflict(const std::string& interface, unsigned clears) {
+        emitConflict(interface, static_cast<uint32_t>(clears));
+    }
+
+private:
     void OpenCapture(sdbus::Result<sdbus::UnixFd, sdbus::ObjectPath>&& result,
                      std::string /*interface*/,
                      std::map<std::string, sdbus::Variant> /*options*/) override {
@@ -293,7 +297,11 @@ public:
         emitInterfacesAddedSignal({gen::Link_adaptor::INTERFACE_NAME});
     }
     ~LinkObject() {
-        emitInterfacesRemovedSignal({gen::Link_adaptor::INTERFACE_NAME});
+        try {
+            emitInterfacesRemovedSignal({gen::Link_adaptor::INTERFACE_NAME});
+        } catch (const sdbus::Error&) {
+            // The bus is gone; nobody to tell.
+        }
         unregisterAdaptor();
     }
     LinkObject(const LinkObject&) = delete;
@@ -343,7 +351,11 @@ public:
         emitInterfacesAddedSignal({gen::Lease_adaptor::INTERFACE_NAME});
     }
     ~LeaseObject() {
-        emitInterfacesRemovedSignal({gen::Lease_adaptor::INTERFACE_NAME});
+        try {
+            emitInterfacesRemovedSignal({gen::Lease_adaptor::INTERFACE_NAME});
+        } catch (const sdbus::Error&) {
+            // The bus is gone; nobody to tell.
+        }
         unregisterAdaptor();
     }
     LeaseObject(const LeaseObject&) = delete;
@@ -451,7 +463,12 @@ void BusFrontend::add_lease_object(LeaseId id) {
     const Lease* l = service_.arbiter().find(id);
     if (!l || leases_.count(id))
         return;
-    leases_.emplace(id, std::make_unique<LeaseObject>(connection_, *this, *l));
+    try {
+        leases_.emplace(id, std::make_unique<LeaseObject>(connection_, *this, *l));
+    } catch (const sdbus::Error& e) {
+        log::warning("cannot publish lease " + std::to_string(id) +
+                     " on the bus: " + e.getMessage());
+    }
 }
 
 void BusFrontend::refresh_link(const std::string& name) {
@@ -460,6 +477,16 @@ void BusFrontend::refresh_link(const std::string& name) {
 }
 
 void BusFrontend::on_command(const Command& c) {
+    // A failing emit (the bus went away) must not stop the service from
+    // carrying out the rest of its commands.
+    try {
+        apply(c);
+    } catch (const sdbus::Error& e) {
+        log::warning("cannot publish a change on the bus: " + e.getMessage());
+    }
+}
+
+void BusFrontend::apply(const Command& c) {
     if (const auto* e = std::get_if<LeaseEnded>(&c)) {
         if (auto it = leases_.find(e->lease.id); it != leases_.end()) {
             it->second->ended(e->reason);
@@ -475,15 +502,40 @@ void BusFrontend::on_command(const Command& c) {
             refresh_link(l->interface);
     } else if (const auto* f = std::get_if<SetFlag>(&c)) {
         refresh_link(f->name);
+    } else if (const auto* k = std::get_if<ConflictDetected>(&c)) {
+        root_->conflict(k->name, k->clears);
     }
 }
 
+void BusFrontend::audit_denied(const LeaseRequest& req, const auth::Caller* caller,
+                               const std::string& why) {
+    Owner o = req.owner;
+    if (caller) {
+        o.uid = caller->uid;
+        o.pid = caller->pid;
+        o.command = caller->command;
+    }
+    log::audit(log::Level::Notice, log::id::lease_denied,
+               "lease on " + req.interface + " refused to " + (caller ? describe(o) : o.id) + ": " +
+                   why,
+               {{"PROMISCD_LINK", req.interface},
+                {"PROMISCD_OWNER", o.id},
+                {"PROMISCD_OWNER_UID", caller ? std::to_string(o.uid) : std::string()},
+                {"PROMISCD_OWNER_PID", caller ? std::to_string(o.pid) : std::string()},
+                {"PROMISCD_OWNER_COMM", o.command},
+                {"PROMISCD_REASON", why}});
+}
+
 void BusFrontend::on_link_changed(const LinkView& v) {
-    auto it = links_.find(v.info.ifindex);
-    if (it == links_.end())
-        links_.emplace(v.info.ifindex, std::make_unique<LinkObject>(connection_, v));
-    else
-        it->second->update(v);
+    try {
+        auto it = links_.find(v.info.ifindex);
+        if (it == links_.end())
+            links_.emplace(v.info.ifindex, std::make_unique<LinkObject>(connection_, v));
+        else
+            it->second->update(v);
+    } catch (const sdbus::Error& e) {
+        log::warning("cannot publish link " + v.info.name + " on the bus: " + e.getMessage());
+    }
 }
 
 void BusFrontend::on_link_removed(int ifindex, const std::string& /*name*/) {

@@ -59,7 +59,10 @@ public:
 
 private:
     void on_name_owner_changed(sdbus::Message& msg);
+    void apply(const core::Command& command);
     void add_lease_object(core::LeaseId id);
+    void audit_denied(const core::LeaseRequest& request, const auth::Caller* caller,
+                      const std::string& why);
     void refresh_link(const std::string& name);
 
     Service& service_;

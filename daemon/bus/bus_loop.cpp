@@ -16,8 +16,9 @@ void check(int r, const char* what) {
 
 } // namespace
 
-BusLoop::BusLoop(sd_event* event, sdbus::IConnection& connection)
-    : event_(event), connection_(connection) {
+BusLoop::BusLoop(sd_event* event, sdbus::IConnection& connection,
+                 std::function<void(const std::string&)> on_failure)
+    : event_(event), connection_(connection), on_failure_(std::move(on_failure)) {
     auto poll = connection_.getEventLoopPollData();
     sd_event_source* s = nullptr;
     check(sd_event_add_io(event_, &s, poll.fd, EPOLLIN, &BusLoop::on_io, this), "bus io source");
@@ -35,15 +36,23 @@ BusLoop::BusLoop(sd_event* event, sdbus::IConnection& connection)
 BusLoop::~BusLoop() = default;
 
 void BusLoop::drain() {
+    if (failed_)
+        return;
     try {
         while (connection_.processPendingRequest()) {
         }
     } catch (const std::exception& e) {
-        log::error(std::string("D-Bus processing failed: ") + e.what());
+        failed_ = true;
+        sd_event_source_set_enabled(io_.get(), SD_EVENT_OFF);
+        sd_event_source_set_enabled(time_.get(), SD_EVENT_OFF);
+        if (on_failure_)
+            on_failure_(e.what());
     }
 }
 
 void BusLoop::refresh() {
+    if (failed_)
+        return;
     auto poll = connection_.getEventLoopPollData();
     uint32_t events = 0;
     if (poll.events & POLLIN)

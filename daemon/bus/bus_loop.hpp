@@ -5,14 +5,18 @@
 
 #include "service.hpp"
 
+#include <functional>
 #include <sdbus-c++/IConnection.h>
+#include <string>
 #include <systemd/sd-event.h>
 
 namespace promiscd::bus {
 
 class BusLoop {
 public:
-    BusLoop(sd_event* event, sdbus::IConnection& connection);
+    // on_failure runs once when the connection fails (the bus went away).
+    BusLoop(sd_event* event, sdbus::IConnection& connection,
+            std::function<void(const std::string&)> on_failure);
     ~BusLoop();
     BusLoop(const BusLoop&) = delete;
     BusLoop& operator=(const BusLoop&) = delete;
@@ -28,6 +32,8 @@ private:
 
     sd_event* event_;
     sdbus::IConnection& connection_;
+    std::function<void(const std::string&)> on_failure_;
+    bool failed_ = false;
     EventSourcePtr io_;
     EventSourcePtr time_;
 };

@@ -12,6 +12,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 using namespace promiscd::testing;
 using nlohmann::json;
@@ -113,6 +115,23 @@ protected:
         std::vector<std::string> argv = {"call", PROMISCD_BUS_NAME, path, iface, method};
         argv.insert(argv.end(), args.begin(), args.end());
         return busctl(argv, user);
+    }
+    // A python3-dbus signal monitor (clients/monitor.py), subscribed.
+    Process& monitor() {
+        Process::Options o;
+        o.env = stack_->env();
+        holders_.push_back(std::make_unique<Process>(
+            std::vector<std::string>{"/usr/bin/python3",
+                                     std::string(PROMISCD_SOURCE_ROOT) +
+                                         "/tests/integration/clients/monitor.py"},
+            o));
+        EXPECT_NE(holders_.back()->wait_for_output("READY"), std::string::npos)
+            << holders_.back()->log();
+        return *holders_.back();
+    }
+    int ifindex_of(const std::string& dev) {
+        auto s = link_state(*ns_, dev);
+        return s ? s->ifindex : -1;
     }
     // The same call through python3-dbus, which shows the error's name:
     // "OK <json>" or "ERROR <name> <message>".
@@ -272,6 +291,7 @@ TEST_F(Bus, DaemonStopsFightingAnotherAgent) {
         }
         return utime + stime; // clock ticks
     };
+    auto& m = monitor();
     long cpu_before = stat_cpu();
     // Another agent clearing the flag over and over for 2 seconds.
     ns_->exec_ok("for i in $(seq 40); do ip link set dev " + dev_ +
@@ -279,6 +299,7 @@ TEST_F(Bus, DaemonStopsFightingAnotherAgent) {
     long cpu_ticks = stat_cpu() - cpu_before;
     EXPECT_NE(a.wait_for_output("STATE overridden"), std::string::npos) << a.log();
     EXPECT_NE(daemon_->log().find("not fighting it any more"), std::string::npos);
+    EXPECT_NE(m.wait_for_output("CONFLICT " + dev_ + " 6"), std::string::npos) << m.log();
     EXPECT_EQ(leases()[0][3], "overridden");
     EXPECT_FALSE(promisc()) << "the daemon gave up setting it";
     // The daemon is idle in between events: well under 10% of one core.
@@ -410,6 +431,18 @@ TEST_F(Bus, SigtermClearsFlagsAndTellsOwners) {
     auto saved = json::parse(read_file(state_ / "state.json"));
     EXPECT_EQ(saved["clean"], true);
     EXPECT_TRUE(saved["leases"].empty());
+}
+
+TEST_F(Bus, LosingTheBusClearsFlagsAndExits) {
+    auto& a = holder({dev_});
+    lease_of(a);
+    ASSERT_TRUE(promisc());
+    ::kill(stack_->bus_pid(), SIGKILL);
+    auto status = daemon_->wait(10s);
+    ASSERT_TRUE(status) << "promiscd keeps running without its bus\n" << daemon_->log();
+    EXPECT_EQ(*status, 1) << daemon_->log();
+    EXPECT_NE(daemon_->log().find("lost the system bus"), std::string::npos) << daemon_->log();
+    EXPECT_FALSE(promisc()) << "nobody can hold a lease without the bus: the flag is cleared";
 }
 
 // 13
@@ -544,6 +577,91 @@ TEST_F(Bus, ObjectsAndProperties) {
     EXPECT_EQ(objs.status, 0) << objs.err;
     EXPECT_NE(objs.out.find(path), std::string::npos);
     EXPECT_NE(objs.out.find(link_path), std::string::npos);
+}
+
+TEST_F(Bus, SignalsFollowLinksAndLeases) {
+    auto& m = monitor();
+    auto ifb = add_ifb(*ns_);
+    const auto link_path = root + "/link/" + std::to_string(ifindex_of(ifb));
+    EXPECT_NE(m.wait_for_output("ADDED " + link_path + " " + PROMISCD_BUS_NAME + ".Link"),
+              std::string::npos)
+        << m.log();
+    auto& a = holder({ifb});
+    auto path = lease_of(a);
+    EXPECT_NE(m.wait_for_output("ADDED " + path + " " + lease_iface), std::string::npos) << m.log();
+    // What the daemon decided, then what the kernel reports.
+    EXPECT_NE(m.wait_for_output("CHANGED " + link_path + " AdminFlag=1 Leases=1 Origin=daemon"),
+              std::string::npos)
+        << m.log();
+    EXPECT_NE(m.wait_for_output("CHANGED " + link_path + " Promiscuity=1 Promiscuous=1"),
+              std::string::npos)
+        << m.log();
+    a.write_stdin("release\n");
+    EXPECT_NE(m.wait_for_output("ENDED " + path + " released"), std::string::npos) << m.log();
+    EXPECT_NE(m.wait_for_output("REMOVED " + path + " " + lease_iface), std::string::npos)
+        << m.log();
+    EXPECT_NE(m.wait_for_output("CHANGED " + link_path + " AdminFlag=0 Leases=0 Origin=none"),
+              std::string::npos)
+        << m.log();
+    ns_->exec_ok("ip link del dev " + ifb);
+    EXPECT_NE(m.wait_for_output("REMOVED " + link_path + " " + PROMISCD_BUS_NAME + ".Link"),
+              std::string::npos)
+        << m.log();
+}
+
+TEST_F(Bus, DeniedRequestsAreAudited) {
+    auto& denied = holder({dev_}, &kDeniedUser);
+    denied.wait_for_output("ERROR");
+    EXPECT_NE(daemon_->wait_for_output("lease on " + dev_ + " refused to :"), std::string::npos)
+        << daemon_->log();
+    EXPECT_NE(daemon_->log().find("PROMISCD_REASON=uid 64002 is not authorized"), std::string::npos)
+        << daemon_->log();
+}
+
+// The sd_notify protocol as systemd would see it: READY=1 only once the name
+// is owned, WATCHDOG=1 pings when WatchdogSec= is set, STOPPING=1 on SIGTERM.
+TEST_F(Bus, NotifiesSystemd) {
+    daemon_->stop();
+    int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    auto sock_path = state_ / "notify";
+    std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", sock_path.c_str());
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    std::string got;
+    auto receive_until = [&](const std::string& what) {
+        return wait_until([&] {
+            char buf[4096];
+            ssize_t n;
+            while ((n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT)) > 0) {
+                got.append(buf, static_cast<size_t>(n));
+                got += '\n';
+                if (what == "READY=1" && got.find(what) != std::string::npos) {
+                    EXPECT_TRUE(stack_->name_has_owner(PROMISCD_BUS_NAME))
+                        << "READY=1 before the bus name was owned";
+                }
+            }
+            return got.find(what) != std::string::npos;
+        });
+    };
+    Process::Options o;
+    o.env = stack_->env();
+    o.env["NOTIFY_SOCKET"] = sock_path;
+    o.env["WATCHDOG_USEC"] = "200000";
+    daemon_ = std::make_unique<Process>(
+        ns_->wrap({PROMISCD_DAEMON_BINARY, "--log-target=console", "--state-dir=" + state_.path()}),
+        o);
+    EXPECT_TRUE(receive_until("READY=1")) << got << daemon_->log();
+    EXPECT_TRUE(receive_until("WATCHDOG=1")) << got;
+    EXPECT_TRUE(receive_until("STATUS=0 leases")) << got;
+    auto& a = holder({dev_});
+    lease_of(a);
+    EXPECT_TRUE(receive_until("STATUS=1 leases (1 active)")) << got;
+    daemon_->signal(SIGTERM);
+    EXPECT_TRUE(receive_until("STOPPING=1")) << got;
+    EXPECT_EQ(daemon_->wait(10s), 0);
+    ::close(fd);
 }
 
 // 9
