@@ -13,10 +13,13 @@
 namespace promiscd {
 
 struct DaemonOptions {
-    bool use_bus = true;   // false: no D-Bus (static leases only)
-    std::string state_dir; // empty: state::default_state_dir()
+    bool use_bus = true;     // false: no D-Bus
+    std::string state_dir;   // empty: state::default_state_dir()
+    std::string config_path; // empty: config::default_path, which may be missing
+    std::string varlink_path = "/run/promiscd/io.promiscd"; // empty: no varlink socket
+    bool exit_on_idle = false;                              // also implied by socket activation
     std::vector<std::string> holds;
-    Service::Options service;
+    int netlink_rcvbuf = 0; // 0: the watcher's default
 };
 
 class Daemon {

@@ -16,33 +16,41 @@ using namespace promiscd;
 namespace {
 
 void usage(FILE* out) {
-    std::fprintf(out,
-                 "Usage: promiscd [OPTION...]\n"
-                 "\n"
-                 "Arbitrate promiscuous mode: keep IFF_PROMISC set on a link while any lease\n"
-                 "on it is held, and clear it (if promiscd set it) when the last one ends.\n"
-                 "Clients take leases over D-Bus (org.promiscd.Promisc1 on the system bus;\n"
-                 "DBUS_SYSTEM_BUS_ADDRESS selects another bus); polkit decides who may.\n"
-                 "\n"
-                 "Options:\n"
-                 "  -h, --help              show this help and exit\n"
-                 "      --version           show the version and exit\n"
-                 "      --hold=LINK         hold a static lease on LINK while the daemon runs\n"
-                 "                          (repeatable; the link may appear later)\n"
-                 "      --state-dir=DIR     where state.json lives (default: $RUNTIME_DIRECTORY,\n"
-                 "                          else /run/promiscd)\n"
-                 "      --no-bus            do not connect to D-Bus (static leases only)\n"
-                 "      --log-level=LEVEL   error, warning, notice, info (default) or debug\n"
-                 "      --log-target=TARGET console, journal or auto (default: the journal\n"
-                 "                          when started by systemd, else standard error)\n"
-                 "      --netlink-rcvbuf=BYTES\n"
-                 "                          receive buffer for link notifications (default 1 MiB)\n"
-                 "\n"
-                 "Signals: SIGTERM and SIGINT clear every flag promiscd set and end every\n"
-                 "lease (daemon-shutdown) before it exits.\n"
-                 "\n"
-                 "Exit status: 0 on a clean stop, 1 on a start-up or runtime failure,\n"
-                 "2 on a usage error.\n");
+    std::fprintf(
+        out, "Usage: promiscd [OPTION...]\n"
+             "\n"
+             "Arbitrate promiscuous mode: keep IFF_PROMISC set on a link while any lease\n"
+             "on it is held, and clear it (if promiscd set it) when the last one ends.\n"
+             "Clients take leases over D-Bus (org.promiscd.Promisc1 on the system bus;\n"
+             "DBUS_SYSTEM_BUS_ADDRESS selects another bus); polkit decides who may.\n"
+             "\n"
+             "Options:\n"
+             "  -h, --help              show this help and exit\n"
+             "      --version           show the version and exit\n"
+             "      --hold=LINK         hold a static lease on LINK while the daemon runs\n"
+             "                          (repeatable; the link may appear later)\n"
+             "      --state-dir=DIR     where state.json lives (default: $RUNTIME_DIRECTORY,\n"
+             "                          else /run/promiscd)\n"
+             "      --no-bus            do not connect to D-Bus\n"
+             "      --config=FILE       configuration file (default /etc/promiscd/promiscd.json;\n"
+             "                          that one may be missing, an explicit FILE may not)\n"
+             "      --varlink=PATH      listen for varlink clients on PATH (default\n"
+             "                          /run/promiscd/io.promiscd; systemd's socket wins)\n"
+             "      --no-varlink        do not listen for varlink clients\n"
+             "      --exit-on-idle      exit when nothing is held for idle_exit_seconds\n"
+             "                          (always on when socket-activated)\n"
+             "      --log-level=LEVEL   error, warning, notice, info (default) or debug\n"
+             "      --log-target=TARGET console, journal or auto (default: the journal\n"
+             "                          when started by systemd, else standard error)\n"
+             "      --netlink-rcvbuf=BYTES\n"
+             "                          receive buffer for link notifications (default 1 MiB)\n"
+             "\n"
+             "Signals: SIGTERM and SIGINT clear every flag promiscd set and end every\n"
+             "lease (daemon-shutdown) before it exits. SIGHUP reloads the configuration\n"
+             "(a broken file is reported and the running configuration kept).\n"
+             "\n"
+             "Exit status: 0 on a clean stop, 1 on a start-up or runtime failure,\n"
+             "2 on a usage error.\n");
 }
 
 } // namespace
@@ -50,6 +58,10 @@ void usage(FILE* out) {
 int main(int argc, char** argv) {
     enum {
         OPT_VERSION = 256,
+        OPT_CONFIG,
+        OPT_VARLINK,
+        OPT_NO_VARLINK,
+        OPT_EXIT_ON_IDLE,
         OPT_HOLD,
         OPT_LOG_LEVEL,
         OPT_LOG_TARGET,
@@ -66,6 +78,10 @@ int main(int argc, char** argv) {
         {"netlink-rcvbuf", required_argument, nullptr, OPT_RCVBUF},
         {"state-dir", required_argument, nullptr, OPT_STATE_DIR},
         {"no-bus", no_argument, nullptr, OPT_NO_BUS},
+        {"config", required_argument, nullptr, OPT_CONFIG},
+        {"varlink", required_argument, nullptr, OPT_VARLINK},
+        {"no-varlink", no_argument, nullptr, OPT_NO_VARLINK},
+        {"exit-on-idle", no_argument, nullptr, OPT_EXIT_ON_IDLE},
         {nullptr, 0, nullptr, 0},
     };
     DaemonOptions options;
@@ -113,7 +129,7 @@ int main(int argc, char** argv) {
                              optarg);
                 return 2;
             }
-            options.service.netlink_rcvbuf = static_cast<int>(v);
+            options.netlink_rcvbuf = static_cast<int>(v);
             break;
         }
         case OPT_STATE_DIR:
@@ -125,6 +141,21 @@ int main(int argc, char** argv) {
             break;
         case OPT_NO_BUS:
             options.use_bus = false;
+            break;
+        case OPT_CONFIG:
+        case OPT_VARLINK:
+            if (!*optarg) {
+                std::fprintf(stderr, "promiscd: --%s: empty path\n",
+                             c == OPT_CONFIG ? "config" : "varlink");
+                return 2;
+            }
+            (c == OPT_CONFIG ? options.config_path : options.varlink_path) = optarg;
+            break;
+        case OPT_NO_VARLINK:
+            options.varlink_path.clear();
+            break;
+        case OPT_EXIT_ON_IDLE:
+            options.exit_on_idle = true;
             break;
         default:
             std::fprintf(stderr, "Try 'promiscd --help' for more information.\n");

@@ -33,8 +33,20 @@ void audit_ended(const LeaseEnded& e) {
 
 } // namespace
 
+namespace {
+
+uint64_t clock_usec(clockid_t id) {
+    timespec ts{};
+    ::clock_gettime(id, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * usec_per_sec +
+           static_cast<uint64_t>(ts.tv_nsec) / 1000;
+}
+
+} // namespace
+
 Service::Service(sd_event* event, Options options)
     : event_(event), arbiter_(options.limits),
+      realtime_offset_(clock_usec(CLOCK_REALTIME) - clock_usec(CLOCK_MONOTONIC)),
       watcher_({[this](const LinkInfo& l) { on_changed(l); },
                 [this](int idx, const std::string& n) { on_removed(idx, n); },
                 [this](const std::vector<LinkInfo>& ls) { on_resynced(ls); }},
@@ -51,6 +63,14 @@ Usec Service::now() const {
             static_cast<uint64_t>(ts.tv_nsec) / 1000;
     }
     return t;
+}
+
+uint64_t Service::realtime(Usec monotonic) const {
+    // One offset for the daemon's life: the same lease shows the same times in
+    // every reply, whichever clock moved in between.
+    if (monotonic > UINT64_MAX - realtime_offset_)
+        return UINT64_MAX;
+    return monotonic + realtime_offset_;
 }
 
 void Service::start() {
@@ -96,6 +116,9 @@ std::vector<int> Service::execute(const Commands& commands) {
                        {{"PROMISCD_LEASE", std::to_string(sc->id)},
                         {"PROMISCD_LINK", l ? l->interface : ""},
                         {"PROMISCD_STATE", std::string(to_string(sc->to))}});
+        } else if (const auto* x = std::get_if<ExternalFlagChange>(&c)) {
+            log::info("promiscuous mode " + std::string(x->on ? "set" : "cleared") + " on " +
+                      x->name + " by another agent");
         } else if (const auto* k = std::get_if<ConflictDetected>(&c)) {
             log::audit(log::Level::Warning, log::id::conflict,
                        "another agent cleared promiscuous mode on " + k->name + " " +
@@ -128,6 +151,8 @@ LeaseId Service::acquire(const LeaseRequest& request) {
                 {"PROMISCD_OWNER_PID", std::to_string(request.owner.pid)},
                 {"PROMISCD_OWNER_COMM", request.owner.command},
                 {"PROMISCD_REASON", request.reason}});
+    for (auto* l : listeners_)
+        l->on_lease_granted(lease);
     auto failed = execute(result.commands);
     if (auto v = arbiter_.link_by_name(request.interface);
         v && std::find(failed.begin(), failed.end(), v->info.ifindex) != failed.end()) {
@@ -172,7 +197,7 @@ void Service::on_changed(const LinkInfo& info) {
     auto before = arbiter_.link(info.ifindex);
     if (!before || before->info.admin_flag != info.admin_flag ||
         before->info.promiscuity != info.promiscuity || before->info.name != info.name)
-        log::info(link_summary(info));
+        log::debug(link_summary(info));
     execute(arbiter_.link_changed(info, now()));
     notify_link(info.ifindex);
 }

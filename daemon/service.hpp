@@ -24,6 +24,8 @@ public:
     virtual void on_link_removed(int /*ifindex*/, const std::string& /*name*/) {}
     // After every change (also those that produce no command, like a renew).
     virtual void on_changed() {}
+    // A lease was granted (the first state is in the lease).
+    virtual void on_lease_granted(const core::Lease& /*lease*/) {}
 };
 
 struct EventDeleter {
@@ -62,6 +64,8 @@ public:
     const core::Arbiter& arbiter() const { return arbiter_; }
     core::Arbiter& arbiter() { return arbiter_; }
     core::Usec now() const;
+    // A monotonic time as CLOCK_REALTIME microseconds, for clients.
+    uint64_t realtime(core::Usec monotonic) const;
     sd_event* event() const { return event_; }
     void add_listener(Listener* l) { listeners_.push_back(l); }
     void remove_listener(Listener* l) { std::erase(listeners_, l); }
@@ -81,6 +85,7 @@ private:
 
     sd_event* event_;
     core::Arbiter arbiter_;
+    uint64_t realtime_offset_; // CLOCK_REALTIME - CLOCK_MONOTONIC at start
     net::LinkControl control_;
     net::LinkWatcher watcher_;
     EventSourcePtr timer_;

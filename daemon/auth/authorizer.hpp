@@ -9,6 +9,8 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <sys/types.h>
+#include <vector>
 
 namespace promiscd::auth {
 
@@ -25,12 +27,19 @@ struct Caller {
     uint32_t pid = 0;
     std::string command;
     bool interactive = false; // the caller allows interactive authorization
+    // Primary and supplementary groups when the transport tells (SO_PEERCRED,
+    // SO_PEERGROUPS); used only when polkit cannot be asked.
+    std::vector<gid_t> groups;
 };
 
 class Authorizer {
 public:
-    // polkit may be null: then only root is allowed.
+    // polkit may be null (no bus): then only root and the allowed groups are.
     explicit Authorizer(PolkitAuthority* polkit) : polkit_(polkit) {}
+
+    // Groups whose members are allowed everything when polkit cannot be
+    // asked (configuration "allowed_groups").
+    void set_allowed_groups(std::vector<gid_t> gids) { allowed_groups_ = std::move(gids); }
 
     // nullopt: allowed; otherwise the error to return to the caller.
     using Done = std::function<void(const std::optional<core::Error>&)>;
@@ -42,7 +51,10 @@ public:
     void cancel(uint64_t ticket);
 
 private:
+    bool in_allowed_group(const Caller& caller) const;
+
     PolkitAuthority* polkit_;
+    std::vector<gid_t> allowed_groups_;
 };
 
 } // namespace promiscd::auth

@@ -344,6 +344,8 @@ void Arbiter::apply_info(LinkRec& rec, const LinkInfo& info, Usec now, Commands&
     if (old_name != incoming.name)
         reconcile(old_name, out); // the leases follow the name, not the link
 
+    if (old_flag != incoming.admin_flag)
+        out.push_back(ExternalFlagChange{incoming.ifindex, incoming.name, incoming.admin_flag});
     if (old_flag && !incoming.admin_flag) {
         // Someone else cleared the flag: it is no longer ours to clear.
         rec.daemon_set = false;

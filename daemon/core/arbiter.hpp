@@ -65,6 +65,11 @@ struct Limits {
     Usec conflict_window = 10 * usec_per_sec;
     Usec max_ttl = 366ULL * 24 * 3600 * usec_per_sec;
     size_t max_reason_length = 256;
+    // Captures (capture::CaptureManager): each holds a packet socket, a kernel
+    // ring of up to max_capture_buffer bytes and a pipe, so they are counted
+    // apart from leases.
+    unsigned captures_per_uid = 8;
+    size_t max_capture_buffer = size_t{64} << 20;
 };
 
 // Commands: what the adapters must do or tell, in order.
@@ -92,7 +97,15 @@ struct ConflictDetected {
     unsigned clears = 0;
     bool operator==(const ConflictDetected&) const = default;
 };
-using Command = std::variant<SetFlag, LeaseStateChanged, LeaseEnded, ConflictDetected>;
+// The admin bit changed and promiscd did not do it (for monitors and logs).
+struct ExternalFlagChange {
+    int ifindex = 0;
+    std::string name;
+    bool on = false;
+    bool operator==(const ExternalFlagChange&) const = default;
+};
+using Command =
+    std::variant<SetFlag, LeaseStateChanged, LeaseEnded, ConflictDetected, ExternalFlagChange>;
 using Commands = std::vector<Command>;
 
 struct AcquireResult {

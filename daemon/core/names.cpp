@@ -35,7 +35,9 @@ std::string_view to_string(EndReason r) {
     return "released";
 }
 
-std::string_view to_string(Policy p) { return p == Policy::Yield ? "yield" : "enforce"; }
+std::string_view to_string(Policy p) {
+    return p == Policy::Yield ? "yield" : "enforce";
+}
 
 std::string_view to_string(Origin o) {
     switch (o) {
@@ -50,8 +52,8 @@ std::string_view to_string(Origin o) {
 }
 
 std::optional<EndReason> parse_end_reason(std::string_view s) {
-    for (auto r : {EndReason::Released, EndReason::Expired, EndReason::OwnerGone, EndReason::Revoked,
-                   EndReason::DaemonShutdown})
+    for (auto r : {EndReason::Released, EndReason::Expired, EndReason::OwnerGone,
+                   EndReason::Revoked, EndReason::DaemonShutdown})
         if (to_string(r) == s)
             return r;
     return std::nullopt;

@@ -207,12 +207,11 @@ void StateStore::save(const SavedState& state) {
 namespace promiscd::state {
 
 core::Commands recover(core::Arbiter& arbiter, const SavedState& saved,
-                       const std::function<bool(const core::Owner&)>& owner_alive,
-                       Recovery& report) {
+                       const std::function<bool(const core::Lease&)>& keep, Recovery& report) {
     arbiter.set_next_id(saved.next_id);
     for (const auto& lease : saved.leases) {
         arbiter.set_next_id(lease.id + 1);
-        if (!saved.clean && owner_alive(lease.owner)) {
+        if (!saved.clean && keep(lease)) {
             arbiter.adopt(lease);
             ++report.adopted;
             log::info("adopted lease " + std::to_string(lease.id) + " on " + lease.interface +

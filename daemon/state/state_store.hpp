@@ -56,7 +56,8 @@ std::string default_state_dir();
 
 namespace promiscd::state {
 
-// Re-installs the leases of a crashed run whose owners are still there, and
+// Re-installs the leases of a crashed run that `keep` accepts (their owners
+// are still there), and
 // the flags it had set; the leases of owners that are gone end (logged) and
 // their flags are cleared by the returned commands. Never guesses: a flag the
 // saved state does not name is left alone.
@@ -65,7 +66,6 @@ struct Recovery {
     size_t ended = 0;
 };
 core::Commands recover(core::Arbiter& arbiter, const SavedState& saved,
-                       const std::function<bool(const core::Owner&)>& owner_alive,
-                       Recovery& report);
+                       const std::function<bool(const core::Lease&)>& keep, Recovery& report);
 
 } // namespace promiscd::state

@@ -62,6 +62,8 @@ protected:
         stack_.reset();
     }
     virtual std::string rules() { return default_rules; }
+    // The daemon as the unit runs it: its own user, two ambient capabilities.
+    virtual bool as_daemon_user() { return false; }
 
     void start_daemon() {
         Process::Options o;
@@ -69,10 +71,25 @@ protected:
         if (daemon_log_.empty())
             daemon_log_ = state_ / "promiscd.log";
         o.log_path = daemon_log_;
-        daemon_ = std::make_unique<Process>(
-            ns_->wrap({PROMISCD_DAEMON_BINARY, "--log-target=console", "--log-level=debug",
-                       "--state-dir=" + state_.path()}),
-            o);
+        std::vector<std::string> prefix;
+        if (as_daemon_user()) {
+            prefix = {"setpriv",
+                      "--reuid=" PROMISCD_DAEMON_USER,
+                      "--regid=" PROMISCD_DAEMON_USER,
+                      "--init-groups",
+                      "--inh-caps=-all,+net_admin,+net_raw",
+                      "--ambient-caps=-all,+net_admin,+net_raw",
+                      "--bounding-set=-all,+net_admin,+net_raw",
+                      "--"};
+            run({"chown", PROMISCD_DAEMON_USER, state_.path()});
+        }
+        std::vector<std::string> argv = prefix;
+        for (std::string a :
+             {std::string(PROMISCD_DAEMON_BINARY), std::string("--log-target=console"),
+              std::string("--log-level=debug"), "--state-dir=" + state_.path(),
+              "--varlink=" + state_ / "io.promiscd"})
+            argv.push_back(a);
+        daemon_ = std::make_unique<Process>(ns_->wrap(argv), o);
         ASSERT_TRUE(wait_until([&] { return stack_->name_has_owner(PROMISCD_BUS_NAME); }))
             << daemon_->log();
     }
@@ -650,7 +667,8 @@ TEST_F(Bus, NotifiesSystemd) {
     o.env["NOTIFY_SOCKET"] = sock_path;
     o.env["WATCHDOG_USEC"] = "200000";
     daemon_ = std::make_unique<Process>(
-        ns_->wrap({PROMISCD_DAEMON_BINARY, "--log-target=console", "--state-dir=" + state_.path()}),
+        ns_->wrap({PROMISCD_DAEMON_BINARY, "--log-target=console", "--state-dir=" + state_.path(),
+                   "--varlink=" + state_ / "io.promiscd"}),
         o);
     EXPECT_TRUE(receive_until("READY=1")) << got << daemon_->log();
     EXPECT_TRUE(receive_until("WATCHDOG=1")) << got;
@@ -662,6 +680,32 @@ TEST_F(Bus, NotifiesSystemd) {
     EXPECT_TRUE(receive_until("STOPPING=1")) << got;
     EXPECT_EQ(daemon_->wait(10s), 0);
     ::close(fd);
+}
+
+// The daemon as its unit runs it: the dedicated user with CAP_NET_ADMIN and
+// CAP_NET_RAW only, owning the bus name by the project's policy and asking
+// polkit about other users' processes.
+class DedicatedUser : public Bus {
+    bool as_daemon_user() override { return true; }
+};
+
+TEST_F(DedicatedUser, RunsUnprivilegedWithTwoCapabilities) {
+    if (std::string(PROMISCD_DAEMON_USER) == "root")
+        GTEST_SKIP() << "built with daemon_user=root";
+    auto status = read_file("/proc/" + std::to_string(daemon_->pid()) + "/status");
+    EXPECT_NE(status.find("CapEff:\t0000000000003000"), std::string::npos)
+        << "CAP_NET_ADMIN|CAP_NET_RAW only:\n"
+        << status;
+    auto& allowed = holder({dev_}, &kAllowedUser);
+    lease_of(allowed);
+    EXPECT_TRUE(promisc());
+    auto& denied = holder({dev_}, &kDeniedUser);
+    EXPECT_NE(denied.wait_for_output("ERROR org.freedesktop.DBus.Error.AccessDenied"),
+              std::string::npos)
+        << denied.log();
+    daemon_->signal(SIGTERM);
+    EXPECT_EQ(daemon_->wait(10s), 0) << daemon_->log();
+    EXPECT_FALSE(promisc()) << daemon_->log();
 }
 
 // 9

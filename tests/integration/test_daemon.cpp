@@ -138,9 +138,12 @@ protected:
     void SetUp() override { PROMISCD_REQUIRE_ROOT(); }
     TempDir state_;
     std::unique_ptr<Process> start(const Netns& ns, std::vector<std::string> args) {
-        std::vector<std::string> argv = {PROMISCD_DAEMON_BINARY, "--log-target=console",
-                                         "--log-level=debug", "--no-bus",
-                                         "--state-dir=" + state_.path()};
+        std::vector<std::string> argv = {PROMISCD_DAEMON_BINARY,
+                                         "--log-target=console",
+                                         "--log-level=debug",
+                                         "--no-bus",
+                                         "--state-dir=" + state_.path(),
+                                         "--varlink=" + state_ / "io.promiscd"};
         argv.insert(argv.end(), args.begin(), args.end());
         return std::make_unique<Process>(ns.wrap(argv));
     }

@@ -292,10 +292,15 @@ TEST(Packaging, SystemdAnalyzeVerifiesTheUnit) {
     std::filesystem::create_directories(
         std::filesystem::path(root / exec_start.substr(1)).parent_path());
     write_file(root / exec_start.substr(1), "#!/bin/sh\n", 0755);
+    // ExecReload= uses the system's kill(1).
+    std::filesystem::create_directories(root / "bin");
+    ASSERT_TRUE(run({"cp", "/bin/kill", root / "bin/kill"}).ok());
     write_file(root / "etc/systemd/system/promiscd.service", unit);
+    write_file(root / "etc/systemd/system/promiscd.socket", read_file(PROMISCD_SYSTEMD_SOCKET));
     ASSERT_TRUE(run({"cp", "-a", "/lib/systemd/system", root / "usr/lib/systemd/"}).ok());
 
-    auto r = run({"systemd-analyze", "--root=" + root.path(), "verify", "promiscd.service"});
+    auto r = run({"systemd-analyze", "--root=" + root.path(), "verify", "promiscd.service",
+                  "promiscd.socket"});
     EXPECT_TRUE(r.ok()) << r.out << r.err;
     // Unknown or misspelt keys are only warnings: fail on any output.
     EXPECT_EQ(r.out + r.err, "");

@@ -28,13 +28,25 @@ std::string describe(const Command& c) {
             else if constexpr (std::is_same_v<T, LeaseEnded>)
                 return "lease " + std::to_string(v.lease.id) + " ended " +
                        std::string(to_string(v.reason));
-            else
+            else if constexpr (std::is_same_v<T, ConflictDetected>)
                 return "conflict " + v.name + " " + std::to_string(v.clears);
+            else
+                return "external " + v.name + (v.on ? " on" : " off");
         },
         c);
 }
 
+// The rule tables list what the daemon does; the reports of others' changes
+// (ExternalFlagChange) are checked on their own below.
 std::vector<std::string> describe(const Commands& cs) {
+    std::vector<std::string> out;
+    for (const auto& c : cs)
+        if (!std::holds_alternative<ExternalFlagChange>(c))
+            out.push_back(describe(c));
+    return out;
+}
+
+std::vector<std::string> describe_all(const Commands& cs) {
     std::vector<std::string> out;
     for (const auto& c : cs)
         out.push_back(describe(c));
@@ -483,6 +495,21 @@ TEST(Arbiter, AdoptionKeepsTheFlagWithoutFlicker) {
     EXPECT_EQ(c.a.next_id(), 18u);
     EXPECT_THAT(describe(c.a.release(17)),
                 ElementsAre("lease 17 ended released", "set 2 eth0 off"));
+}
+
+TEST(Arbiter, OthersFlagChangesAreReportedOursAreNot) {
+    Ctx c;
+    c.a.link_changed(link(2, "eth0"), c.now);
+    auto r = c.a.acquire(req("eth0"), c.now);
+    // The kernel's echo of our own change is not someone else's.
+    EXPECT_THAT(describe_all(c.a.link_changed(link(2, "eth0", true), c.now)), IsEmpty());
+    EXPECT_THAT(describe_all(c.a.link_changed(link(2, "eth0", false), c.now)),
+                ElementsAre("external eth0 off", "set 2 eth0 on"));
+    c.a.link_changed(link(2, "eth0", true), c.now);
+    c.a.release(r.id);
+    c.a.link_changed(link(2, "eth0", false), c.now);
+    EXPECT_THAT(describe_all(c.a.link_changed(link(2, "eth0", true), c.now)),
+                ElementsAre("external eth0 on"));
 }
 
 TEST(Names, RoundTrip) {

@@ -1,0 +1,182 @@
+#include "config.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+namespace promiscd::config {
+
+using nlohmann::json;
+
+namespace {
+
+// Reads one JSON object, remembering the path of keys for messages, and
+// refusing keys nobody asked for.
+class Reader {
+public:
+    Reader(const json& j, std::string where, const std::string& origin)
+        : j_(j), where_(std::move(where)), origin_(origin) {
+        if (!j_.is_object())
+            fail(where_.empty() ? "the top level must be a JSON object"
+                                : "'" + where_ + "' must be an object");
+    }
+
+    [[noreturn]] void fail(const std::string& what) const {
+        throw ConfigError(origin_ + ": " + what);
+    }
+    std::string key_path(const std::string& key) const {
+        return where_.empty() ? key : where_ + "." + key;
+    }
+    const json* get(const std::string& key) {
+        seen_.insert(key);
+        auto it = j_.find(key);
+        return it == j_.end() ? nullptr : &*it;
+    }
+    template <typename T>
+    void number(const std::string& key, T& out, uint64_t min, uint64_t max) {
+        const json* v = get(key);
+        if (!v)
+            return;
+        if (!v->is_number_unsigned())
+            fail("'" + key_path(key) + "' must be a non-negative integer");
+        auto n = v->get<uint64_t>();
+        if (n < min || n > max)
+            fail("'" + key_path(key) + "' must be between " + std::to_string(min) + " and " +
+                 std::to_string(max));
+        out = static_cast<T>(n);
+    }
+    void string(const std::string& key, std::string& out) {
+        const json* v = get(key);
+        if (!v)
+            return;
+        if (!v->is_string())
+            fail("'" + key_path(key) + "' must be a string");
+        out = v->get<std::string>();
+    }
+    const json* array(const std::string& key) {
+        const json* v = get(key);
+        if (v && !v->is_array())
+            fail("'" + key_path(key) + "' must be an array");
+        return v;
+    }
+    const json* object(const std::string& key) {
+        const json* v = get(key);
+        if (v && !v->is_object())
+            fail("'" + key_path(key) + "' must be an object");
+        return v;
+    }
+    // Call last: every key must have been asked for.
+    void finish() const {
+        for (const auto& [k, v] : j_.items())
+            if (!seen_.count(k))
+                fail("unknown key '" + key_path(k) + "'");
+    }
+
+private:
+    const json& j_;
+    std::string where_;
+    const std::string& origin_;
+    std::set<std::string> seen_;
+};
+
+std::string validated_name(Reader& r, const std::string& key, const std::string& name) {
+    try {
+        core::validate_interface_name(name);
+    } catch (const core::Error& e) {
+        r.fail("'" + key + "': " + e.what());
+    }
+    return name;
+}
+
+} // namespace
+
+Config parse(const std::string& text, const std::string& origin) {
+    json j;
+    try {
+        j = json::parse(text);
+    } catch (const json::parse_error& e) {
+        throw ConfigError(origin + ": not valid JSON: " + e.what());
+    }
+    Config c;
+    Reader top(j, "", origin);
+    constexpr uint64_t big = 1'000'000;
+
+    if (const json* q = top.object("quotas")) {
+        Reader r(*q, "quotas", origin);
+        r.number("leases_per_uid", c.limits.leases_per_uid, 1, big);
+        r.number("leases_total", c.limits.leases_total, 1, big);
+        r.number("captures_per_uid", c.limits.captures_per_uid, 0, 4096);
+        r.finish();
+    }
+    if (const json* q = top.object("conflict")) {
+        Reader r(*q, "conflict", origin);
+        r.number("max_clears", c.limits.conflict_max_clears, 1, 1000);
+        uint64_t window = c.limits.conflict_window / core::usec_per_sec;
+        r.number("window_seconds", window, 1, 3600);
+        c.limits.conflict_window = window * core::usec_per_sec;
+        r.finish();
+    }
+    if (const json* ps = top.array("policies")) {
+        for (size_t i = 0; i < ps->size(); ++i) {
+            Reader r((*ps)[i], "policies[" + std::to_string(i) + "]", origin);
+            std::string match, policy;
+            r.string("match", match);
+            r.string("policy", policy);
+            r.finish();
+            if (match.empty())
+                r.fail("'policies[" + std::to_string(i) + "].match' is missing or empty");
+            auto p = core::parse_policy(policy);
+            if (!p)
+                r.fail("'policies[" + std::to_string(i) + "].policy' must be \"enforce\" or " +
+                       "\"yield\", not \"" + policy + "\"");
+            c.policies.emplace_back(match, *p);
+        }
+    }
+    if (const json* gs = top.array("allowed_groups")) {
+        for (size_t i = 0; i < gs->size(); ++i) {
+            if (!(*gs)[i].is_string() || (*gs)[i].get<std::string>().empty())
+                top.fail("'allowed_groups[" + std::to_string(i) + "]' must be a group name");
+            c.allowed_groups.push_back((*gs)[i].get<std::string>());
+        }
+    }
+    if (const json* ls = top.array("static_leases")) {
+        for (size_t i = 0; i < ls->size(); ++i) {
+            const std::string where = "static_leases[" + std::to_string(i) + "]";
+            Reader r((*ls)[i], where, origin);
+            StaticLease s;
+            r.string("interface", s.interface);
+            r.string("reason", s.reason);
+            r.finish();
+            s.interface = validated_name(r, where + ".interface", s.interface);
+            c.static_leases.push_back(std::move(s));
+        }
+    }
+    top.number("idle_exit_seconds", c.idle_exit_seconds, 0, 7 * 24 * 3600);
+    top.number("max_capture_buffer", c.limits.max_capture_buffer, 64 * 1024, size_t{1} << 31);
+    if (const json* v = top.object("varlink")) {
+        Reader r(*v, "varlink", origin);
+        r.number("max_message_bytes", c.varlink_max_message_bytes, 1024, 16 * 1024 * 1024);
+        r.number("max_connections_per_uid", c.varlink_max_connections_per_uid, 1, 4096);
+        r.number("max_backlog_bytes", c.varlink_max_backlog_bytes, 64 * 1024, size_t{1} << 30);
+        r.finish();
+    }
+    top.finish();
+    return c;
+}
+
+Config load(const std::string& path, bool must_exist) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) {
+        if (errno == ENOENT && !must_exist)
+            return Config{};
+        throw ConfigError(path + ": cannot read: " + std::strerror(errno));
+    }
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return parse(ss.str(), path);
+}
+
+} // namespace promiscd::config

@@ -1,0 +1,46 @@
+// The daemon's configuration file (/etc/promiscd/promiscd.json): quotas,
+// conflict thresholds, default policies by link pattern, groups allowed
+// without polkit, static leases, idle exit, varlink limits. Strict: unknown
+// keys and wrong types are errors naming the key and the file.
+#pragma once
+
+#include "core/arbiter.hpp"
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace promiscd::config {
+
+inline constexpr const char* default_path = "/etc/promiscd/promiscd.json";
+
+struct StaticLease {
+    std::string interface;
+    std::string reason;
+    bool operator==(const StaticLease&) const = default;
+};
+
+struct Config {
+    core::Limits limits;
+    std::vector<std::pair<std::string, core::Policy>> policies; // fnmatch pattern, first wins
+    std::vector<std::string> allowed_groups; // may act without polkit when it is unreachable
+    std::vector<StaticLease> static_leases;
+    uint64_t idle_exit_seconds = 30; // 0: never
+    size_t varlink_max_message_bytes = 64 * 1024;
+    unsigned varlink_max_connections_per_uid = 16;
+    size_t varlink_max_backlog_bytes = 4 * 1024 * 1024; // unread replies before a disconnect
+};
+
+class ConfigError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// `origin` names the file in messages.
+Config parse(const std::string& text, const std::string& origin);
+// A missing file gives the defaults unless must_exist (an explicit --config).
+Config load(const std::string& path, bool must_exist);
+
+} // namespace promiscd::config
