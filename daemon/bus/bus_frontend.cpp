@@ -103,6 +103,9 @@ sdbus::Error to_bus_error(const Error& e) {
 std::string BusFrontend::lease_path(LeaseId id) {
     return root_path + "/lease/" + std::to_string(id);
 }
+std::string BusFrontend::capture_path(capture::CaptureId id) {
+    return root_path + "/capture/" + std::to_string(id);
+}
 std::string BusFrontend::link_path(int ifindex) {
     return root_path + "/link/" + std::to_string(ifindex);
 }
@@ -187,10 +190,66 @@ public:
 
 private:
     void OpenCapture(sdbus::Result<sdbus::UnixFd, sdbus::ObjectPath>&& result,
-                     std::string /*interface*/,
-                     std::map<std::string, sdbus::Variant> /*options*/) override {
-        result.returnError(sdbus::Error("org.freedesktop.DBus.Error.NotSupported",
-                                        "capture is not available in this version of promiscd"));
+                     std::string interface,
+                     std::map<std::string, sdbus::Variant> options) override {
+        capture::CaptureManager* captures = fe_.captures();
+        if (!captures) {
+            result.returnError(sdbus::Error("org.freedesktop.DBus.Error.NotSupported",
+                                            "capture is not available in this daemon"));
+            return;
+        }
+        auto res =
+            std::make_shared<sdbus::Result<sdbus::UnixFd, sdbus::ObjectPath>>(std::move(result));
+        capture::CaptureRequest req;
+        try {
+            check_options(options, {{"filter", "s"},
+                                    {"snaplen", "u"},
+                                    {"promisc", "b"},
+                                    {"format", "s"},
+                                    {"buffer_size", "u"},
+                                    {"count", "t"}});
+            req.interface = interface;
+            req.filter = option<std::string>(options, "filter").value_or("");
+            req.snaplen = option<uint32_t>(options, "snaplen").value_or(capture::kMaxSnaplen);
+            req.promisc = option<bool>(options, "promisc").value_or(true);
+            if (auto f = option<std::string>(options, "format")) {
+                auto format = capture::parse_format(*f);
+                if (!format)
+                    throw Error(ErrorCode::InvalidArgument,
+                                "unknown format " + quote(*f) +
+                                    " (known formats: pcapng, pcap, socket)");
+                req.format = *format;
+            }
+            if (auto size = option<uint32_t>(options, "buffer_size"))
+                req.buffer_size = *size;
+            req.count = option<uint64_t>(options, "count").value_or(0);
+            // Bad values fail before polkit is bothered.
+            captures->validate(req);
+        } catch (const Error& e) {
+            res->returnError(to_bus_error(e));
+            return;
+        }
+        // The raw socket can send frames: its own, stronger action. Either
+        // action implies the lease that "promisc" takes.
+        auto action = req.format == capture::Format::Socket ? auth::Action::CaptureRawSocket
+                                                            : auth::Action::Capture;
+        auto* fe = &fe_;
+        fe_.with_caller(
+            *getObject().getCurrentlyProcessedMessage(), action,
+            {{"interface", interface}, {"format", std::string(capture::to_string(req.format))}},
+            [fe, res, req](const auth::Caller& caller) {
+                Owner owner{"dbus", caller.subject.bus_name, caller.uid, caller.pid,
+                            caller.command};
+                try {
+                    auto opened = fe->captures()->open(req, owner);
+                    fe->add_capture_object(opened.id);
+                    res->returnResults(sdbus::UnixFd(opened.fd.release(), sdbus::adopt_fd),
+                                       sdbus::ObjectPath(capture_path(opened.id)));
+                } catch (const Error& e) {
+                    res->returnError(to_bus_error(e));
+                }
+            },
+            [res](const sdbus::Error& e) { res->returnError(e); });
     }
 
     std::vector<sdbus::Struct<sdbus::ObjectPath, int32_t, std::string, bool, uint32_t, bool,
@@ -427,12 +486,80 @@ private:
     uint64_t acquired_;
 };
 
+class BusFrontend::CaptureObject final
+    : public sdbus::AdaptorInterfaces<gen::Capture_adaptor, sdbus::ManagedObject_adaptor> {
+public:
+    CaptureObject(sdbus::IConnection& c, BusFrontend& fe, const capture::CaptureInfo& info)
+        : AdaptorInterfaces(c, capture_path(info.id)), fe_(fe), info_(info) {
+        registerAdaptor();
+        emitInterfacesAddedSignal({gen::Capture_adaptor::INTERFACE_NAME});
+    }
+    ~CaptureObject() {
+        try {
+            emitInterfacesRemovedSignal({gen::Capture_adaptor::INTERFACE_NAME});
+        } catch (const sdbus::Error&) {
+            // The bus is gone; nobody to tell.
+        }
+        unregisterAdaptor();
+    }
+    CaptureObject(const CaptureObject&) = delete;
+    CaptureObject& operator=(const CaptureObject&) = delete;
+
+    void counters_changed(const capture::RelayCounters& c) {
+        std::vector<std::string> changed;
+        if (c.packets != info_.counters.packets)
+            changed.emplace_back("Packets");
+        if (c.bytes != info_.counters.bytes)
+            changed.emplace_back("Bytes");
+        if (c.drops != info_.counters.drops)
+            changed.emplace_back("Drops");
+        info_.counters = c;
+        if (!changed.empty())
+            getObject().emitPropertiesChangedSignal(gen::Capture_adaptor::INTERFACE_NAME, changed);
+    }
+    void finished(capture::FinishReason r) { emitFinished(std::string(capture::to_string(r))); }
+
+private:
+    void Stop(sdbus::Result<>&& result) override {
+        auto res = std::make_shared<sdbus::Result<>>(std::move(result));
+        auto* fe = &fe_;
+        capture::CaptureId id = info_.id;
+        fe_.with_capture_owner_or_manager(
+            *getObject().getCurrentlyProcessedMessage(), id,
+            [fe, res, id](const auth::Caller&) {
+                // Copy first: stopping may finish the capture, and with it
+                // this object, at once. A capture already ending is stopped.
+                auto r = res;
+                fe->captures()->stop(id);
+                r->returnResults();
+            },
+            [res](const sdbus::Error& e) { res->returnError(e); });
+    }
+
+    // Counters are read when asked, so a Get is never behind the signals.
+    capture::RelayCounters live() {
+        if (auto c = fe_.captures() ? fe_.captures()->counters(info_.id) : std::nullopt)
+            return *c;
+        return info_.counters;
+    }
+    std::string Interface() override { return info_.interface; }
+    std::string Filter() override { return info_.filter; }
+    std::string Format() override { return std::string(capture::to_string(info_.format)); }
+    uint64_t Packets() override { return live().packets; }
+    uint64_t Bytes() override { return live().bytes; }
+    uint64_t Drops() override { return live().drops; }
+
+    BusFrontend& fe_;
+    capture::CaptureInfo info_;
+};
+
 // ---------------------------------------------------------------- front end
 
 BusFrontend::BusFrontend(Service& service, sdbus::IConnection& connection,
-                         PeerCredentials& credentials, auth::Authorizer& authorizer)
+                         PeerCredentials& credentials, auth::Authorizer& authorizer,
+                         capture::CaptureManager* captures)
     : service_(service), connection_(connection), credentials_(credentials),
-      authorizer_(authorizer) {
+      authorizer_(authorizer), captures_(captures) {
     // Watch owners before anything can be granted, so no disconnect is missed.
     name_owner_slot_ = connection_.addMatch(
         "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
@@ -440,11 +567,17 @@ BusFrontend::BusFrontend(Service& service, sdbus::IConnection& connection,
         [this](sdbus::Message& msg) { on_name_owner_changed(msg); });
     root_ = std::make_unique<Root>(connection_, *this);
     service_.add_listener(this);
+    if (captures_)
+        captures_->add_listener(this);
 }
 
 BusFrontend::~BusFrontend() {
+    if (captures_)
+        captures_->remove_listener(this);
     service_.remove_listener(this);
     reaper_.reset();
+    doomed_captures_.clear();
+    capture_objects_.clear();
     doomed_leases_.clear();
     doomed_links_.clear();
     leases_.clear();
@@ -469,6 +602,45 @@ void BusFrontend::add_lease_object(LeaseId id) {
         log::warning("cannot publish lease " + std::to_string(id) +
                      " on the bus: " + e.getMessage());
     }
+}
+
+void BusFrontend::add_capture_object(capture::CaptureId id) {
+    const capture::CaptureInfo* c = captures_ ? captures_->find(id) : nullptr;
+    if (!c || capture_objects_.count(id))
+        return;
+    try {
+        capture_objects_.emplace(id, std::make_unique<CaptureObject>(connection_, *this, *c));
+    } catch (const sdbus::Error& e) {
+        log::warning("cannot publish capture " + std::to_string(id) +
+                     " on the bus: " + e.getMessage());
+    }
+}
+
+void BusFrontend::on_capture_counters(const capture::CaptureInfo& c) {
+    if (auto it = capture_objects_.find(c.id); it != capture_objects_.end()) {
+        try {
+            it->second->counters_changed(c.counters);
+        } catch (const sdbus::Error& e) {
+            log::warning("cannot publish a change on the bus: " + e.getMessage());
+        }
+    }
+}
+
+void BusFrontend::on_capture_finished(const capture::CaptureInfo& c, capture::FinishReason reason) {
+    auto it = capture_objects_.find(c.id);
+    if (it == capture_objects_.end())
+        return;
+    try {
+        it->second->counters_changed(c.counters);
+        it->second->finished(reason);
+    } catch (const sdbus::Error& e) {
+        log::warning("cannot publish a change on the bus: " + e.getMessage());
+    }
+    // Finished first, InterfacesRemoved when the object is reaped: a capture
+    // may end inside its own Stop().
+    doomed_captures_.push_back(std::move(it->second));
+    capture_objects_.erase(it);
+    schedule_reap();
 }
 
 void BusFrontend::refresh_link(const std::string& name) {
@@ -563,6 +735,7 @@ int BusFrontend::on_reap(sd_event_source*, void* userdata) {
     auto* self = static_cast<BusFrontend*>(userdata);
     self->doomed_leases_.clear();
     self->doomed_links_.clear();
+    self->doomed_captures_.clear();
     return 0;
 }
 
@@ -580,6 +753,8 @@ void BusFrontend::on_name_owner_changed(sdbus::Message& msg) {
     }
     pending_.erase(range.first, range.second);
     credentials_.forget(name);
+    if (captures_)
+        captures_->owner_gone("dbus", name);
     service_.owner_gone("dbus", name);
 }
 
@@ -678,6 +853,49 @@ void BusFrontend::with_lease_owner_or_manager(
                                 std::to_string(caller.uid) + " may not manage others' leases")));
                     else
                         proceed(caller, false);
+                });
+        },
+        fail);
+}
+
+void BusFrontend::with_capture_owner_or_manager(const sdbus::Message& msg, capture::CaptureId id,
+                                                Proceed proceed, Fail fail) {
+    with_caller(
+        msg, std::nullopt, {},
+        [this, id, proceed, fail](const auth::Caller& caller) {
+            const capture::CaptureInfo* c = captures_ ? captures_->find(id) : nullptr;
+            if (!c) {
+                fail(sdbus::Error("org.freedesktop.DBus.Error.UnknownObject",
+                                  "capture " + std::to_string(id) + " has ended"));
+                return;
+            }
+            if (c->owner.transport == "dbus" && c->owner.id == caller.subject.bus_name) {
+                proceed(caller);
+                return;
+            }
+            // Not the owner: only a manager may, checked with the caller's
+            // own subject.
+            auto pending = std::make_shared<Pending>();
+            pending->sender = caller.subject.bus_name;
+            pending_.emplace(pending->sender, pending);
+            pending->ticket = authorizer_.authorize(
+                caller, auth::Action::Manage, {},
+                [this, pending, caller, proceed, fail, id](const std::optional<Error>& denied) {
+                    if (pending->cancelled)
+                        return;
+                    auto range = pending_.equal_range(pending->sender);
+                    for (auto it = range.first; it != range.second; ++it)
+                        if (it->second == pending) {
+                            pending_.erase(it);
+                            break;
+                        }
+                    if (denied)
+                        fail(to_bus_error(Error(
+                            ErrorCode::NotOwner,
+                            "capture " + std::to_string(id) + " belongs to someone else, and uid " +
+                                std::to_string(caller.uid) + " may not manage others' captures")));
+                    else
+                        proceed(caller);
                 });
         },
         fail);

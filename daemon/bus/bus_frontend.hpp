@@ -6,6 +6,7 @@
 
 #include "auth/authorizer.hpp"
 #include "bus/peer_credentials.hpp"
+#include "capture/capture_manager.hpp"
 #include "service.hpp"
 
 #include <functional>
@@ -18,10 +19,11 @@
 
 namespace promiscd::bus {
 
-class BusFrontend : public Listener {
+class BusFrontend : public Listener, public capture::CaptureListener {
 public:
+    // Without a capture manager, OpenCapture answers NotSupported.
     BusFrontend(Service& service, sdbus::IConnection& connection, PeerCredentials& credentials,
-                auth::Authorizer& authorizer);
+                auth::Authorizer& authorizer, capture::CaptureManager* captures = nullptr);
     ~BusFrontend() override;
     BusFrontend(const BusFrontend&) = delete;
     BusFrontend& operator=(const BusFrontend&) = delete;
@@ -33,14 +35,19 @@ public:
     void on_command(const core::Command& command) override;
     void on_link_changed(const core::LinkView& link) override;
     void on_link_removed(int ifindex, const std::string& name) override;
+    void on_capture_counters(const capture::CaptureInfo& capture) override;
+    void on_capture_finished(const capture::CaptureInfo& capture,
+                             capture::FinishReason reason) override;
 
     static std::string lease_path(core::LeaseId id);
     static std::string link_path(int ifindex);
+    static std::string capture_path(capture::CaptureId id);
 
     // Implementation details shared with the object classes in the .cpp.
     class Root;
     class LinkObject;
     class LeaseObject;
+    class CaptureObject;
     struct Pending;
     using Fail = std::function<void(const sdbus::Error&)>;
     using Proceed = std::function<void(const auth::Caller&)>;
@@ -54,7 +61,12 @@ public:
     void with_lease_owner_or_manager(const sdbus::Message& msg, core::LeaseId id,
                                      std::function<void(const auth::Caller&, bool owner)> proceed,
                                      Fail fail);
+    // Like with_lease_owner_or_manager, for a capture.
+    void with_capture_owner_or_manager(const sdbus::Message& msg, capture::CaptureId id,
+                                       Proceed proceed, Fail fail);
     Service& service() { return service_; }
+    capture::CaptureManager* captures() { return captures_; }
+    void add_capture_object(capture::CaptureId id);
     uint64_t realtime(core::Usec monotonic) const;
 
 private:
@@ -72,6 +84,8 @@ private:
     std::unique_ptr<Root> root_;
     std::map<int, std::unique_ptr<LinkObject>> links_;
     std::map<core::LeaseId, std::unique_ptr<LeaseObject>> leases_;
+    capture::CaptureManager* captures_;
+    std::map<capture::CaptureId, std::unique_ptr<CaptureObject>> capture_objects_;
     std::multimap<std::string, std::shared_ptr<Pending>> pending_; // by sender
     sdbus::Slot name_owner_slot_;
     // Objects whose lease or link is gone are unregistered from a deferred
@@ -79,6 +93,7 @@ private:
     // must not lose the object it is dispatching to.
     std::vector<std::unique_ptr<LeaseObject>> doomed_leases_;
     std::vector<std::unique_ptr<LinkObject>> doomed_links_;
+    std::vector<std::unique_ptr<CaptureObject>> doomed_captures_;
     EventSourcePtr reaper_;
     void schedule_reap();
     static int on_reap(sd_event_source* s, void* userdata);
