@@ -1,0 +1,220 @@
+// capture: the daemon opens the packet socket and hands over a pipe carrying
+// the stream; promiscctl copies it to a file or standard output, counting
+// frames on the way for a dumpcap-like progress line and summary.
+#include "commands.hpp"
+#include "event_loop.hpp"
+#include "stream_counter.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <iostream>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+namespace promiscd::ctl {
+
+namespace {
+
+// Reasons the daemon gives in Finished that mean "done as asked".
+bool finished_normally(const std::string& reason) {
+    return reason.empty() || reason == "count-reached" || reason == "stopped" ||
+           reason == "reader-closed";
+}
+
+// Writes all of it; false when the reader went away (EPIPE).
+bool write_all(int fd, const std::uint8_t* data, size_t n, const std::string& what) {
+    while (n > 0) {
+        ssize_t w = ::write(fd, data, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EPIPE)
+                return false;
+            throw client::Error(client::ErrorKind::Failed, {},
+                                "cannot write to " + what + ": " + std::strerror(errno));
+        }
+        data += w;
+        n -= static_cast<size_t>(w);
+    }
+    return true;
+}
+
+} // namespace
+
+int capture(Context& ctx, const CaptureArgs& args) {
+    const bool to_stdout = !args.file || *args.file == "-";
+    if (to_stdout && ::isatty(STDOUT_FILENO) == 1)
+        throw UsageError("refusing to write a binary capture to a terminal; use -w FILE, or -w - "
+                         "with standard output redirected");
+    const bool quiet = ctx.globals().quiet;
+    const std::string where = to_stdout ? std::string("standard output") : quote(*args.file);
+    // The live line needs a person watching stderr and a file for the data.
+    const bool progress = !quiet && !to_stdout && ::isatty(STDERR_FILENO) == 1;
+
+    auto& client = ctx.client();
+    EventLoop loop;
+    std::unique_ptr<client::Capture> cap;
+    bool stopping = false;
+    for (int sig : {SIGINT, SIGTERM, SIGHUP})
+        loop.on_signal(sig, [&] {
+            if (stopping) {
+                // Asked twice: do not wait for the end of the stream.
+                loop.exit(kFailed);
+                return;
+            }
+            stopping = true;
+            try {
+                cap->stop();
+            } catch (const client::Error&) {
+                // Finished already; the stream ends by itself.
+            }
+        });
+
+    client::CaptureOptions opts;
+    opts.filter = args.filter;
+    opts.snaplen = args.snaplen;
+    opts.promisc = args.promisc;
+    opts.format = args.format;
+    opts.count = args.count;
+    cap = client.open_capture(args.link, opts);
+    client::UniqueFd in = cap->take_fd();
+    ::fcntl(in.get(), F_SETFL, ::fcntl(in.get(), F_GETFL) | O_NONBLOCK);
+
+    // Opened only now, so that a refused capture leaves no empty file. Mode
+    // 0600: a capture can hold passwords and cookies.
+    client::UniqueFd file;
+    if (!to_stdout) {
+        file.reset(::open(args.file->c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+        if (!file)
+            throw client::Error(client::ErrorKind::Failed, {},
+                                "cannot open " + where + ": " + std::strerror(errno));
+    }
+    const int out = to_stdout ? STDOUT_FILENO : file.get();
+
+    if (!quiet) {
+        std::cerr << "Capturing on " << quote(args.link);
+        if (!args.filter.empty())
+            std::cerr << " with filter " << quote(args.filter);
+        std::cerr << " (capture " << cap->id() << ")\n";
+        if (!to_stdout)
+            std::cerr << "File: " << *args.file << '\n';
+    }
+
+    StreamCounter counter(args.format);
+    bool counting = true;
+    bool eof = false;
+    bool reader_gone = false;
+    std::string finish_reason;
+    bool finish_seen = false;
+    auto done = [&] {
+        // Done when both the stream and the Capture object have ended; the
+        // object's Finished follows the end of the stream.
+        if (eof && finish_seen)
+            loop.exit(finished_normally(finish_reason) ? kSuccess : kFailed);
+    };
+    cap->on_finished([&](const std::string& reason) {
+        finish_seen = true;
+        finish_reason = reason;
+        done();
+    });
+
+    sd_event_source* io = nullptr;
+    io = loop.on_io(in.get(), EPOLLIN, [&](uint32_t) {
+        std::uint8_t buf[1 << 16];
+        for (;;) {
+            ssize_t n = ::read(in.get(), buf, sizeof buf);
+            if (n < 0) {
+                if (errno == EINTR)
+                    continue;
+                if (errno == EAGAIN)
+                    return;
+                throw client::Error(client::ErrorKind::Failed, {},
+                                    std::string("cannot read the capture stream: ") +
+                                        std::strerror(errno));
+            }
+            if (n == 0) {
+                eof = true;
+                sd_event_source_set_enabled(io, SD_EVENT_OFF);
+                if (!finish_seen) {
+                    // Finished may be lost with a daemon that stopped; the
+                    // data is complete either way.
+                    loop.after(std::chrono::seconds(1), [&] {
+                        finish_seen = true;
+                        done();
+                    });
+                }
+                done();
+                return;
+            }
+            if (!write_all(out, buf, static_cast<size_t>(n), where)) {
+                // The reader of standard output has had enough (tshark -c,
+                // head): the capture stops as the pipe closes.
+                reader_gone = true;
+                loop.exit(kSuccess);
+                return;
+            }
+            if (counting) {
+                try {
+                    counter.feed(buf, static_cast<size_t>(n));
+                } catch (const client::CaptureStreamError& e) {
+                    counting = false;
+                    std::cerr << "promiscctl: warning: cannot count frames: " << e.what() << '\n';
+                }
+            }
+        }
+    });
+
+    std::uint64_t last_packets = 0;
+    auto line = [&](double rate) {
+        std::uint64_t drops = std::max(cap->info().drops, counter.dropped().value_or(0));
+        char rate_text[32];
+        std::snprintf(rate_text, sizeof rate_text, "%.0f", rate);
+        std::cerr << "\r\x1b[K" << counter.packets() << " packets, "
+                  << format_bytes(counter.stream_bytes()) << " written, "
+                  << (drops ? ctx.err_style().red(std::to_string(drops)) : std::to_string(drops))
+                  << " dropped, " << rate_text << " packets/s" << std::flush;
+    };
+    if (progress) {
+        constexpr auto period = std::chrono::milliseconds(500);
+        loop.every(period, [&] {
+            double rate = static_cast<double>(counter.packets() - last_packets) * 1000.0 /
+                          static_cast<double>(period.count());
+            last_packets = counter.packets();
+            line(rate);
+        });
+    }
+
+    loop.attach(client);
+    int code = loop.run();
+    if (progress)
+        std::cerr << "\r\x1b[K";
+    if (file && ::fsync(file.get()) < 0 && errno != EINVAL)
+        throw client::Error(client::ErrorKind::Failed, {},
+                            "cannot write " + where + ": " + std::strerror(errno));
+
+    std::uint64_t drops = std::max(cap->info().drops, counter.dropped().value_or(0));
+    if (!quiet) {
+        std::uint64_t received = counter.received().value_or(counter.packets() + drops);
+        received = std::max(received, counter.packets() + drops);
+        double share =
+            received ? 100.0 * static_cast<double>(received - drops) / static_cast<double>(received)
+                     : 100.0;
+        char pct[16];
+        std::snprintf(pct, sizeof pct, "%.1f", share);
+        std::cerr << "Packets captured: " << counter.packets() << '\n'
+                  << "Packets received/dropped on interface " << quote(args.link) << ": "
+                  << received << '/' << drops << " (" << pct << "%)\n"
+                  << "Bytes written: " << format_bytes(counter.stream_bytes()) << '\n';
+        if (!finish_reason.empty())
+            std::cerr << "Capture ended: " << finish_reason << '\n';
+        else if (reader_gone)
+            std::cerr << "Capture ended: the reader of standard output closed it\n";
+    }
+    if (code != kSuccess && !finished_normally(finish_reason))
+        std::cerr << "promiscctl: the capture on " << quote(args.link)
+                  << " ended: " << finish_reason << '\n';
+    return code;
+}
+
+} // namespace promiscd::ctl

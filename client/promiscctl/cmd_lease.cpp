@@ -1,0 +1,210 @@
+// hold, run, release, revoke and policy: the commands that change something.
+#include "commands.hpp"
+#include "event_loop.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <iostream>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace promiscd::ctl {
+
+namespace {
+
+using Lease = HeldLease;
+
+std::string describe(const Lease& l) {
+    return "lease " + std::to_string(l.id()) + " on " + l.info().interface;
+}
+
+std::string explain_state(const std::string& state) {
+    if (state == "overridden")
+        return " (someone else cleared the flag; promiscd does not fight it)";
+    if (state == "pending")
+        return " (the link is absent; the lease applies when it appears)";
+    return {};
+}
+
+const std::string kLeaseIdHelp = "a lease id (a number, see 'promiscctl leases') or a lease path";
+
+} // namespace
+
+std::string lease_path_of(const std::string& arg) {
+    bool number = !arg.empty() && arg.find_first_not_of("0123456789") == std::string::npos;
+    // A number is the last element of a lease path.
+    auto id = client::id_of_path(number ? "/" + arg : arg);
+    if (id && (number || arg == client::lease_path(*id)))
+        return client::lease_path(*id);
+    throw UsageError(quote(arg) + " is not " + kLeaseIdHelp);
+}
+
+int hold(Context& ctx, const HoldArgs& args) {
+    auto& client = ctx.transport();
+    const bool quiet = ctx.globals().quiet;
+    EventLoop loop;
+    std::unique_ptr<Lease> lease;
+    // Blocked from here on and read by the loop: one that arrives during the
+    // request waits, and releases the lease as soon as the loop runs.
+    auto stop = [&] {
+        if (!lease->ended()) {
+            try {
+                lease->release();
+            } catch (const client::Error& e) {
+                // Ended meanwhile (its Ended signal is still queued).
+                if (e.kind() != client::ErrorKind::NoSuchLease)
+                    throw;
+            }
+        }
+        if (!quiet)
+            std::cout << "Released " << describe(*lease) << ".\n" << std::flush;
+        loop.exit(kSuccess);
+    };
+    for (int sig : {SIGINT, SIGTERM, SIGHUP})
+        loop.on_signal(sig, stop);
+
+    lease = client.acquire(args.link, {args.ttl, args.reason, args.wait});
+    if (!quiet) {
+        std::cout << "Holding " << describe(*lease) << " (" << lease->info().state << ")"
+                  << explain_state(lease->info().state) << ".\n";
+        if (args.ttl)
+            std::cout << "It expires in " << format_timespan(args.ttl * 1'000'000) << ".\n";
+        std::cout << "Press Ctrl-C (or send SIGTERM) to release it.\n" << std::flush;
+    }
+    lease->on_state_changed([&](const std::string& from, const std::string& to) {
+        if (!quiet)
+            std::cout << "Lease " << lease->id() << " on " << lease->info().interface << ": "
+                      << from << " -> " << to << explain_state(to) << ".\n"
+                      << std::flush;
+    });
+    lease->on_ended([&](const std::string& reason) {
+        if (reason == "expired" && args.ttl) {
+            if (!quiet)
+                std::cout << "Lease " << lease->id() << " on "
+                          << lease->info().interface << " expired.\n"
+                          << std::flush;
+            loop.exit(kSuccess);
+            return;
+        }
+        std::cerr << "promiscctl: " << describe(*lease)
+                  << " ended: " << (reason.empty() ? "reason unknown" : reason) << '\n';
+        loop.exit(kFailed);
+    });
+    client.on_daemon_presence([&](bool running) {
+        if (!running) {
+            std::cerr << "promiscctl: promiscd left the bus; it recovers the lease if it comes "
+                         "back while promiscctl runs\n";
+            return;
+        }
+        if (lease->ended())
+            return;
+        if (!lease->refresh()) {
+            std::cerr << "promiscctl: " << describe(*lease)
+                      << " did not survive the restart of promiscd\n";
+            loop.exit(kFailed);
+            return;
+        }
+        if (!quiet)
+            std::cout << "promiscd is back; " << describe(*lease) << " is " << lease->info().state
+                      << ".\n"
+                      << std::flush;
+    });
+    client.attach(loop);
+    return loop.run();
+}
+
+int run(Context& ctx, const RunArgs& args) {
+    auto& client = ctx.transport();
+    const bool quiet = ctx.globals().quiet;
+    EventLoop loop;
+    pid_t child = -1;
+    // sd-event watches the child through SIGCHLD, which must be blocked
+    // before the child can exit.
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, nullptr);
+    // Signals meant for "the command" reach it; promiscctl stays to release
+    // the lease once the command has exited.
+    for (int sig : {SIGINT, SIGTERM, SIGHUP})
+        loop.on_signal(sig, [&child, sig] {
+            if (child > 0)
+                ::kill(child, sig);
+        });
+
+    auto lease = client.acquire(args.link, {0, args.reason, args.wait});
+    // The command owns standard output; promiscctl speaks on standard error.
+    lease->on_state_changed([&](const std::string& from, const std::string& to) {
+        if (!quiet)
+            std::cerr << "promiscctl: " << describe(*lease) << ": " << from << " -> " << to
+                      << explain_state(to) << '\n';
+    });
+    lease->on_ended([&](const std::string& reason) {
+        std::cerr << "promiscctl: warning: " << describe(*lease) << " ended ("
+                  << (reason.empty() ? "reason unknown" : reason) << ") while "
+                  << quote(args.command[0]) << " runs\n";
+    });
+    client.attach(loop, [&](const client::Error& e) {
+        std::cerr << "promiscctl: warning: " << e.what() << "; the lease is gone while "
+                  << quote(args.command[0]) << " runs\n";
+    });
+
+    // The command starts with the signal state a shell would give it.
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    sigset_t none, defaults;
+    sigemptyset(&none);
+    sigemptyset(&defaults);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGCHLD})
+        sigaddset(&defaults, sig);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &defaults);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    std::vector<char*> argv;
+    for (const auto& a : args.command)
+        argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    int err = posix_spawnp(&child, argv[0], nullptr, &attr, argv.data(), environ);
+    posix_spawnattr_destroy(&attr);
+    if (err != 0) {
+        std::cerr << "promiscctl: cannot run " << quote(args.command[0]) << ": "
+                  << std::strerror(err) << '\n';
+        // As a shell would say it: not found, or found but not runnable.
+        return err == ENOENT ? 127 : 126;
+    }
+    loop.on_child(child, [&](const siginfo_t& si) {
+        int code = si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
+        child = -1;
+        loop.exit(code);
+    });
+    int code = loop.run();
+    if (!lease->ended()) {
+        try {
+            lease->release();
+        } catch (const client::Error&) {
+            // Gone already; the daemon ends it when promiscctl leaves the bus anyway.
+        }
+    }
+    return code;
+}
+
+int release(Context& ctx, const std::string& lease) {
+    ctx.transport().release(lease_path_of(lease));
+    return kSuccess;
+}
+
+int revoke(Context& ctx, const std::string& lease, const std::string& reason) {
+    ctx.transport().revoke(lease_path_of(lease), reason);
+    return kSuccess;
+}
+
+int policy(Context& ctx, const std::string& link, const std::string& policy) {
+    ctx.transport().set_policy(link, policy);
+    return kSuccess;
+}
+
+} // namespace promiscd::ctl

@@ -1,0 +1,53 @@
+// The promiscctl commands, one function each; cli.cpp parses the command line
+// into these argument structs. Each returns the exit code, or throws
+// client::Error / UsageError for the caller to report.
+#pragma once
+
+#include "context.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace promiscd::ctl {
+
+int status(Context& ctx, const std::vector<std::string>& links);
+int leases(Context& ctx);
+
+struct HoldArgs {
+    std::string link;
+    std::uint64_t ttl = 0;
+    std::string reason;
+    bool wait = false;
+};
+int hold(Context& ctx, const HoldArgs& args);
+
+struct RunArgs {
+    std::string link;
+    std::string reason;
+    bool wait = false;
+    std::vector<std::string> command;
+};
+int run(Context& ctx, const RunArgs& args);
+
+// LEASE as given on the command line: an id ("3") or an object path.
+std::string lease_path_of(const std::string& arg);
+int release(Context& ctx, const std::string& lease);
+int revoke(Context& ctx, const std::string& lease, const std::string& reason);
+int policy(Context& ctx, const std::string& link, const std::string& policy);
+
+struct CaptureArgs {
+    std::string link;
+    std::string filter;
+    std::optional<std::string> file; // "-" or none: standard output
+    std::uint64_t count = 0;
+    std::uint32_t snaplen = 0;
+    std::string format = "pcapng";
+    bool promisc = true;
+};
+int capture(Context& ctx, const CaptureArgs& args);
+
+int monitor(Context& ctx);
+
+} // namespace promiscd::ctl

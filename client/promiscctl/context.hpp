@@ -1,0 +1,71 @@
+// What every promiscctl command shares: the global options, the exit codes,
+// the output style, and the connection to promiscd (opened on first use).
+#pragma once
+
+#include "client/promisc_client.hpp"
+#include "client/varlink_client.hpp"
+#include "output.hpp"
+#include "transport.hpp"
+
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+namespace promiscd::ctl {
+
+// The exit codes promised in --help and promiscctl(1).
+enum Exit : int {
+    kSuccess = 0,
+    kFailed = 1,        // the operation failed
+    kUsage = 2,         // bad command line
+    kNotAuthorized = 3, // polkit (or the lease's owner) said no
+    kUnreachable = 4,   // no system bus, promiscd not on it, or no varlink socket
+};
+
+// A command line that parses but makes no sense (exit 2).
+class UsageError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+struct Globals {
+    JsonMode json = JsonMode::Off;
+    bool legend = true;
+    bool pager = true;
+    bool quiet = false;
+    bool ask_password = true;
+    TransportKind transport = TransportKind::Auto;
+    std::string varlink_socket = "/run/promiscd/io.promiscd";
+};
+
+class Context {
+public:
+    explicit Context(Globals globals);
+
+    const Globals& globals() const noexcept { return globals_; }
+    // Colours for standard output, decided before a pager takes it over.
+    const Style& style() const noexcept { return style_; }
+    // Colours for standard error (the progress line, warnings).
+    const Style& err_style() const noexcept { return err_style_; }
+    // The way to promiscd --transport chose (auto: decided on first use).
+    Transport& transport();
+    // The D-Bus client itself, for what only D-Bus offers (capture).
+    client::Client& client();
+    // Whether the transport in use (once decided) is varlink.
+    bool using_varlink() const noexcept { return resolved_ == TransportKind::Varlink; }
+
+private:
+    TransportKind resolved();
+
+    Globals globals_;
+    Style style_;
+    Style err_style_;
+    std::unique_ptr<client::Client> client_;
+    std::unique_ptr<Transport> transport_;
+    std::optional<TransportKind> resolved_;
+    // auto's probe of the varlink socket, kept for the first calls.
+    std::unique_ptr<client::VarlinkClient> probe_;
+};
+
+} // namespace promiscd::ctl

@@ -1,0 +1,454 @@
+#include "transport.hpp"
+
+#include "client/varlink_client.hpp"
+#include "config.h"
+#include "event_loop.hpp"
+
+#include <map>
+#include <sys/epoll.h>
+#include <systemd/sd-bus.h>
+
+namespace promiscd::ctl {
+
+namespace {
+
+using client::Error;
+using client::ErrorKind;
+using client::LeaseInfo;
+using client::LinkInfo;
+using nlohmann::json;
+
+const std::string kIface = PROMISCD_VARLINK_INTERFACE;
+
+// ---------------------------------------------------------------- D-Bus
+
+class DbusLease : public HeldLease {
+public:
+    explicit DbusLease(std::unique_ptr<client::Lease> l) : l_(std::move(l)) {}
+    const LeaseInfo& info() const override { return l_->info(); }
+    bool ended() const override { return l_->ended(); }
+    void on_state_changed(std::function<void(const std::string&, const std::string&)> cb) override {
+        l_->on_state_changed(std::move(cb));
+    }
+    void on_ended(std::function<void(const std::string&)> cb) override {
+        l_->on_ended(std::move(cb));
+    }
+    void release() override { l_->release(); }
+    bool refresh() override { return l_->refresh(); }
+
+private:
+    std::unique_ptr<client::Lease> l_;
+};
+
+class DbusStream : public EventStream {
+public:
+    explicit DbusStream(std::unique_ptr<client::Watcher> w) : w_(std::move(w)) {}
+    void on_event(std::function<void(const client::Event&)> cb) override {
+        w_->on_event(std::move(cb));
+    }
+    std::size_t link_count() const override { return w_->links().size(); }
+    std::size_t lease_count() const override { return w_->leases().size(); }
+
+private:
+    std::unique_ptr<client::Watcher> w_;
+};
+
+class DbusTransport : public Transport {
+public:
+    explicit DbusTransport(client::Client& c) : c_(c) {}
+    TransportKind kind() const override { return TransportKind::DBus; }
+    std::vector<LinkInfo> list_links() override { return c_.list_links(); }
+    std::vector<LeaseInfo> list_leases() override { return c_.list_leases(); }
+    void release(const std::string& path) override { c_.release(path); }
+    void revoke(const std::string& path, const std::string& reason) override {
+        c_.revoke(path, reason);
+    }
+    void set_policy(const std::string& interface, const std::string& policy) override {
+        c_.set_policy(interface, policy);
+    }
+    std::unique_ptr<HeldLease> acquire(const std::string& interface,
+                                       const client::LeaseOptions& o) override {
+        return std::make_unique<DbusLease>(c_.acquire(interface, o));
+    }
+    std::unique_ptr<EventStream> watch() override {
+        return std::make_unique<DbusStream>(c_.watch());
+    }
+    void attach(EventLoop& loop, std::function<void(const Error&)> on_lost) override {
+        loop.attach(c_, std::move(on_lost));
+    }
+    void on_daemon_presence(std::function<void(bool)> cb) override {
+        c_.on_daemon_presence(std::move(cb));
+    }
+
+private:
+    client::Client& c_;
+};
+
+// ---------------------------------------------------------------- varlink
+
+std::string str(const json& j, const char* key) {
+    auto it = j.find(key);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+template <typename T>
+T num(const json& j, const char* key) {
+    auto it = j.find(key);
+    return it != j.end() && it->is_number() ? it->get<T>() : T{};
+}
+
+LeaseInfo lease_of(const json& j) {
+    LeaseInfo l;
+    l.id = num<std::uint64_t>(j, "id");
+    l.path = client::lease_path(l.id);
+    l.interface = str(j, "interface");
+    l.state = str(j, "state");
+    l.owner = str(j, "owner");
+    l.uid = num<std::uint32_t>(j, "uid");
+    l.pid = num<std::uint32_t>(j, "pid");
+    l.command = str(j, "command");
+    l.reason = str(j, "reason");
+    l.acquired_usec = num<std::uint64_t>(j, "acquired");
+    l.expires_usec = num<std::uint64_t>(j, "expires");
+    return l;
+}
+
+LinkInfo link_of(const json& j) {
+    LinkInfo l;
+    l.name = str(j, "name");
+    l.index = num<std::int32_t>(j, "index");
+    l.admin_flag = j.value("admin_flag", false);
+    l.promiscuity = num<std::uint32_t>(j, "promiscuity");
+    l.promiscuous = j.value("promiscuous", false);
+    l.origin = str(j, "origin");
+    l.leases = num<std::uint32_t>(j, "leases");
+    l.policy = str(j, "policy");
+    return l;
+}
+
+std::uint64_t id_of(const std::string& lease_path) {
+    auto id = client::id_of_path(lease_path);
+    if (!id)
+        throw Error(ErrorKind::InvalidArgument, {}, "not a lease: " + lease_path);
+    return *id;
+}
+
+// A connection whose replies the loop reads as they come.
+class Stream {
+public:
+    explicit Stream(const std::string& path) : conn_(path) {}
+    virtual ~Stream() = default;
+
+    client::VarlinkClient& conn() { return conn_; }
+    void attach(EventLoop& loop, std::function<void(const Error&)> on_lost) {
+        on_lost_ = std::move(on_lost);
+        if (!conn_.open())
+            return;
+        source_ = loop.on_io(conn_.fd(), EPOLLIN, [this](uint32_t) { readable(); });
+        // Replies that came with the first one.
+        deliver();
+    }
+    void close() {
+        if (source_)
+            sd_event_source_set_enabled(source_, SD_EVENT_OFF);
+        source_ = nullptr;
+        conn_.close();
+    }
+
+protected:
+    virtual void handle(const client::VarlinkClient::Reply& r) = 0;
+    // The daemon closed the connection; true when that is expected.
+    virtual bool closed() = 0;
+
+private:
+    void deliver() {
+        while (auto r = conn_.next())
+            handle(*r);
+    }
+    void readable() {
+        bool alive = conn_.read_some();
+        deliver();
+        if (alive)
+            return;
+        close();
+        if (closed())
+            return;
+        Error e(ErrorKind::DaemonUnreachable, {},
+                "the connection to promiscd at " + conn_.path() + " was closed");
+        if (!on_lost_)
+            throw e;
+        on_lost_(e);
+    }
+
+    client::VarlinkClient conn_;
+    sd_event_source* source_ = nullptr;
+    std::function<void(const Error&)> on_lost_;
+};
+
+class VarlinkLease : public HeldLease, public Stream {
+public:
+    VarlinkLease(const std::string& path, const std::string& interface,
+                 const client::LeaseOptions& o)
+        : Stream(path) {
+        json p = {{"interface", interface}};
+        if (o.ttl_sec)
+            p["ttl"] = o.ttl_sec;
+        if (!o.reason.empty())
+            p["reason"] = o.reason;
+        if (o.wait)
+            p["wait"] = true;
+        conn().call_more(kIface + ".Acquire", p);
+        auto first = conn().wait(std::chrono::minutes(2));
+        if (!first.error.empty())
+            client::VarlinkClient::raise(first);
+        info_ = lease_of(first.parameters.value("lease", json::object()));
+        if (!first.continues)
+            finish(first);
+    }
+    const LeaseInfo& info() const override { return info_; }
+    bool ended() const override { return ended_; }
+    void on_state_changed(std::function<void(const std::string&, const std::string&)> cb) override {
+        on_state_ = std::move(cb);
+    }
+    void on_ended(std::function<void(const std::string&)> cb) override {
+        on_ended_ = std::move(cb);
+    }
+    void release() override {
+        // The lease lives as long as its connection.
+        close();
+        ended_ = true;
+        reason_ = "released";
+    }
+    bool refresh() override { return !ended_; }
+
+private:
+    void finish(const client::VarlinkClient::Reply& r) {
+        ended_ = true;
+        reason_ = r.error.empty() ? str(r.parameters, "ended") : r.error;
+        if (on_ended_)
+            on_ended_(reason_);
+    }
+    void handle(const client::VarlinkClient::Reply& r) override {
+        if (ended_)
+            return;
+        if (auto l = r.parameters.find("lease"); l != r.parameters.end() && l->is_object()) {
+            auto now = lease_of(*l);
+            std::string from = info_.state;
+            info_ = now;
+            if (from != now.state && on_state_)
+                on_state_(from, now.state);
+        }
+        if (!r.continues || !r.error.empty())
+            finish(r);
+    }
+    bool closed() override { return ended_; }
+
+    LeaseInfo info_;
+    bool ended_ = false;
+    std::string reason_;
+    std::function<void(const std::string&, const std::string&)> on_state_;
+    std::function<void(const std::string&)> on_ended_;
+};
+
+class VarlinkStream : public EventStream, public Stream {
+public:
+    explicit VarlinkStream(const std::string& path) : Stream(path) {
+        for (const auto& l : conn().call(kIface + ".ListLinks").value("links", json::array()))
+            links_[str(l, "name")] = link_of(l);
+        for (const auto& l : conn().call(kIface + ".ListLeases").value("leases", json::array())) {
+            auto x = lease_of(l);
+            leases_[x.id] = x;
+        }
+        conn().call_more(kIface + ".Monitor");
+        auto first = conn().wait(std::chrono::minutes(2));
+        if (!first.error.empty())
+            client::VarlinkClient::raise(first);
+    }
+    void on_event(std::function<void(const client::Event&)> cb) override { cb_ = std::move(cb); }
+    std::size_t link_count() const override { return links_.size(); }
+    std::size_t lease_count() const override { return leases_.size(); }
+
+private:
+    using Type = client::Event::Type;
+
+    void handle(const client::VarlinkClient::Reply& r) override {
+        if (!r.error.empty())
+            client::VarlinkClient::raise(r);
+        auto it = r.parameters.find("event");
+        if (it == r.parameters.end() || !it->is_object())
+            return;
+        const json& j = *it;
+        client::Event e;
+        e.timestamp_usec = num<std::uint64_t>(j, "time");
+        std::string type = str(j, "type");
+        auto lease =
+            j.contains("lease") && j["lease"].is_object() ? lease_of(j["lease"]) : LeaseInfo{};
+        if (type == "lease-granted") {
+            e.type = Type::LeaseGranted;
+            e.lease = lease;
+            leases_[lease.id] = lease;
+        } else if (type == "lease-state") {
+            e.type = Type::LeaseChanged;
+            e.lease = lease;
+            auto prev = leases_.find(lease.id);
+            e.previous_lease = prev != leases_.end() ? prev->second : lease;
+            if (e.previous_lease.state != lease.state)
+                e.changed.push_back("State");
+            if (e.previous_lease.expires_usec != lease.expires_usec)
+                e.changed.push_back("Expires");
+            if (e.previous_lease.interface != lease.interface)
+                e.changed.push_back("Interface");
+            leases_[lease.id] = lease;
+        } else if (type == "lease-ended") {
+            e.type = Type::LeaseEnded;
+            e.lease = lease;
+            e.reason = str(j, "reason");
+            leases_.erase(lease.id);
+        } else if (type == "flag") {
+            e.type = Type::LinkChanged;
+            auto& link = links_[str(j, "interface")];
+            link.name = str(j, "interface");
+            e.previous_link = link;
+            bool on = j.value("flag", false);
+            bool ours = str(j, "by") == "promiscd";
+            link.admin_flag = on;
+            link.origin = on ? (ours ? "daemon" : "admin") : "none";
+            e.previous_link.origin = on ? e.previous_link.origin : (ours ? "daemon" : "admin");
+            if (!on && ours)
+                link.leases = 0;
+            e.link = link;
+            e.changed = {"AdminFlag"};
+        } else if (type == "conflict") {
+            e.type = Type::Conflict;
+            e.interface = str(j, "interface");
+            e.clears = num<std::uint32_t>(j, "clears");
+        } else {
+            return; // subscribed, or a type this promiscctl does not know
+        }
+        if (cb_)
+            cb_(e);
+    }
+    bool closed() override {
+        if (cb_) {
+            client::Event e;
+            e.type = Type::DaemonStopped;
+            e.timestamp_usec = now_usec();
+            cb_(e);
+        }
+        return false;
+    }
+    static std::uint64_t now_usec() {
+        timespec ts{};
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000 +
+               static_cast<std::uint64_t>(ts.tv_nsec) / 1000;
+    }
+
+    std::map<std::string, LinkInfo> links_;
+    std::map<std::uint64_t, LeaseInfo> leases_;
+    std::function<void(const client::Event&)> cb_;
+};
+
+class VarlinkTransport : public Transport {
+public:
+    VarlinkTransport(std::string path, std::unique_ptr<client::VarlinkClient> connected)
+        : path_(std::move(path)), ctl_(std::move(connected)) {}
+    TransportKind kind() const override { return TransportKind::Varlink; }
+
+    std::vector<LinkInfo> list_links() override {
+        std::vector<LinkInfo> out;
+        for (const auto& l : ctl().call(kIface + ".ListLinks").value("links", json::array()))
+            out.push_back(link_of(l));
+        return out;
+    }
+    std::vector<LeaseInfo> list_leases() override {
+        std::vector<LeaseInfo> out;
+        for (const auto& l : ctl().call(kIface + ".ListLeases").value("leases", json::array()))
+            out.push_back(lease_of(l));
+        return out;
+    }
+    void release(const std::string& path) override {
+        ctl().call(kIface + ".Release", {{"id", id_of(path)}});
+    }
+    void revoke(const std::string& path, const std::string& reason) override {
+        json p = {{"id", id_of(path)}};
+        if (!reason.empty())
+            p["reason"] = reason;
+        ctl().call(kIface + ".Revoke", p);
+    }
+    void set_policy(const std::string& interface, const std::string& policy) override {
+        ctl().call(kIface + ".SetLinkPolicy", {{"interface", interface}, {"policy", policy}});
+    }
+    std::unique_ptr<HeldLease> acquire(const std::string& interface,
+                                       const client::LeaseOptions& o) override {
+        auto l = std::make_unique<VarlinkLease>(path_, interface, o);
+        streams_.push_back(l.get());
+        return l;
+    }
+    std::unique_ptr<EventStream> watch() override {
+        auto s = std::make_unique<VarlinkStream>(path_);
+        streams_.push_back(s.get());
+        return s;
+    }
+    void attach(EventLoop& loop, std::function<void(const Error&)> on_lost) override {
+        for (auto* s : streams_)
+            s->attach(loop, on_lost);
+    }
+    void on_daemon_presence(std::function<void(bool)>) override {}
+
+private:
+    client::VarlinkClient& ctl() {
+        if (!ctl_)
+            ctl_ = std::make_unique<client::VarlinkClient>(path_);
+        return *ctl_;
+    }
+
+    std::string path_;
+    std::unique_ptr<client::VarlinkClient> ctl_;
+    // Owned by the commands, which keep them for as long as the loop runs.
+    std::vector<Stream*> streams_;
+};
+
+} // namespace
+
+std::unique_ptr<Transport> dbus_transport(client::Client& client) {
+    return std::make_unique<DbusTransport>(client);
+}
+
+std::unique_ptr<Transport> varlink_transport(const std::string& path,
+                                             std::unique_ptr<client::VarlinkClient> connected) {
+    return std::make_unique<VarlinkTransport>(path, std::move(connected));
+}
+
+bool dbus_available() {
+    sd_bus* bus = nullptr;
+    if (sd_bus_open_system(&bus) < 0)
+        return false;
+    bool found = false;
+    sd_bus_message* reply = nullptr;
+    int has = 0;
+    if (sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                           "org.freedesktop.DBus", "NameHasOwner", nullptr, &reply, "s",
+                           PROMISCD_BUS_NAME) >= 0 &&
+        sd_bus_message_read(reply, "b", &has) >= 0 && has)
+        found = true;
+    reply = sd_bus_message_unref(reply);
+    char** names = nullptr;
+    if (!found &&
+        sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                           "org.freedesktop.DBus", "ListActivatableNames", nullptr, &reply,
+                           "") >= 0 &&
+        sd_bus_message_read_strv(reply, &names) >= 0 && names) {
+        for (char** n = names; *n; ++n)
+            found = found || std::string(*n) == PROMISCD_BUS_NAME;
+    }
+    if (names) {
+        for (char** n = names; *n; ++n)
+            free(*n);
+        free(names);
+    }
+    sd_bus_message_unref(reply);
+    sd_bus_flush_close_unref(bus);
+    return found;
+}
+
+} // namespace promiscd::ctl

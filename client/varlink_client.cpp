@@ -1,0 +1,223 @@
+#include "client/varlink_client.hpp"
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+namespace promiscd::client {
+
+namespace {
+
+constexpr std::string_view kPrefix = "org.promiscd.Promisc.";
+
+std::string errno_text(int err) {
+    return std::strerror(err);
+}
+
+// Waits until fd has events or the deadline passes; false on timeout.
+bool wait_fd(int fd, short events, std::chrono::steady_clock::time_point deadline) {
+    for (;;) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() < 0)
+            return false;
+        pollfd p{fd, events, 0};
+        int r = ::poll(&p, 1, static_cast<int>(std::min<long long>(left.count() + 1, 60'000)));
+        if (r > 0)
+            return true;
+        if (r < 0 && errno != EINTR)
+            throw Error(ErrorKind::Failed, {}, "poll on the varlink socket: " + errno_text(errno));
+    }
+}
+
+Error lost(const std::string& path) {
+    return Error(ErrorKind::DaemonUnreachable, {},
+                 "the connection to promiscd at " + path + " was closed");
+}
+
+} // namespace
+
+ErrorKind varlink_error_kind(std::string_view name) noexcept {
+    if (name == "org.varlink.service.InvalidParameter")
+        return ErrorKind::InvalidArgument;
+    if (name == "org.varlink.service.MethodNotFound" ||
+        name == "org.varlink.service.InterfaceNotFound" ||
+        name == "org.varlink.service.MethodNotImplemented")
+        return ErrorKind::NotSupported;
+    if (name.substr(0, kPrefix.size()) != kPrefix)
+        return ErrorKind::Failed;
+    auto n = name.substr(kPrefix.size());
+    if (n == "NoSuchInterface")
+        return ErrorKind::NoSuchInterface;
+    if (n == "InvalidArgument")
+        return ErrorKind::InvalidArgument;
+    if (n == "InvalidFilter")
+        return ErrorKind::InvalidFilter;
+    if (n == "QuotaExceeded")
+        return ErrorKind::QuotaExceeded;
+    if (n == "NoSuchLease")
+        return ErrorKind::NoSuchLease;
+    if (n == "NotOwner")
+        return ErrorKind::NotOwner;
+    if (n == "AccessDenied")
+        return ErrorKind::AccessDenied;
+    if (n == "InteractiveAuthorizationRequired")
+        return ErrorKind::InteractiveAuthorizationRequired;
+    return ErrorKind::Failed;
+}
+
+VarlinkClient::VarlinkClient(const std::string& path) : path_(path) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.empty() || path.size() >= sizeof(addr.sun_path))
+        throw Error(ErrorKind::DaemonUnreachable, {},
+                    "invalid varlink socket path " + std::string("'") + path + "'");
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    fd_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd_)
+        throw Error(ErrorKind::Failed, {}, "socket: " + errno_text(errno));
+    int r;
+    do
+        r = ::connect(fd_.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
+    while (r < 0 && errno == EINTR);
+    if (r < 0) {
+        int err = errno;
+        throw Error(ErrorKind::DaemonUnreachable, {},
+                    "cannot connect to promiscd's varlink socket " + path + ": " + errno_text(err));
+    }
+    int flags = ::fcntl(fd_.get(), F_GETFL);
+    if (flags < 0 || ::fcntl(fd_.get(), F_SETFL, flags | O_NONBLOCK) < 0)
+        throw Error(ErrorKind::Failed, {}, "fcntl: " + errno_text(errno));
+}
+
+VarlinkClient::~VarlinkClient() = default;
+
+void VarlinkClient::send(const nlohmann::json& message) {
+    if (!fd_)
+        throw lost(path_);
+    std::string out = message.dump();
+    out.push_back('\0');
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    size_t done = 0;
+    while (done < out.size()) {
+        ssize_t n = ::send(fd_.get(), out.data() + done, out.size() - done, MSG_NOSIGNAL);
+        if (n > 0) {
+            done += static_cast<size_t>(n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (!wait_fd(fd_.get(), POLLOUT, deadline))
+                throw Error(ErrorKind::Failed, {}, "promiscd does not read its varlink socket");
+            continue;
+        }
+        throw lost(path_);
+    }
+}
+
+void VarlinkClient::call_more(const std::string& method, const nlohmann::json& parameters) {
+    send({{"method", method}, {"parameters", parameters}, {"more", true}});
+}
+
+nlohmann::json VarlinkClient::call(const std::string& method, const nlohmann::json& parameters) {
+    send({{"method", method}, {"parameters", parameters}});
+    auto r = wait(std::chrono::minutes(2));
+    if (!r.error.empty())
+        raise(r);
+    return std::move(r.parameters);
+}
+
+bool VarlinkClient::read_some() {
+    if (!fd_ || eof_)
+        return false;
+    std::array<char, 65536> buf;
+    // Bounded per call: the caller's loop comes back while more is queued.
+    for (int round = 0; round < 16; ++round) {
+        ssize_t n = ::recv(fd_.get(), buf.data(), buf.size(), 0);
+        if (n > 0) {
+            in_.append(buf.data(), static_cast<size_t>(n));
+            parse();
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return true;
+        eof_ = true; // end of stream, or an error that ends it
+        return false;
+    }
+    return true;
+}
+
+void VarlinkClient::parse() {
+    size_t start = 0;
+    for (;;) {
+        auto nul = in_.find('\0', start);
+        if (nul == std::string::npos)
+            break;
+        auto j =
+            nlohmann::json::parse(in_.begin() + static_cast<std::ptrdiff_t>(start),
+                                  in_.begin() + static_cast<std::ptrdiff_t>(nul), nullptr, false);
+        start = nul + 1;
+        if (!j.is_object()) {
+            eof_ = true;
+            in_.clear();
+            throw Error(ErrorKind::Failed, {}, "promiscd sent an invalid varlink message");
+        }
+        Reply r;
+        if (auto p = j.find("parameters"); p != j.end() && p->is_object())
+            r.parameters = std::move(*p);
+        if (auto c = j.find("continues"); c != j.end() && c->is_boolean())
+            r.continues = c->get<bool>();
+        if (auto e = j.find("error"); e != j.end() && e->is_string())
+            r.error = e->get<std::string>();
+        replies_.push_back(std::move(r));
+    }
+    in_.erase(0, start);
+    if (in_.size() > kMaxMessage) {
+        eof_ = true;
+        in_.clear();
+        throw Error(ErrorKind::Failed, {}, "promiscd sent a varlink message larger than 16 MiB");
+    }
+}
+
+std::optional<VarlinkClient::Reply> VarlinkClient::next() {
+    if (replies_.empty())
+        return std::nullopt;
+    Reply r = std::move(replies_.front());
+    replies_.pop_front();
+    return r;
+}
+
+VarlinkClient::Reply VarlinkClient::wait(std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        if (auto r = next())
+            return std::move(*r);
+        if (!fd_ || eof_)
+            throw lost(path_);
+        if (!wait_fd(fd_.get(), POLLIN, deadline))
+            throw Error(ErrorKind::Failed, {}, "promiscd did not answer over varlink in time");
+        if (!read_some() && replies_.empty())
+            throw lost(path_);
+    }
+}
+
+void VarlinkClient::raise(const Reply& r) {
+    std::string message;
+    if (auto m = r.parameters.find("message"); m != r.parameters.end() && m->is_string())
+        message = m->get<std::string>();
+    else if (r.parameters.empty())
+        message = r.error;
+    else
+        message = r.error + " " + r.parameters.dump();
+    throw Error(varlink_error_kind(r.error), r.error, message);
+}
+
+} // namespace promiscd::client

@@ -1,0 +1,77 @@
+// A small blocking-connect, poll-driven client of promiscd's varlink socket
+// (interface org.promiscd.Promisc): NUL-terminated JSON messages on a UNIX
+// stream socket. Calls are answered in order, one at a time; a call with
+// "more" keeps the connection until its last reply. Errors come back as
+// client::Error with the same ErrorKind the D-Bus client uses.
+#pragma once
+
+#include "client/promisc_client.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <deque>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+namespace promiscd::client {
+
+// The error kind an org.promiscd.Promisc.<Name> (or org.varlink.service.*)
+// error stands for.
+ErrorKind varlink_error_kind(std::string_view varlink_error_name) noexcept;
+
+class VarlinkClient {
+public:
+    // The largest message accepted from the daemon; a larger one ends the
+    // connection (Failed).
+    static constexpr std::size_t kMaxMessage = 16u << 20;
+
+    struct Reply {
+        nlohmann::json parameters = nlohmann::json::object();
+        bool continues = false;
+        std::string error; // the error name; empty for a reply
+    };
+
+    // Connects (blocking) to the socket at path. Throws
+    // Error(DaemonUnreachable) when nothing listens there.
+    explicit VarlinkClient(const std::string& path);
+    ~VarlinkClient();
+    VarlinkClient(const VarlinkClient&) = delete;
+    VarlinkClient& operator=(const VarlinkClient&) = delete;
+
+    const std::string& path() const noexcept { return path_; }
+    // The socket, for poll(2)/sd-event (readable: call read_some()).
+    int fd() const noexcept { return fd_.get(); }
+    bool open() const noexcept { return static_cast<bool>(fd_); }
+    void close() noexcept { fd_.reset(); }
+
+    // One call, waiting for its single reply; throws Error for an error reply
+    // and returns the reply's parameters.
+    nlohmann::json call(const std::string& method,
+                        const nlohmann::json& parameters = nlohmann::json::object());
+    // Sends a call with "more"; its replies come from next().
+    void call_more(const std::string& method,
+                   const nlohmann::json& parameters = nlohmann::json::object());
+    // Reads what the socket has without blocking (a bounded amount); false
+    // at end of stream (the socket stays open until close()).
+    bool read_some();
+    // The next complete reply already read, if any.
+    std::optional<Reply> next();
+    // Waits up to timeout for the next reply; throws Error(DaemonUnreachable)
+    // when the connection ends first, Error(Failed) on timeout.
+    Reply wait(std::chrono::milliseconds timeout);
+    // Throws the Error an error reply stands for.
+    [[noreturn]] static void raise(const Reply& r);
+
+private:
+    void send(const nlohmann::json& message);
+    void parse();
+
+    std::string path_;
+    UniqueFd fd_;
+    std::string in_;
+    bool eof_ = false;
+    std::deque<Reply> replies_;
+};
+
+} // namespace promiscd::client

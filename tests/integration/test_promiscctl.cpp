@@ -1,0 +1,1083 @@
+// promiscctl end to end: every command as a separate process, as root and as
+// the test users that polkit allows or denies, against the real stack (a
+// private bus with the project's policy, polkitd with test rules, the daemon
+// in a namespace the test made). Output is checked as a user reads it: tables
+// by their columns, --json through python3's json module, exit codes, and
+// `ip link` for the flag.
+#include "bus_stack.hpp"
+#include "netns.hpp"
+#include "process.hpp"
+#include "test_paths.h"
+
+#include <csignal>
+#include <fstream>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+#include <sys/stat.h>
+#include <thread>
+
+using namespace promiscd::testing;
+using nlohmann::json;
+
+namespace {
+
+const std::string kCtl = PROMISCD_CTL_BINARY;
+const std::string kSource = PROMISCD_SOURCE_ROOT;
+
+// pdallow (group promisc) may acquire and capture; pddeny may do nothing;
+// managing is left to the .policy default (auth_admin: a challenge that
+// nobody can answer here).
+const std::string kRules = R"js(
+polkit.addRule(function(action, subject) {
+    if (action.id.indexOf("org.promiscd.") != 0)
+        return polkit.Result.NOT_HANDLED;
+    if (subject.user == "pddeny")
+        return polkit.Result.NO;
+    if (subject.isInGroup("promisc") &&
+        (action.id == "org.promiscd.promisc.acquire" || action.id == "org.promiscd.capture"))
+        return polkit.Result.YES;
+    return polkit.Result.NOT_HANDLED;
+});
+)js";
+
+std::string shell_quote(const std::string& s) {
+    std::string out = "'";
+    for (char c : s) {
+        if (c == '\'')
+            out += "'\\''";
+        else
+            out += c;
+    }
+    return out + "'";
+}
+
+// The text as python3's json module reads it (it must), back as nlohmann::json.
+json py_json(const std::string& text) {
+    auto r = run(
+        {"/usr/bin/python3", "-c", "import json, sys\njson.dump(json.load(sys.stdin), sys.stdout)"},
+        {}, text);
+    if (!r.ok())
+        throw std::runtime_error("python3 json rejected:\n" + text + "\n" + r.err);
+    return json::parse(r.out);
+}
+
+// A table as promiscctl prints it: a header line whose words start the
+// columns, rows until an empty line, then the legend.
+struct ParsedTable {
+    std::vector<std::map<std::string, std::string>> rows;
+    std::string legend;
+};
+
+std::string trim(const std::string& s) {
+    auto b = s.find_first_not_of(' ');
+    auto e = s.find_last_not_of(' ');
+    return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+}
+
+ParsedTable parse_table(const std::string& out) {
+    ParsedTable t;
+    std::istringstream in(out);
+    std::string header;
+    std::getline(in, header);
+    std::vector<std::pair<size_t, std::string>> columns;
+    for (size_t i = 0; i < header.size(); ++i)
+        if (header[i] != ' ' && (i == 0 || header[i - 1] == ' ')) {
+            auto end = header.find(' ', i);
+            columns.emplace_back(i, header.substr(i, end == std::string::npos ? end : end - i));
+        }
+    for (std::string line; std::getline(in, line);) {
+        if (line.empty()) {
+            std::getline(in, t.legend);
+            break;
+        }
+        std::map<std::string, std::string> row;
+        for (size_t c = 0; c < columns.size(); ++c) {
+            size_t start = columns[c].first;
+            size_t len = c + 1 < columns.size() ? columns[c + 1].first - start : std::string::npos;
+            row[columns[c].second] = start < line.size() ? trim(line.substr(start, len)) : "";
+        }
+        t.rows.push_back(row);
+    }
+    return t;
+}
+
+class Ctl : public ::testing::Test {
+protected:
+    void SetUp() override {
+        PROMISCD_REQUIRE_ROOT();
+        stack_ = std::make_unique<BusStack>();
+        stack_->start_polkit(kRules);
+        ns_ = std::make_unique<Netns>();
+        make_links();
+        dev_ = veth_.name;
+        // Marker files written by commands that run as the test users.
+        ::chmod(tmp_.path().c_str(), 0777);
+        start_daemon();
+    }
+    void TearDown() override {
+        if (HasFailure() && daemon_)
+            std::cerr << "---- promiscd log ----\n" << daemon_->log() << '\n';
+        procs_.clear();
+        daemon_.reset();
+        ns_.reset();
+        stack_.reset();
+    }
+
+    // A veth pair in the daemon's namespace.
+    virtual void make_links() { veth_ = add_veth(*ns_); }
+
+    void start_daemon() {
+        Process::Options o;
+        o.env = stack_->env();
+        o.log_path = state_ / "promiscd.log";
+        daemon_ = std::make_unique<Process>(
+            ns_->wrap({PROMISCD_DAEMON_BINARY, "--log-target=console", "--log-level=debug",
+                       "--state-dir=" + state_.path(), "--no-varlink"}),
+            o);
+        ASSERT_TRUE(wait_until([&] { return stack_->name_has_owner(PROMISCD_BUS_NAME); }))
+            << daemon_->log();
+    }
+
+    std::map<std::string, std::string> env(std::map<std::string, std::string> extra = {}) {
+        auto e = stack_->env();
+        for (auto& [k, v] : extra)
+            e[k] = v;
+        return e;
+    }
+    std::vector<std::string> argv(std::vector<std::string> args, const TestUser* user) {
+        args.insert(args.begin(), kCtl);
+        return user ? as_user(*user, args) : args;
+    }
+    // promiscctl ARGS to completion.
+    CommandResult ctl(std::vector<std::string> args, const TestUser* user = nullptr,
+                      std::map<std::string, std::string> extra = {}) {
+        return run(argv(std::move(args), user), env(std::move(extra)));
+    }
+    // promiscctl ARGS in the background; stdout and stderr go to its log.
+    Process& ctl_bg(std::vector<std::string> args, const TestUser* user = nullptr,
+                    std::map<std::string, std::string> extra = {}) {
+        Process::Options o;
+        o.env = env(std::move(extra));
+        procs_.push_back(std::make_unique<Process>(argv(std::move(args), user), o));
+        return *procs_.back();
+    }
+    // A shell command line under a pseudo-terminal (script), as a person
+    // would run it; output is what the terminal showed.
+    CommandResult pty(const std::string& cmdline, const TestUser* user = nullptr,
+                      std::map<std::string, std::string> extra = {}) {
+        extra.emplace("TERM", "xterm");
+        std::vector<std::string> a = {"script", "-qfec", cmdline, "/dev/null"};
+        return run(user ? as_user(*user, a) : a, env(std::move(extra)));
+    }
+    // A python3-dbus client holding a lease (clients/lease_holder.py).
+    Process& holder(const std::vector<std::string>& args, const TestUser* user = nullptr) {
+        std::vector<std::string> a = {"/usr/bin/python3",
+                                      kSource + "/tests/integration/clients/lease_holder.py"};
+        a.insert(a.end(), args.begin(), args.end());
+        Process::Options o;
+        o.env = stack_->env();
+        o.stdin_pipe = true;
+        procs_.push_back(std::make_unique<Process>(user ? as_user(*user, a) : a, o));
+        return *procs_.back();
+    }
+    // The id of the holder's lease, from its "LEASE <path>" line.
+    std::string lease_id_of(Process& p) {
+        auto pos = p.wait_for_output("LEASE ");
+        if (pos == std::string::npos) {
+            ADD_FAILURE() << "no lease: " << p.log();
+            return {};
+        }
+        auto line = p.log().substr(pos + 6);
+        auto path = line.substr(0, line.find(' '));
+        return path.substr(path.rfind('/') + 1);
+    }
+    json leases_json() {
+        auto r = ctl({"leases", "--json"});
+        EXPECT_EQ(r.status, 0) << r.err;
+        return r.ok() ? py_json(r.out) : json::array();
+    }
+    json link_json(const std::string& dev) {
+        auto r = ctl({"--json", "status"});
+        EXPECT_EQ(r.status, 0) << r.err;
+        for (const auto& l : py_json(r.out))
+            if (l["name"] == dev)
+                return l;
+        return json();
+    }
+    bool promisc(const std::string& dev) {
+        auto s = link_state(*ns_, dev);
+        return s && s->promisc();
+    }
+    bool promisc() { return promisc(dev_); }
+
+    TempDir state_;
+    TempDir tmp_;
+    std::unique_ptr<BusStack> stack_;
+    std::unique_ptr<Netns> ns_;
+    VethPair veth_;
+    std::string dev_;
+    std::unique_ptr<Process> daemon_;
+    std::vector<std::unique_ptr<Process>> procs_;
+};
+
+// ------------------------------------------------------------------ status
+
+TEST_F(Ctl, StatusTableForRootAndBothUsers) {
+    ns_->exec_ok("ip link set dev " + veth_.peer_name + " promisc on");
+    for (const TestUser* user :
+         {static_cast<const TestUser*>(nullptr), &kAllowedUser, &kDeniedUser}) {
+        SCOPED_TRACE(user ? user->name : "root");
+        auto r = ctl({"status"}, user);
+        ASSERT_EQ(r.status, 0) << r.err;
+        EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << "no colour into a pipe";
+        auto t = parse_table(r.out);
+        std::map<std::string, std::map<std::string, std::string>> by_name;
+        for (const auto& row : t.rows)
+            by_name[row.at("LINK")] = row;
+        ASSERT_TRUE(by_name.count(dev_)) << r.out;
+        ASSERT_TRUE(by_name.count("lo")) << r.out;
+        const auto& d = by_name[dev_];
+        EXPECT_EQ(d.at("IDX"), std::to_string(link_state(*ns_, dev_)->ifindex));
+        EXPECT_EQ(d.at("PROMISC"), "no");
+        EXPECT_EQ(d.at("FLAG"), "off");
+        EXPECT_EQ(d.at("COUNT"), "0");
+        EXPECT_EQ(d.at("ORIGIN"), "none");
+        EXPECT_EQ(d.at("LEASES"), "0");
+        EXPECT_EQ(d.at("POLICY"), "enforce");
+        const auto& p = by_name[veth_.peer_name];
+        EXPECT_EQ(p.at("PROMISC"), "yes");
+        EXPECT_EQ(p.at("FLAG"), "on");
+        EXPECT_EQ(p.at("ORIGIN"), "admin");
+        EXPECT_EQ(t.legend, std::to_string(t.rows.size()) + " links listed.");
+    }
+    // The default command is status.
+    auto bare = ctl({});
+    EXPECT_EQ(bare.status, 0) << bare.err;
+    EXPECT_EQ(bare.out, ctl({"status"}).out);
+}
+
+TEST_F(Ctl, StatusNoLegendAndJson) {
+    auto plain = ctl({"--no-legend", "status"});
+    ASSERT_EQ(plain.status, 0) << plain.err;
+    EXPECT_EQ(plain.out.find("IDX"), std::string::npos) << plain.out;
+    EXPECT_EQ(plain.out.find("listed"), std::string::npos) << plain.out;
+    EXPECT_NE(plain.out.find(dev_), std::string::npos);
+    // Every line is a row: first column the index, second the name.
+    std::istringstream lines(plain.out);
+    for (std::string line; std::getline(lines, line);)
+        EXPECT_TRUE(std::regex_match(line, std::regex(R"(\d+ +\S+ +(yes|no) +(on|off) .*)")))
+            << line;
+
+    auto& h = holder({dev_, "--reason", "json test"});
+    lease_id_of(h);
+    auto short_out = ctl({"status", "--json"});
+    ASSERT_EQ(short_out.status, 0) << short_out.err;
+    EXPECT_EQ(std::count(short_out.out.begin(), short_out.out.end(), '\n'), 1)
+        << "short is one line";
+    auto pretty = ctl({"--json=pretty", "status"});
+    EXPECT_GT(std::count(pretty.out.begin(), pretty.out.end(), '\n'), 5);
+    EXPECT_EQ(py_json(pretty.out), py_json(short_out.out));
+    json link;
+    for (const auto& l : py_json(short_out.out))
+        if (l["name"] == dev_)
+            link = l;
+    ASSERT_FALSE(link.is_null()) << short_out.out;
+    EXPECT_EQ(link["index"], link_state(*ns_, dev_)->ifindex);
+    EXPECT_EQ(link["path"],
+              "/org/promiscd/Promisc1/link/" + std::to_string(link["index"].get<int>()));
+    EXPECT_EQ(link["promiscuous"], true);
+    EXPECT_EQ(link["admin_flag"], true);
+    EXPECT_EQ(link["promiscuity"], 1);
+    EXPECT_EQ(link["origin"], "daemon");
+    EXPECT_EQ(link["leases"], 1);
+    EXPECT_EQ(link["policy"], "enforce");
+
+    // With LINK: the link and its leases.
+    auto one = ctl({"status", dev_, "--json"});
+    ASSERT_EQ(one.status, 0) << one.err;
+    auto j = py_json(one.out);
+    ASSERT_EQ(j.size(), 1u);
+    EXPECT_EQ(j[0]["name"], dev_);
+    ASSERT_EQ(j[0]["lease_list"].size(), 1u);
+    EXPECT_EQ(j[0]["lease_list"][0]["reason"], "json test");
+}
+
+TEST_F(Ctl, StatusOfALinkShowsItsLeases) {
+    auto& h = holder({dev_, "--reason", "ids sensor"}, &kAllowedUser);
+    auto id = lease_id_of(h);
+    auto r = ctl({"status", dev_});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find(dev_ + " (index "), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("Promiscuous: yes (kernel count 1)"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("Admin flag: on, set by promiscd"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("Policy: enforce"), std::string::npos) << r.out;
+    EXPECT_TRUE(std::regex_search(
+        r.out,
+        std::regex(
+            " " + id +
+            R"( active, 64001, pid \d+ \(python3\), acquired (now|\d+s ago), expires never: ids sensor)")))
+        << r.out;
+
+    auto missing = ctl({"status", dev_, "nosuchlink0"});
+    EXPECT_EQ(missing.status, 1);
+    EXPECT_EQ(missing.err, "promiscctl: interface 'nosuchlink0' does not exist\n");
+    EXPECT_EQ(missing.out, "") << "nothing printed when a name is wrong";
+}
+
+// ------------------------------------------------------------------ leases
+
+TEST_F(Ctl, LeasesTableAndJsonWithUserNames) {
+    auto& a = holder({dev_, "--reason", "ids sensor"}, &kAllowedUser);
+    auto id_a = lease_id_of(a);
+    auto& b = holder({dev_, "--ttl", "300"});
+    auto id_b = lease_id_of(b);
+
+    // Outside the test users' view uid 64001 has no name: the number.
+    auto r = ctl({"leases"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    auto t = parse_table(r.out);
+    ASSERT_EQ(t.rows.size(), 2u) << r.out;
+    EXPECT_EQ(t.legend, "2 leases listed.");
+    const auto& ra = t.rows[0];
+    EXPECT_EQ(ra.at("ID"), id_a);
+    EXPECT_EQ(ra.at("LINK"), dev_);
+    EXPECT_EQ(ra.at("STATE"), "active");
+    EXPECT_EQ(ra.at("USER"), "64001");
+    EXPECT_EQ(ra.at("PID"), std::to_string(a.pid())) << "setpriv execs python3 in place";
+    EXPECT_EQ(ra.at("COMMAND"), "python3");
+    EXPECT_TRUE(std::regex_match(ra.at("ACQUIRED"), std::regex(R"(now|\d+s ago)")))
+        << ra.at("ACQUIRED");
+    EXPECT_EQ(ra.at("EXPIRES"), "never");
+    EXPECT_EQ(ra.at("REASON"), "ids sensor");
+    const auto& rb = t.rows[1];
+    EXPECT_EQ(rb.at("ID"), id_b);
+    EXPECT_EQ(rb.at("USER"), "root");
+    EXPECT_TRUE(std::regex_match(rb.at("EXPIRES"), std::regex(R"(in 4min \d+s)")))
+        << rb.at("EXPIRES");
+    EXPECT_EQ(rb.at("REASON"), "-");
+
+    // Reading needs no authorization: the denied user sees the same.
+    auto as_denied = ctl({"leases"}, &kDeniedUser);
+    EXPECT_EQ(as_denied.status, 0) << as_denied.err;
+    EXPECT_EQ(parse_table(as_denied.out).rows.size(), 2u) << as_denied.out;
+
+    // Where the user database knows the test users, their names.
+    auto named = run(stack_->with_test_users({kCtl, "--no-legend", "leases"}), env());
+    ASSERT_EQ(named.status, 0) << named.err;
+    EXPECT_TRUE(
+        std::regex_search(named.out, std::regex("^" + id_a + " +" + dev_ + " +active +pdallow ")))
+        << named.out;
+
+    auto j = leases_json();
+    ASSERT_EQ(j.size(), 2u);
+    EXPECT_EQ(j[0]["id"], std::stoull(id_a));
+    EXPECT_EQ(j[0]["path"], "/org/promiscd/Promisc1/lease/" + id_a);
+    EXPECT_EQ(j[0]["interface"], dev_);
+    EXPECT_EQ(j[0]["state"], "active");
+    EXPECT_EQ(j[0]["uid"], kAllowedUser.uid);
+    EXPECT_TRUE(j[0]["user"].is_null()) << "no name for the uid here";
+    EXPECT_EQ(j[0]["pid"], a.pid());
+    EXPECT_EQ(j[0]["command"], "python3");
+    EXPECT_EQ(j[0]["reason"], "ids sensor");
+    EXPECT_EQ(j[0]["owner"].get<std::string>().rfind(":1.", 0), 0u);
+    EXPECT_GT(j[0]["acquired"].get<uint64_t>(), 1'600'000'000'000'000ull);
+    EXPECT_TRUE(j[0]["expires"].is_null());
+    EXPECT_EQ(j[1]["user"], "root");
+    EXPECT_GT(j[1]["expires"].get<uint64_t>(), j[1]["acquired"].get<uint64_t>());
+
+    a.write_stdin("release\n");
+    b.write_stdin("release\n");
+    EXPECT_TRUE(wait_until([&] { return leases_json().empty(); }));
+    auto empty = ctl({"leases"});
+    EXPECT_EQ(empty.out,
+              "ID LINK STATE USER PID COMMAND ACQUIRED EXPIRES REASON\n\n0 leases listed.\n");
+}
+
+// ------------------------------------------------------------------ hold
+
+TEST_F(Ctl, HoldAsAllowedUserReleasesOnSigterm) {
+    auto& h = ctl_bg({"hold", dev_, "--reason", "debugging"}, &kAllowedUser);
+    ASSERT_NE(h.wait_for_output("Holding lease "), std::string::npos) << h.log();
+    EXPECT_NE(h.log().find(" on " + dev_ + " (active)"), std::string::npos) << h.log();
+    EXPECT_TRUE(promisc()) << "ip link shows PROMISC while held";
+    auto l = leases_json();
+    ASSERT_EQ(l.size(), 1u);
+    EXPECT_EQ(l[0]["uid"], kAllowedUser.uid);
+    EXPECT_EQ(l[0]["command"], "promiscctl");
+    EXPECT_EQ(l[0]["reason"], "debugging");
+    h.signal(SIGTERM);
+    EXPECT_EQ(h.wait(5s), 0) << h.log();
+    EXPECT_NE(h.log().find("Released lease " + std::to_string(l[0]["id"].get<uint64_t>()) + " on " +
+                           dev_ + "."),
+              std::string::npos)
+        << h.log();
+    EXPECT_TRUE(wait_until([&] { return !promisc(); }));
+    EXPECT_TRUE(leases_json().empty());
+}
+
+TEST_F(Ctl, HoldKilledLeaseEndsAnyway) {
+    auto& h = ctl_bg({"hold", dev_});
+    ASSERT_NE(h.wait_for_output("Holding lease "), std::string::npos) << h.log();
+    ASSERT_TRUE(promisc());
+    h.signal(SIGKILL);
+    EXPECT_TRUE(wait_until([&] { return !promisc(); })) << "owner-gone ends it";
+    EXPECT_TRUE(leases_json().empty());
+}
+
+TEST_F(Ctl, HoldPrintsStateChangesAndRevocation) {
+    auto& h = ctl_bg({"hold", dev_});
+    ASSERT_NE(h.wait_for_output("Holding lease "), std::string::npos) << h.log();
+    auto id = std::to_string(leases_json()[0]["id"].get<uint64_t>());
+    auto r = ctl({"policy", dev_, "yield"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    ns_->exec_ok("ip link set dev " + dev_ + " promisc off");
+    EXPECT_NE(h.wait_for_output("Lease " + id + " on " + dev_ + ": active -> overridden"),
+              std::string::npos)
+        << h.log();
+    ns_->exec_ok("ip link set dev " + dev_ + " promisc on");
+    EXPECT_NE(h.wait_for_output("Lease " + id + " on " + dev_ + ": overridden -> active"),
+              std::string::npos)
+        << h.log();
+    auto rv = ctl({"revoke", id, "--reason", "maintenance"});
+    EXPECT_EQ(rv.status, 0) << rv.err;
+    EXPECT_EQ(h.wait(5s), 1) << h.log();
+    EXPECT_NE(h.log().find("promiscctl: lease " + id + " on " + dev_ + " ended: revoked"),
+              std::string::npos)
+        << h.log();
+}
+
+TEST_F(Ctl, HoldWithTtlExpiresAndWaitIsPending) {
+    auto& t = ctl_bg({"hold", dev_, "--ttl=1"});
+    ASSERT_NE(t.wait_for_output("Holding lease "), std::string::npos) << t.log();
+    EXPECT_NE(t.log().find("It expires in 1s."), std::string::npos) << t.log();
+    EXPECT_EQ(t.wait(5s), 0) << t.log();
+    EXPECT_NE(t.log().find(" expired."), std::string::npos) << t.log();
+    EXPECT_TRUE(wait_until([&] { return !promisc(); })) << "the flag goes with the lease";
+
+    const std::string absent = unique_name("pc");
+    auto& w = ctl_bg({"hold", absent, "--wait"});
+    ASSERT_NE(w.wait_for_output("Holding lease "), std::string::npos) << w.log();
+    EXPECT_NE(w.log().find(" on " + absent + " (pending) (the link is absent"), std::string::npos)
+        << w.log();
+    add_ifb(*ns_, absent);
+    EXPECT_NE(w.wait_for_output(": pending -> active"), std::string::npos) << w.log();
+    EXPECT_TRUE(wait_until([&] { return promisc(absent); }));
+}
+
+TEST_F(Ctl, HoldEndsWhenTheDaemonStops) {
+    auto& h = ctl_bg({"hold", dev_});
+    ASSERT_NE(h.wait_for_output("Holding lease "), std::string::npos) << h.log();
+    daemon_->signal(SIGTERM);
+    EXPECT_EQ(h.wait(10s), 1) << h.log();
+    EXPECT_NE(h.log().find("ended: daemon-shutdown"), std::string::npos) << h.log();
+    EXPECT_TRUE(wait_until([&] { return !promisc(); }));
+}
+
+// ------------------------------------------------------------------ run
+
+TEST_F(Ctl, RunHoldsWhileTheCommandRunsAndReturnsItsStatus) {
+    const std::string started = tmp_ / "started", go = tmp_ / "go";
+    auto& p = ctl_bg({"run", dev_, "--reason", "tcpdump", "--", "sh", "-c",
+                      "touch " + started + "; while [ ! -e " + go +
+                          " ]; do sleep 0.05; done; echo out-of-cmd; exit 7"},
+                     &kAllowedUser);
+    ASSERT_TRUE(wait_until([&] { return ::access(started.c_str(), F_OK) == 0; })) << p.log();
+    EXPECT_TRUE(promisc()) << "held while the command runs";
+    auto l = leases_json();
+    ASSERT_EQ(l.size(), 1u);
+    EXPECT_EQ(l[0]["reason"], "tcpdump");
+    EXPECT_EQ(l[0]["uid"], kAllowedUser.uid);
+    write_file(go, "");
+    EXPECT_EQ(p.wait(5s), 7) << p.log();
+    EXPECT_EQ(p.log(), "out-of-cmd\n") << "promiscctl itself prints nothing";
+    EXPECT_TRUE(wait_until([&] { return !promisc(); }));
+    EXPECT_TRUE(leases_json().empty());
+}
+
+TEST_F(Ctl, RunReleasesWhenTheCommandIsKilled) {
+    const std::string pidfile = tmp_ / "pid";
+    auto& p = ctl_bg({"run", dev_, "--", "sh", "-c", "echo $$ > " + pidfile + "; exec sleep 600"});
+    ASSERT_TRUE(wait_until([&] { return read_file(pidfile).find('\n') != std::string::npos; }))
+        << p.log();
+    ASSERT_TRUE(promisc());
+    pid_t cmd = std::stoi(read_file(pidfile));
+    ASSERT_EQ(::kill(cmd, SIGKILL), 0);
+    EXPECT_EQ(p.wait(5s), 128 + SIGKILL) << p.log();
+    EXPECT_TRUE(wait_until([&] { return !promisc(); }));
+    EXPECT_TRUE(leases_json().empty());
+}
+
+TEST_F(Ctl, RunForwardsSigtermAndReportsMissingCommands) {
+    const std::string started = tmp_ / "started";
+    auto& p = ctl_bg(
+        {"run", dev_, "--", "sh", "-c",
+         "trap 'echo got-term; exit 3' TERM; touch " + started + "; while :; do sleep 0.05; done"});
+    ASSERT_TRUE(wait_until([&] { return ::access(started.c_str(), F_OK) == 0; })) << p.log();
+    ::kill(p.pid(), SIGTERM); // promiscctl only, not its process group
+    EXPECT_EQ(p.wait(5s), 3) << p.log();
+    EXPECT_NE(p.log().find("got-term"), std::string::npos) << p.log();
+    EXPECT_TRUE(leases_json().empty());
+
+    auto missing = ctl({"run", dev_, "--", "/nonexistent/cmd"});
+    EXPECT_EQ(missing.status, 127);
+    EXPECT_NE(missing.err.find("cannot run '/nonexistent/cmd': No such file or directory"),
+              std::string::npos)
+        << missing.err;
+    EXPECT_TRUE(leases_json().empty());
+}
+
+// ------------------------------------------------------------------ release, revoke, policy
+
+TEST_F(Ctl, ReleaseAndRevoke) {
+    auto& a = holder({dev_});
+    auto id = lease_id_of(a);
+    auto denied = ctl({"release", id}, &kDeniedUser);
+    EXPECT_EQ(denied.status, 3) << denied.err;
+    EXPECT_NE(denied.err.find("promiscctl: lease " + id + " belongs to someone else"),
+              std::string::npos)
+        << denied.err;
+    EXPECT_NE(denied.err.find("hint: only the process holding a lease"), std::string::npos);
+    auto other = ctl({"revoke", id}, &kAllowedUser);
+    EXPECT_EQ(other.status, 3) << other.err;
+    EXPECT_NE(other.err.find("hint: polkit wants an administrator"), std::string::npos)
+        << other.err;
+    EXPECT_EQ(leases_json().size(), 1u);
+
+    // root is always authorized: releasing someone else's lease revokes it.
+    auto ok = ctl({"release", "/org/promiscd/Promisc1/lease/" + id});
+    EXPECT_EQ(ok.status, 0) << ok.err;
+    EXPECT_EQ(ok.out + ok.err, "");
+    EXPECT_NE(a.wait_for_output("ENDED revoked"), std::string::npos) << a.log();
+
+    auto& b = holder({dev_});
+    auto id_b = lease_id_of(b);
+    auto rv = ctl({"revoke", id_b, "--reason", "maintenance"});
+    EXPECT_EQ(rv.status, 0) << rv.err;
+    EXPECT_NE(b.wait_for_output("ENDED revoked"), std::string::npos) << b.log();
+    EXPECT_NE(daemon_->log().find("revoked by uid 0: 'maintenance'"), std::string::npos);
+    EXPECT_TRUE(wait_until([&] { return !promisc(); }));
+
+    auto gone = ctl({"release", "999"});
+    EXPECT_EQ(gone.status, 1);
+    EXPECT_EQ(gone.err, "promiscctl: there is no lease 999\n");
+    auto gone2 = ctl({"revoke", "999"});
+    EXPECT_EQ(gone2.status, 1);
+    EXPECT_NE(gone2.err.find("there is no lease 999"), std::string::npos) << gone2.err;
+    auto bad = ctl({"release", "eth0"});
+    EXPECT_EQ(bad.status, 2);
+    EXPECT_NE(bad.err.find("'eth0' is not a lease id"), std::string::npos) << bad.err;
+}
+
+TEST_F(Ctl, Policy) {
+    auto r = ctl({"policy", dev_, "yield"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(link_json(dev_)["policy"], "yield");
+    auto t = parse_table(ctl({"status"}).out);
+    for (const auto& row : t.rows)
+        if (row.at("LINK") == dev_) {
+            EXPECT_EQ(row.at("POLICY"), "yield");
+        }
+    auto user = ctl({"policy", dev_, "enforce"}, &kAllowedUser);
+    EXPECT_EQ(user.status, 3);
+    EXPECT_NE(user.err.find("authentication is required"), std::string::npos) << user.err;
+    auto denied = ctl({"policy", dev_, "enforce"}, &kDeniedUser);
+    EXPECT_EQ(denied.status, 3);
+    EXPECT_NE(denied.err.find("hint: polkit did not authorize this"), std::string::npos)
+        << denied.err;
+    EXPECT_NE(denied.err.find("'promisc'"), std::string::npos) << denied.err;
+    EXPECT_EQ(link_json(dev_)["policy"], "yield");
+    auto bad_link = ctl({"policy", "nosuchlink0", "yield"});
+    EXPECT_EQ(bad_link.status, 1);
+    EXPECT_EQ(bad_link.err, "promiscctl: interface 'nosuchlink0' does not exist\n");
+    auto bad_policy = ctl({"policy", dev_, "maybe"});
+    EXPECT_EQ(bad_policy.status, 2);
+    EXPECT_NE(bad_policy.err.find("maybe"), std::string::npos) << bad_policy.err;
+}
+
+// ------------------------------------------------------------------ exit codes
+
+TEST_F(Ctl, ExitCodesForEachFailureClass) {
+    struct Case {
+        std::vector<std::string> args;
+        const TestUser* user;
+        int status;
+        std::string message;
+    };
+    const std::vector<Case> cases = {
+        {{"hold", "nosuchlink0"}, nullptr, 1, "promiscctl: interface 'nosuchlink0' does not exist"},
+        {{"run", "nosuchlink0", "--", "true"},
+         nullptr,
+         1,
+         "interface 'nosuchlink0' does not exist"},
+        {{"hold", "eth/0"}, nullptr, 1, "contains '/'"},
+        {{"hold", dev_}, &kDeniedUser, 3, "uid 64002 is not authorized"},
+        {{"run", dev_, "--", "true"}, &kDeniedUser, 3, "hint: polkit did not authorize this"},
+        {{"frobnicate"}, nullptr, 2, "frobnicate"},
+        {{"status", "--frobnicate"}, nullptr, 2, "--frobnicate"},
+        {{"hold"}, nullptr, 2, "LINK is required"},
+        {{"hold", dev_, "--ttl=0"}, nullptr, 2, "--ttl"},
+        {{"run", dev_}, nullptr, 2, "CMD is required"},
+        {{"--json=yaml", "status"}, nullptr, 2, "yaml"},
+        {{"capture", dev_, "--format=socket"}, nullptr, 2, "socket"},
+    };
+    for (const auto& c : cases) {
+        auto r = ctl(c.args, c.user);
+        EXPECT_EQ(r.status, c.status) << c.args[0] << " " << r.err;
+        EXPECT_NE(r.err.find(c.message), std::string::npos)
+            << "expected '" << c.message << "' in: " << r.err;
+        if (c.status == 2) {
+            EXPECT_NE(r.err.find("Try 'promiscctl --help'"), std::string::npos) << r.err;
+        }
+    }
+    EXPECT_TRUE(leases_json().empty());
+    EXPECT_FALSE(promisc());
+
+    // Daemon down: every command says so with 4, and a hint.
+    daemon_->stop();
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             {"status"}, {"leases"}, {"hold", dev_}, {"release", "1"}, {"monitor"}}) {
+        auto r = ctl(args);
+        EXPECT_EQ(r.status, 4) << args[0] << ": " << r.err;
+        EXPECT_NE(r.err.find("promiscd is not running"), std::string::npos) << r.err;
+        EXPECT_NE(r.err.find("hint: is promiscd running"), std::string::npos) << r.err;
+    }
+    // No bus at all.
+    auto nobus =
+        ctl({"status"}, nullptr, {{"DBUS_SYSTEM_BUS_ADDRESS", "unix:path=" + (tmp_ / "none")}});
+    EXPECT_EQ(nobus.status, 4);
+    EXPECT_NE(nobus.err.find("cannot connect to the system bus"), std::string::npos) << nobus.err;
+}
+
+TEST_F(Ctl, VersionAndHelp) {
+    auto v = ctl({"--version"});
+    EXPECT_EQ(v.status, 0);
+    EXPECT_TRUE(std::regex_match(v.out, std::regex(R"(promiscctl \d+\.\d+\.\d+\n)"))) << v.out;
+    auto h = ctl({"-h"});
+    EXPECT_EQ(h.status, 0);
+    for (const char* s :
+         {"status", "leases", "hold", "run", "release", "revoke", "policy", "capture", "monitor",
+          "--json", "--no-legend", "--no-pager", "--quiet", "--no-ask-password", "--version",
+          "Exit status:", "3  not authorized", "4  promiscd not reachable"})
+        EXPECT_NE(h.out.find(s), std::string::npos) << s;
+    auto sub = ctl({"capture", "--help"});
+    EXPECT_EQ(sub.status, 0);
+    for (const char* s :
+         {"--filter", "--write", "--count", "--snaplen", "--format", "--no-promisc"})
+        EXPECT_NE(sub.out.find(s), std::string::npos) << s;
+}
+
+// ------------------------------------------------------------------ terminal
+
+TEST_F(Ctl, ColourOnlyOnATerminalAndNeverWithNoColor) {
+    auto& h = holder({dev_});
+    lease_id_of(h);
+    const std::string cmd = shell_quote(kCtl) + " --no-pager ";
+    auto tty = pty(cmd + "status");
+    ASSERT_EQ(tty.status, 0) << tty.out;
+    EXPECT_NE(tty.out.find("\x1b[32myes\x1b[0m"), std::string::npos) << tty.out;
+    auto tty_leases = pty(cmd + "leases");
+    EXPECT_NE(tty_leases.out.find("\x1b[32mactive\x1b[0m"), std::string::npos) << tty_leases.out;
+    auto no_colour = pty(cmd + "status", nullptr, {{"NO_COLOR", "1"}});
+    ASSERT_EQ(no_colour.status, 0) << no_colour.out;
+    EXPECT_EQ(no_colour.out.find('\x1b'), std::string::npos) << no_colour.out;
+    EXPECT_NE(no_colour.out.find(dev_), std::string::npos);
+    auto piped = ctl({"leases"});
+    EXPECT_EQ(piped.out.find('\x1b'), std::string::npos);
+}
+
+TEST_F(Ctl, PagerOnlyOnATerminal) {
+    const std::map<std::string, std::string> pager = {{"PAGER", "sed s/^/PAGED:/"}};
+    auto paged = pty(shell_quote(kCtl) + " status", nullptr, pager);
+    ASSERT_EQ(paged.status, 0) << paged.out;
+    EXPECT_NE(paged.out.find("PAGED:"), std::string::npos) << paged.out;
+    EXPECT_NE(paged.out.find("links listed."), std::string::npos) << paged.out;
+    auto no_pager = pty(shell_quote(kCtl) + " --no-pager status", nullptr, pager);
+    EXPECT_EQ(no_pager.out.find("PAGED:"), std::string::npos) << no_pager.out;
+    auto piped = ctl({"status"}, nullptr, pager);
+    EXPECT_EQ(piped.out.find("PAGED:"), std::string::npos) << piped.out;
+}
+
+TEST_F(Ctl, InteractiveAuthorizationOnATerminalUnlessNoAskPassword) {
+    // pdallow may not manage: polkit wants an administrator's password. With
+    // the interactive flag (a terminal) polkit may ask, finds no agent, and
+    // says no; without it the daemon says authentication is required.
+    const std::string cmd = shell_quote(kCtl) + " policy " + dev_ + " yield";
+    auto asked = pty(cmd, &kAllowedUser);
+    EXPECT_EQ(asked.status, 3) << asked.out;
+    EXPECT_NE(asked.out.find("hint: polkit did not authorize this"), std::string::npos)
+        << asked.out;
+    EXPECT_NE(asked.out.find("no polkit agent answered"), std::string::npos) << asked.out;
+    auto not_asked =
+        pty(shell_quote(kCtl) + " --no-ask-password policy " + dev_ + " yield", &kAllowedUser);
+    EXPECT_EQ(not_asked.status, 3) << not_asked.out;
+    EXPECT_NE(not_asked.out.find("authentication is required"), std::string::npos) << not_asked.out;
+    EXPECT_NE(not_asked.out.find("hint: polkit wants an administrator"), std::string::npos)
+        << not_asked.out;
+    auto no_tty = ctl({"policy", dev_, "yield"}, &kAllowedUser);
+    EXPECT_EQ(no_tty.status, 3);
+    EXPECT_NE(no_tty.err.find("authentication is required"), std::string::npos) << no_tty.err;
+    EXPECT_EQ(link_json(dev_)["policy"], "enforce");
+}
+
+// ------------------------------------------------------------------ monitor
+
+TEST_F(Ctl, MonitorPrintsAnotherProcesssHoldAndRelease) {
+    // Reading events needs no authorization: the denied user may watch.
+    auto& m = ctl_bg({"monitor"}, &kDeniedUser);
+    ASSERT_NE(m.wait_for_output("Monitoring promiscd"), std::string::npos) << m.log();
+    auto& mj = ctl_bg({"monitor", "--json"});
+    ASSERT_NE(mj.wait_for_output("Monitoring promiscd"), std::string::npos) << mj.log();
+
+    auto& h = ctl_bg({"hold", dev_, "--reason", "mon"}, &kAllowedUser);
+    ASSERT_NE(h.wait_for_output("Holding lease "), std::string::npos) << h.log();
+    auto id = std::to_string(leases_json()[0]["id"].get<uint64_t>());
+    h.signal(SIGTERM);
+    ASSERT_EQ(h.wait(5s), 0) << h.log();
+    ns_->exec_ok("ip link set dev " + veth_.peer_name + " promisc on");
+
+    const std::string ts = R"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} )";
+    const std::vector<std::string> expected = {
+        ts + "lease " + id + " on " + dev_ +
+            R"( granted to 64001, pid \d+ \(promiscctl\), active, reason 'mon')",
+        ts + "link " + dev_ + ": promiscuous flag on, set by promiscd, leases 0 -> 1",
+        ts + "link " + dev_ + R"(: kernel promiscuity 0 -> 1 \(now promiscuous\))",
+        ts + "lease " + id + " on " + dev_ + " ended: released",
+        ts + "link " + dev_ +
+            ": promiscuous flag off, cleared by promiscd \\(no lease left\\), leases 1 -> 0",
+        ts + "link " + veth_.peer_name + ": promiscuous flag on, set outside promiscd",
+    };
+    for (const auto& re : expected)
+        EXPECT_TRUE(wait_until([&] { return std::regex_search(m.log(), std::regex(re)); }))
+            << re << "\n"
+            << m.log();
+
+    ASSERT_TRUE(wait_until([&] {
+        return mj.log().find(veth_.peer_name + "\"") != std::string::npos;
+    })) << mj.log();
+    std::vector<json> events;
+    std::istringstream lines(mj.log());
+    for (std::string line; std::getline(lines, line);)
+        if (!line.empty() && line[0] == '{')
+            events.push_back(py_json(line));
+    std::vector<std::string> kinds;
+    for (const auto& e : events) {
+        kinds.push_back(e["event"]);
+        EXPECT_GT(e["timestamp"].get<uint64_t>(), 1'600'000'000'000'000ull);
+        if (e["event"] == "lease-granted") {
+            EXPECT_EQ(e["lease"]["id"], std::stoull(id));
+            EXPECT_EQ(e["lease"]["uid"], kAllowedUser.uid);
+            EXPECT_EQ(e["lease"]["command"], "promiscctl");
+        }
+        if (e["event"] == "lease-ended") {
+            EXPECT_EQ(e["reason"], "released");
+        }
+        if (e["event"] == "link-changed" &&
+            e["changed"].dump().find("AdminFlag") != std::string::npos) {
+            EXPECT_EQ(e["cause"], e["link"]["name"] == dev_ ? "promiscd" : "other") << e.dump();
+        }
+    }
+    for (const char* k : {"lease-granted", "link-changed", "lease-ended"})
+        EXPECT_NE(std::find(kinds.begin(), kinds.end(), k), kinds.end()) << k << " in " << mj.log();
+}
+
+TEST_F(Ctl, MonitorShowsConflictsAndTheDaemonComingAndGoing) {
+    auto& m = ctl_bg({"monitor"});
+    ASSERT_NE(m.wait_for_output("Monitoring promiscd"), std::string::npos) << m.log();
+    auto& h = holder({dev_});
+    lease_id_of(h);
+    ns_->exec_ok("for i in $(seq 40); do ip link set dev " + dev_ +
+                 " promisc off; sleep 0.05; done");
+    EXPECT_NE(m.wait_for_output("conflict on " + dev_ +
+                                ": another agent cleared the promiscuous flag 6 times"),
+              std::string::npos)
+        << m.log();
+    EXPECT_NE(m.wait_for_output(": active -> overridden"), std::string::npos) << m.log();
+
+    daemon_->signal(SIGTERM);
+    ASSERT_EQ(daemon_->wait(10s), 0);
+    EXPECT_NE(m.wait_for_output("ended: daemon-shutdown"), std::string::npos) << m.log();
+    EXPECT_NE(m.wait_for_output("promiscd stopped"), std::string::npos) << m.log();
+    start_daemon();
+    EXPECT_NE(m.wait_for_output("promiscd started"), std::string::npos) << m.log();
+    m.signal(SIGINT);
+    EXPECT_EQ(m.wait(5s), 0) << m.log();
+}
+
+// ------------------------------------------------------------------ docs and completion
+
+TEST(CtlDocs, ManPageRendersWithoutWarningsAndCoversEveryCommand) {
+    const std::string page = kSource + "/client/promiscctl.1";
+    auto groff = run({"groff", "-man", "-Tutf8", "-ww", "-z", page});
+    EXPECT_EQ(groff.status, 0) << groff.err;
+    EXPECT_EQ(groff.err, "") << "groff warnings";
+    auto man = run({"man", "-l", page}, {{"MANWIDTH", "100"}, {"MANPAGER", "cat"}});
+    ASSERT_EQ(man.status, 0) << man.err;
+    EXPECT_EQ(man.err, "");
+    for (const char* s : {"NAME",
+                          "SYNOPSIS",
+                          "COMMANDS",
+                          "OPTIONS",
+                          "EXIT STATUS",
+                          "ENVIRONMENT",
+                          "EXAMPLES",
+                          "SEE ALSO",
+                          "status",
+                          "leases",
+                          "hold",
+                          "run",
+                          "release",
+                          "revoke",
+                          "policy",
+                          "capture",
+                          "monitor",
+                          "--json",
+                          "--no-legend",
+                          "--no-pager",
+                          "--quiet",
+                          "--no-ask-password",
+                          "--version",
+                          "NO_COLOR",
+                          "PAGER",
+                          "--filter",
+                          "--write",
+                          "--count",
+                          "--snaplen",
+                          "--format",
+                          "--no-promisc",
+                          "--ttl",
+                          "--reason",
+                          "--wait",
+                          "wireshark -k -i -"})
+        EXPECT_NE(man.out.find(s), std::string::npos) << s;
+}
+
+TEST_F(Ctl, BashCompletionAsksTheDaemon) {
+    auto& h = holder({dev_});
+    auto id = lease_id_of(h);
+    const std::string dir = kCtl.substr(0, kCtl.rfind('/'));
+    auto complete = [&](const std::string& words) {
+        auto r = run({"bash", "-c",
+                      "source " + shell_quote(kSource + "/client/promiscctl.bash-completion") +
+                          "\nCOMP_WORDS=(" + words +
+                          ")\nCOMP_CWORD=$((${#COMP_WORDS[@]} - 1))\n"
+                          "COMP_LINE=\"${COMP_WORDS[*]}\"\nCOMP_POINT=${#COMP_LINE}\n"
+                          "_promiscctl promiscctl\nprintf '%s\\n' \"${COMPREPLY[@]}\""},
+                     env({{"PATH", dir + ":/usr/bin:/bin"}}));
+        EXPECT_EQ(r.status, 0) << r.err;
+        return r.out;
+    };
+    EXPECT_NE(complete("promiscctl h").find("hold\n"), std::string::npos);
+    EXPECT_NE(complete("promiscctl status ''").find(dev_ + "\n"), std::string::npos);
+    EXPECT_NE(complete("promiscctl hold " + dev_.substr(0, 3)).find(dev_ + "\n"),
+              std::string::npos);
+    EXPECT_EQ(complete("promiscctl release ''"), id + "\n");
+    EXPECT_NE(complete("promiscctl policy " + dev_ + " ''").find("yield\n"), std::string::npos);
+    EXPECT_NE(complete("promiscctl --js").find("--json"), std::string::npos);
+    EXPECT_NE(complete("promiscctl capture " + dev_ + " --fo").find("--format"), std::string::npos);
+}
+
+} // namespace
+
+// ------------------------------------------------------------------ capture
+
+// dev_'s peer in a namespace of its own, both up with addresses, so that the
+// peer can send datagrams to dev_.
+class Capture : public Ctl {
+protected:
+    void make_links() override {
+        peer_ns_ = std::make_unique<Netns>();
+        veth_ = add_veth(*ns_, *peer_ns_);
+        ns_->exec_ok("ip link set dev " + veth_.name + " up && ip addr add " + kOurs + "/24 dev " +
+                     veth_.name);
+        peer_ns_->exec_ok("ip link set dev " + veth_.peer_name + " up && ip addr add " + kPeer +
+                          "/24 dev " + veth_.peer_name);
+    }
+    void TearDown() override {
+        senders_.clear();
+        Ctl::TearDown();
+        peer_ns_.reset();
+    }
+    // The peer sends n UDP datagrams to dev_'s port 9, every interval_ms.
+    std::vector<std::string> sender(int n, int interval_ms) {
+        return peer_ns_->wrap({"/usr/bin/python3", "-c",
+                               "import socket, time\n"
+                               "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                               "for i in range(" +
+                                   std::to_string(n) +
+                                   "):\n"
+                                   "    s.sendto(b'promiscctl test %d' % i, ('" +
+                                   kOurs + "', 9))\n    time.sleep(" +
+                                   std::to_string(interval_ms / 1000.0) + ")\n"});
+    }
+    void send(int n, int interval_ms = 5) {
+        auto r = run(sender(n, interval_ms));
+        ASSERT_EQ(r.status, 0) << r.err;
+    }
+    Process& send_in_background(int n, int interval_ms) {
+        senders_.push_back(std::make_unique<Process>(sender(n, interval_ms)));
+        return *senders_.back();
+    }
+    // tshark's reading of a capture file: one line of FIELDS per frame.
+    CommandResult tshark(const std::string& file, const std::string& fields = "-e udp.dstport") {
+        return sh("tshark -r " + shell_quote(file) + " -T fields " + fields +
+                  " 2>&1 >/dev/null | "
+                  "grep -v 'Running as user' >&2; tshark -r " +
+                  shell_quote(file) + " -T fields " + fields + " 2>/dev/null");
+    }
+
+    const std::string kOurs = "10.77.0.1";
+    const std::string kPeer = "10.77.0.2";
+    std::unique_ptr<Netns> peer_ns_;
+    std::vector<std::unique_ptr<Process>> senders_;
+};
+
+size_t lines_of(const std::string& s, const std::string& line) {
+    size_t n = 0;
+    std::istringstream in(s);
+    for (std::string l; std::getline(in, l);)
+        n += l == line;
+    return n;
+}
+
+TEST_F(Capture, CountToAFileThatTsharkReads) {
+    const std::string file = tmp_ / "ten.pcapng";
+    auto& c = ctl_bg({"capture", dev_, "-f", "udp port 9", "-c", "10", "-w", file}, &kAllowedUser);
+    ASSERT_NE(c.wait_for_output("Capturing on '" + dev_ + "' with filter 'udp port 9'"),
+              std::string::npos)
+        << c.log();
+    EXPECT_NE(c.log().find("File: " + file), std::string::npos) << c.log();
+    auto l = leases_json();
+    ASSERT_EQ(l.size(), 1u) << "the capture holds a lease";
+    EXPECT_EQ(l[0]["uid"], kAllowedUser.uid);
+    EXPECT_TRUE(promisc());
+    send(20);
+    EXPECT_EQ(c.wait(10s), 0) << c.log();
+    auto t = tshark(file, "-e ip.src -e udp.dstport");
+    EXPECT_EQ(t.err, "");
+    EXPECT_EQ(lines_of(t.out, kPeer + "\t9"), 10u) << t.out;
+    // Received: what passed the filter, by the daemon's count (frames that
+    // came after the tenth included); none dropped.
+    EXPECT_TRUE(std::regex_search(
+        c.log(), std::regex("Packets captured: 10\nPackets received/dropped on interface '" + dev_ +
+                            "': \\d+/0 \\(100\\.0%\\)\nBytes written: [0-9.]+ KiB\n"
+                            "Capture ended: count-reached\n")))
+        << c.log();
+    struct stat st {};
+    ASSERT_EQ(::stat(file.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << "captures can hold secrets";
+    EXPECT_EQ(st.st_uid, kAllowedUser.uid);
+    EXPECT_TRUE(wait_until([&] { return leases_json().empty() && !promisc(); }))
+        << "the lease ends with the capture";
+}
+
+TEST_F(Capture, ToStandardOutputIntoTshark) {
+    const std::string raw = tmp_ / "stdout.pcapng";
+    Process::Options o;
+    o.env = env();
+    procs_.push_back(std::make_unique<Process>(
+        std::vector<std::string>{"sh", "-c",
+                                 shell_quote(kCtl) + " capture " + dev_ +
+                                     " -f 'udp port 9' -c 5 -w - | tee " + raw +
+                                     " | tshark -r - -T fields -e ip.src -e udp.dstport"},
+        o));
+    Process& p = *procs_.back();
+    ASSERT_NE(p.wait_for_output("Capturing on"), std::string::npos) << p.log();
+    send(10);
+    EXPECT_EQ(p.wait(10s), 0) << p.log();
+    EXPECT_EQ(lines_of(p.log(), kPeer + "\t9"), 5u) << p.log();
+    // Standard output carried the stream and nothing else.
+    auto bytes = read_file(raw);
+    ASSERT_GE(bytes.size(), 4u);
+    EXPECT_EQ(bytes.substr(0, 4), std::string("\x0a\x0d\x0d\x0a", 4)) << "a pcapng section header";
+    EXPECT_EQ(lines_of(tshark(raw).out, "9"), 5u);
+    EXPECT_TRUE(leases_json().empty());
+}
+
+TEST_F(Capture, PcapFormat) {
+    const std::string file = tmp_ / "five.pcap";
+    auto& c = ctl_bg({"capture", dev_, "--format=pcap", "-f", "udp port 9", "-c", "5", "-w", file});
+    ASSERT_NE(c.wait_for_output("Capturing on"), std::string::npos) << c.log();
+    send(10);
+    EXPECT_EQ(c.wait(10s), 0) << c.log();
+    auto head = read_file(file).substr(0, 4);
+    const std::set<std::string> magics = {"\xd4\xc3\xb2\xa1", "\xa1\xb2\xc3\xd4",
+                                          "\x4d\x3c\xb2\xa1", "\xa1\xb2\x3c\x4d"};
+    EXPECT_TRUE(magics.count(head)) << "a classic pcap file";
+    EXPECT_EQ(lines_of(tshark(file).out, "9"), 5u);
+    EXPECT_NE(c.log().find("Packets captured: 5\n"), std::string::npos) << c.log();
+}
+
+TEST_F(Capture, ProgressLineOnATerminal) {
+    const std::string file = tmp_ / "progress.pcapng";
+    auto& traffic = send_in_background(80, 40);
+    auto r = pty(shell_quote(kCtl) + " capture " + dev_ + " -f 'udp port 9' -c 40 -w " +
+                 shell_quote(file));
+    EXPECT_EQ(r.status, 0) << r.out;
+    traffic.wait(10s);
+    // Rewritten in place: carriage return, erase line, the counters.
+    EXPECT_TRUE(std::regex_search(
+        r.out, std::regex("\r\x1b\\[K\\d+ packets, [0-9.]+ (B|KiB) written, 0 dropped, \\d+ "
+                          "packets/s")))
+        << r.out;
+    EXPECT_NE(r.out.find("Packets captured: 40"), std::string::npos) << r.out;
+    EXPECT_EQ(lines_of(tshark(file).out, "9"), 40u);
+    // Not with -q.
+    auto& more = send_in_background(40, 40);
+    auto quiet = pty(shell_quote(kCtl) + " -q capture " + dev_ + " -f 'udp port 9' -c 20 -w " +
+                     shell_quote(file));
+    more.wait(10s);
+    EXPECT_EQ(quiet.status, 0) << quiet.out;
+    EXPECT_EQ(quiet.out, "") << "nothing but errors with -q";
+    EXPECT_EQ(lines_of(tshark(file).out, "9"), 20u);
+}
+
+TEST_F(Capture, StopsCleanlyOnCtrlC) {
+    const std::string file = tmp_ / "stopped.pcapng";
+    auto& c = ctl_bg({"capture", dev_, "-f", "udp port 9", "-w", file});
+    ASSERT_NE(c.wait_for_output("Capturing on"), std::string::npos) << c.log();
+    send(7);
+    ASSERT_TRUE(wait_until([&] { return lines_of(tshark(file).out, "9") == 7; })) << c.log();
+    ::kill(c.pid(), SIGINT);
+    EXPECT_EQ(c.wait(10s), 0) << c.log();
+    EXPECT_NE(c.log().find("Packets captured: 7\n"), std::string::npos) << c.log();
+    EXPECT_NE(c.log().find("Capture ended: stopped\n"), std::string::npos) << c.log();
+    auto t = tshark(file);
+    EXPECT_EQ(t.err, "") << "a complete file";
+    EXPECT_EQ(lines_of(t.out, "9"), 7u);
+    EXPECT_TRUE(wait_until([&] { return leases_json().empty() && !promisc(); }));
+}
+
+TEST_F(Capture, NoPromiscHoldsNoLease) {
+    const std::string file = tmp_ / "nolease.pcapng";
+    auto& c = ctl_bg({"capture", dev_, "--no-promisc", "-f", "udp port 9", "-c", "3", "-w", file});
+    ASSERT_NE(c.wait_for_output("Capturing on"), std::string::npos) << c.log();
+    EXPECT_TRUE(leases_json().empty());
+    EXPECT_FALSE(promisc());
+    send(5);
+    EXPECT_EQ(c.wait(10s), 0) << c.log();
+    EXPECT_EQ(lines_of(tshark(file).out, "9"), 3u);
+}
+
+TEST_F(Capture, Failures) {
+    const std::string file = tmp_ / "denied.pcapng";
+    auto denied = ctl({"capture", dev_, "-w", file}, &kDeniedUser);
+    EXPECT_EQ(denied.status, 3) << denied.err;
+    EXPECT_NE(denied.err.find("hint: polkit did not authorize this"), std::string::npos)
+        << denied.err;
+    EXPECT_NE(::access(file.c_str(), F_OK), 0) << "a refused capture leaves no file";
+    auto filter = ctl({"capture", dev_, "-f", "udp port ((", "-w", file});
+    EXPECT_EQ(filter.status, 1);
+    EXPECT_EQ(filter.err.rfind("promiscctl: ", 0), 0u) << filter.err;
+    EXPECT_NE(filter.err.find("syntax error"), std::string::npos) << filter.err;
+    auto link = ctl({"capture", "nosuchlink0", "-w", file});
+    EXPECT_EQ(link.status, 1);
+    EXPECT_EQ(link.err, "promiscctl: interface 'nosuchlink0' does not exist\n");
+    auto tty = pty(shell_quote(kCtl) + " capture " + dev_);
+    EXPECT_EQ(tty.status, 2) << tty.out;
+    EXPECT_NE(tty.out.find("refusing to write a binary capture to a terminal"), std::string::npos)
+        << tty.out;
+    EXPECT_TRUE(leases_json().empty());
+    EXPECT_FALSE(promisc());
+}

@@ -1,0 +1,232 @@
+// promiscctl over varlink: the daemon socket-activated by
+// systemd-socket-activate (no bus), auto's fallback when there is no bus, a
+// lease taken over varlink seen over D-Bus, and the error when nothing
+// listens. Every command is a separate promiscctl process; the flag is
+// checked with `ip link` in a namespace the test made.
+#include "bus_stack.hpp"
+#include "netns.hpp"
+#include "process.hpp"
+#include "test_paths.h"
+
+#include <csignal>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+using namespace promiscd::testing;
+using nlohmann::json;
+
+namespace {
+
+const std::string kCtl = PROMISCD_CTL_BINARY;
+
+class CtlVarlink : public ::testing::Test {
+protected:
+    void SetUp() override {
+        PROMISCD_REQUIRE_ROOT();
+        ns_ = std::make_unique<Netns>();
+        dev_ = add_veth(*ns_).name;
+        sock_ = state_ / "io.promiscd";
+        config_ = state_ / "promiscd.json";
+        write_file(config_, "{}\n");
+    }
+    void TearDown() override {
+        if (HasFailure() && daemon_)
+            std::cerr << "---- promiscd log ----\n" << daemon_->log() << '\n';
+        procs_.clear();
+        daemon_.reset();
+        ns_.reset();
+    }
+
+    std::vector<std::string> daemon_argv() {
+        return {
+            PROMISCD_DAEMON_BINARY,         "--log-target=console", "--log-level=debug", "--no-bus",
+            "--state-dir=" + state_.path(), "--config=" + config_,  "--varlink=" + sock_};
+    }
+    // promiscd started by hand, serving only varlink.
+    void start_daemon() {
+        Process::Options o;
+        o.log_path = state_ / "promiscd.log";
+        daemon_ = std::make_unique<Process>(ns_->wrap(daemon_argv()), o);
+        ASSERT_TRUE(wait_until([&] {
+            return daemon_->log().find("watching") != std::string::npos || !daemon_->running();
+        })) << daemon_->log();
+        ASSERT_TRUE(daemon_->running()) << daemon_->log();
+    }
+    // promiscctl ARGS to completion over the test's socket.
+    CommandResult ctl(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
+        std::vector<std::string> argv = {kCtl, "--no-pager", "--transport=varlink",
+                                         "--varlink-socket=" + sock_};
+        argv.insert(argv.end(), args.begin(), args.end());
+        return run(argv, env);
+    }
+    Process& spawn(std::vector<std::string> args) {
+        std::vector<std::string> argv = {kCtl, "--no-pager", "--transport=varlink",
+                                         "--varlink-socket=" + sock_};
+        argv.insert(argv.end(), args.begin(), args.end());
+        Process::Options o;
+        o.new_session = false; // signals go to promiscctl alone
+        procs_.push_back(std::make_unique<Process>(argv, o));
+        return *procs_.back();
+    }
+    bool promisc() {
+        auto s = link_state(*ns_, dev_);
+        return s && s->promisc();
+    }
+
+    TempDir state_;
+    std::string sock_;
+    std::string config_;
+    std::unique_ptr<Netns> ns_;
+    std::string dev_;
+    std::unique_ptr<Process> daemon_;
+    std::vector<std::unique_ptr<Process>> procs_;
+};
+
+TEST_F(CtlVarlink, SocketActivatedStatusHoldRunAndIdleExit) {
+    write_file(config_, R"({"idle_exit_seconds": 1})");
+    Process::Options o;
+    o.log_path = state_ / "promiscd.log";
+    std::vector<std::string> argv = {"systemd-socket-activate", "-l", sock_, "--fdname=varlink"};
+    auto d = daemon_argv();
+    argv.insert(argv.end(), d.begin(), d.end());
+    daemon_ = std::make_unique<Process>(ns_->wrap(argv), o);
+    ASSERT_TRUE(wait_until([&] {
+        return daemon_->log().find("Listening on") != std::string::npos;
+    })) << daemon_->log();
+    auto comm = [&] { return read_file("/proc/" + std::to_string(daemon_->pid()) + "/comm"); };
+    EXPECT_EQ(comm(), "systemd-socket-\n") << "promiscd is not running before the first connection";
+
+    // status starts it and prints the links.
+    auto st = ctl({"status"});
+    ASSERT_EQ(st.status, 0) << st.err;
+    EXPECT_NE(st.out.find("IDX LINK"), std::string::npos) << st.out;
+    EXPECT_NE(st.out.find(" " + dev_ + " "), std::string::npos) << st.out;
+    EXPECT_NE(st.out.find(" lo "), std::string::npos) << st.out;
+    EXPECT_EQ(comm(), "promiscd\n") << "the first connection started it";
+
+    // monitor follows what hold does.
+    auto& mon = spawn({"monitor"});
+    ASSERT_NE(mon.wait_for_output("Monitoring promiscd"), std::string::npos) << mon.log();
+
+    auto& hold = spawn({"hold", dev_, "--reason", "vl-test"});
+    ASSERT_NE(hold.wait_for_output("Holding lease"), std::string::npos) << hold.log();
+    EXPECT_TRUE(wait_until([&] { return promisc(); })) << "a lease over varlink sets the flag";
+    auto ls = ctl({"--json", "leases"});
+    ASSERT_EQ(ls.status, 0) << ls.err;
+    auto leases = json::parse(ls.out);
+    ASSERT_EQ(leases.size(), 1u) << ls.out;
+    EXPECT_EQ(leases[0]["interface"], dev_);
+    EXPECT_EQ(leases[0]["reason"], "vl-test");
+    EXPECT_EQ(leases[0]["state"], "active");
+    EXPECT_EQ(leases[0]["owner"].get<std::string>().rfind("varlink:", 0), 0u) << ls.out;
+    EXPECT_NE(mon.wait_for_output(" granted to root"), std::string::npos) << mon.log();
+    EXPECT_NE(mon.wait_for_output("promiscuous flag on, set by promiscd"), std::string::npos)
+        << mon.log();
+
+    // SIGTERM to promiscctl closes the connection and with it the lease.
+    hold.signal(SIGTERM);
+    auto hs = hold.wait(5s);
+    ASSERT_TRUE(hs) << hold.log();
+    EXPECT_EQ(*hs, 0) << hold.log();
+    EXPECT_NE(hold.log().find("Released lease"), std::string::npos) << hold.log();
+    EXPECT_TRUE(wait_until([&] { return !promisc(); })) << "closing the connection ends it";
+    EXPECT_NE(mon.wait_for_output("promiscuous flag off, cleared by promiscd"), std::string::npos)
+        << mon.log();
+
+    // run holds a lease while its command runs, and exits with its status.
+    auto r = ctl({"run", dev_, "--", "ip", "-n", ns_->name(), "link", "show", dev_});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("PROMISC"), std::string::npos) << r.out;
+    EXPECT_EQ(ctl({"run", dev_, "--", "sh", "-c", "exit 7"}).status, 7);
+    EXPECT_TRUE(wait_until([&] { return !promisc(); }));
+
+    // Errors map to the same exit codes as over D-Bus.
+    auto nolink = ctl({"hold", "nosuchlink0"});
+    EXPECT_EQ(nolink.status, 1);
+    EXPECT_NE(nolink.err.find("nosuchlink0"), std::string::npos) << nolink.err;
+    EXPECT_EQ(ctl({"release", "999"}).status, 1);
+    EXPECT_EQ(ctl({"policy", dev_, "yield"}).status, 0);
+    EXPECT_NE(ctl({"--json", "status", dev_}).out.find("\"policy\":\"yield\""), std::string::npos);
+    auto cap = ctl({"capture", dev_});
+    EXPECT_EQ(cap.status, 1);
+    EXPECT_NE(cap.err.find("needs D-Bus"), std::string::npos) << cap.err;
+
+    // Nothing held, no connection left: the daemon exits after the timeout.
+    mon.signal(SIGTERM);
+    EXPECT_TRUE(mon.wait(5s));
+    auto status = daemon_->wait(20s);
+    ASSERT_TRUE(status) << "no idle exit\n" << daemon_->log();
+    EXPECT_EQ(*status, 0);
+    EXPECT_NE(daemon_->log().find("idle for 1 s; exiting"), std::string::npos) << daemon_->log();
+}
+
+TEST_F(CtlVarlink, AutoFallsBackToVarlinkWithoutBus) {
+    start_daemon();
+    std::map<std::string, std::string> env = {
+        {"DBUS_SYSTEM_BUS_ADDRESS", "unix:path=" + (state_ / "no-bus-here")},
+        {"PROMISCD_VARLINK_SOCKET", sock_}};
+    auto r = run({kCtl, "--no-pager", "status"}, env);
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find(" " + dev_ + " "), std::string::npos) << r.out;
+    auto l = run({kCtl, "--json", "leases"}, env);
+    ASSERT_EQ(l.status, 0) << l.err;
+    EXPECT_EQ(json::parse(l.out), json::array());
+    // Neither a bus nor the socket: D-Bus's error, and both hints.
+    env["PROMISCD_VARLINK_SOCKET"] = state_ / "none";
+    auto none = run({kCtl, "status"}, env);
+    EXPECT_EQ(none.status, 4) << none.err;
+    EXPECT_NE(none.err.find("cannot connect to the system bus"), std::string::npos) << none.err;
+    EXPECT_NE(none.err.find("varlink socket " + (state_ / "none")), std::string::npos) << none.err;
+}
+
+TEST_F(CtlVarlink, LeaseOverVarlinkListedOverDBus) {
+    BusStack stack;
+    stack.start_polkit();
+    Process::Options o;
+    o.env = stack.env();
+    o.log_path = state_ / "promiscd.log";
+    daemon_ = std::make_unique<Process>(
+        ns_->wrap({PROMISCD_DAEMON_BINARY, "--log-target=console", "--state-dir=" + state_.path(),
+                   "--config=" + config_, "--varlink=" + sock_}),
+        o);
+    ASSERT_TRUE(wait_until([&] { return stack.name_has_owner(PROMISCD_BUS_NAME); }))
+        << daemon_->log();
+
+    auto& hold = spawn({"hold", dev_, "--reason", "over-varlink"});
+    ASSERT_NE(hold.wait_for_output("Holding lease"), std::string::npos) << hold.log();
+    auto r = run({kCtl, "--transport=dbus", "--json", "leases"}, stack.env());
+    ASSERT_EQ(r.status, 0) << r.err;
+    auto leases = json::parse(r.out);
+    ASSERT_EQ(leases.size(), 1u) << r.out;
+    EXPECT_EQ(leases[0]["reason"], "over-varlink");
+    EXPECT_EQ(leases[0]["owner"].get<std::string>().rfind("varlink:", 0), 0u) << r.out;
+    // auto picks D-Bus when promiscd is on the bus; the same lease.
+    auto a = run({kCtl, "--json", "leases"}, stack.env());
+    ASSERT_EQ(a.status, 0) << a.err;
+    auto again = json::parse(a.out);
+    ASSERT_EQ(again.size(), 1u) << a.out;
+    EXPECT_EQ(again[0]["id"], leases[0]["id"]);
+    EXPECT_EQ(again[0]["owner"], leases[0]["owner"]);
+    hold.signal(SIGTERM);
+    EXPECT_TRUE(hold.wait(5s));
+    EXPECT_TRUE(wait_until([&] { return !promisc(); }));
+    procs_.clear();
+    daemon_.reset();
+}
+
+TEST(CtlVarlinkNoSocket, ExitsFourWithHint) {
+    TempDir dir;
+    auto path = dir / "io.promiscd";
+    auto r = run({kCtl, "--transport=varlink", "--varlink-socket=" + path, "status"});
+    EXPECT_EQ(r.status, 4) << r.err;
+    EXPECT_NE(r.err.find("cannot connect to promiscd's varlink socket " + path), std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("hint: is promiscd.socket listening on " + path), std::string::npos)
+        << r.err;
+    // The environment names the socket too.
+    auto e = run({kCtl, "--transport=varlink", "leases"}, {{"PROMISCD_VARLINK_SOCKET", path}});
+    EXPECT_EQ(e.status, 4);
+    EXPECT_NE(e.err.find(path), std::string::npos) << e.err;
+}
+
+} // namespace
