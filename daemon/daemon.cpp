@@ -35,6 +35,17 @@ void check(int r, const char* what) {
 constexpr const char* static_owner = "static"; // leases from the configuration file
 constexpr const char* hold_owner = "--hold";   // leases from the command line
 
+// A capture that ends may leave the daemon idle (captures without promisc
+// hold no lease, so the service does not see them go).
+class CaptureEnd : public capture::CaptureListener {
+public:
+    explicit CaptureEnd(std::function<void()> f) : f_(std::move(f)) {}
+    void on_capture_finished(const capture::CaptureInfo&, capture::FinishReason) override { f_(); }
+
+private:
+    std::function<void()> f_;
+};
+
 // Keeps the state file and systemd's STATUS= line in step with every change.
 class StateKeeper : public Listener {
 public:
@@ -110,6 +121,7 @@ struct Daemon::Impl {
     EventPtr event;
     std::unique_ptr<Service> service;
     std::unique_ptr<capture::CaptureManager> captures;
+    std::unique_ptr<CaptureEnd> capture_end;
     std::unique_ptr<state::StateStore> store;
     std::unique_ptr<StateKeeper> keeper;
     std::unique_ptr<sdbus::IConnection> connection;
@@ -167,6 +179,8 @@ Daemon::Daemon(DaemonOptions options) : impl_(std::make_unique<Impl>()) {
     d.service->arbiter().set_policy_patterns(d.config.policies);
     d.service->start();
     d.captures = std::make_unique<capture::CaptureManager>(*d.service);
+    d.capture_end = std::make_unique<CaptureEnd>([&d] { d.update_idle(); });
+    d.captures->add_listener(d.capture_end.get());
 
     if (d.options.use_bus)
         d.connect_bus();
@@ -226,6 +240,8 @@ Daemon::~Daemon() {
     d.varlink_server.reset();
     d.varlink_handler.reset();
     d.frontend.reset();
+    if (d.captures && d.capture_end)
+        d.captures->remove_listener(d.capture_end.get());
     d.captures.reset(); // releases its leases: before the service
     if (d.bus_loop)
         d.bus_loop->drain();
@@ -260,7 +276,8 @@ void Daemon::Impl::start_varlink() {
         fd = varlink::Server::listen_on(options.varlink_path);
     if (fd < 0)
         return;
-    varlink_handler = std::make_unique<varlink::PromiscVarlink>(*service, *authorizer);
+    varlink_handler =
+        std::make_unique<varlink::PromiscVarlink>(*service, *authorizer, captures.get());
     varlink::Limits limits;
     limits.max_message_bytes = config.varlink_max_message_bytes;
     limits.max_connections_per_uid = config.varlink_max_connections_per_uid;
@@ -376,7 +393,7 @@ void Daemon::Impl::reload() {
 }
 
 bool Daemon::Impl::idle() const {
-    return service->arbiter().lease_count() == 0 &&
+    return service->arbiter().lease_count() == 0 && (!captures || captures->captures().empty()) &&
            (!varlink_server || varlink_server->connections() == 0);
 }
 

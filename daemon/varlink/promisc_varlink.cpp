@@ -115,8 +115,9 @@ const char* interface_description() {
     return promisc_varlink_description;
 }
 
-PromiscVarlink::PromiscVarlink(Service& service, auth::Authorizer& authorizer)
-    : service_(service), authorizer_(authorizer) {
+PromiscVarlink::PromiscVarlink(Service& service, auth::Authorizer& authorizer,
+                               capture::CaptureManager* captures)
+    : service_(service), authorizer_(authorizer), captures_(captures) {
     service_.add_listener(this);
     sd_event_source* s = nullptr;
     if (sd_event_add_defer(service_.event(), &s, &PromiscVarlink::on_deferred, this) >= 0) {
@@ -209,8 +210,8 @@ void PromiscVarlink::call(const ConnPtr& c, Call call) {
         } else if (m == iface + ".Monitor") {
             method_monitor(c, call);
         } else if (m == iface + ".OpenCapture") {
-            if (open_capture_)
-                open_capture_(c, call);
+            if (captures_)
+                method_open_capture(c, call);
             else
                 c->error(service_iface + ".MethodNotImplemented", {{"method", m}});
         } else {
@@ -406,6 +407,43 @@ void PromiscVarlink::method_monitor(const ConnPtr& c, const Call& call) {
              true);
 }
 
+void PromiscVarlink::method_open_capture(const ConnPtr& c, const Call& call) {
+    Params p(call.parameters);
+    p.allow({"interface", "filter", "snaplen", "promisc", "format", "buffer_size", "count"});
+    capture::CaptureRequest req;
+    req.interface = *p.str("interface", true);
+    req.filter = p.str("filter").value_or("");
+    if (auto snaplen = p.uint("snaplen"))
+        req.snaplen = static_cast<uint32_t>(std::min<uint64_t>(*snaplen, UINT32_MAX));
+    req.promisc = p.boolean("promisc").value_or(true);
+    if (auto f = p.str("format")) {
+        auto format = capture::parse_format(*f);
+        if (!format)
+            throw Error(ErrorCode::InvalidArgument,
+                        "unknown format " + quote(*f) + " (known formats: pcapng, pcap, socket)");
+        req.format = *format;
+    }
+    req.buffer_size = p.uint("buffer_size");
+    req.count = p.uint("count").value_or(0);
+    captures_->validate(req); // bad values fail before polkit is asked
+    // The raw socket can send frames: its own, stronger action.
+    auto action = req.format == capture::Format::Socket ? auth::Action::CaptureRawSocket
+                                                        : auth::Action::Capture;
+    std::weak_ptr<Connection> weak = c;
+    authorize(c, action, [this, weak, req](const auth::Caller& caller) {
+        auto conn = weak.lock();
+        if (!conn || !conn->open())
+            return;
+        Owner owner{"varlink", owner_id(*conn), caller.uid, caller.pid, caller.command};
+        try {
+            auto opened = captures_->open(req, owner);
+            conn->reply({{"capture", opened.id}}, false, {opened.fd.release()});
+        } catch (const Error& e) {
+            send_error(*conn, e);
+        }
+    });
+}
+
 // ---------------------------------------------------------------- events
 
 void PromiscVarlink::broadcast(const json& event) {
@@ -478,8 +516,11 @@ int PromiscVarlink::on_deferred(sd_event_source*, void* userdata) {
     auto* self = static_cast<PromiscVarlink*>(userdata);
     auto gone = std::move(self->gone_);
     self->gone_.clear();
-    for (const auto& id : gone)
+    for (const auto& id : gone) {
+        if (self->captures_)
+            self->captures_->owner_gone("varlink", id);
         self->service_.owner_gone("varlink", id);
+    }
     return 0;
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "auth/authorizer.hpp"
+#include "capture/capture_manager.hpp"
 #include "service.hpp"
 #include "varlink/varlink_server.hpp"
 
@@ -16,7 +17,9 @@ namespace promiscd::varlink {
 
 class PromiscVarlink : public Handler, public Listener {
 public:
-    PromiscVarlink(Service& service, auth::Authorizer& authorizer);
+    // captures may be null: OpenCapture is then not implemented.
+    PromiscVarlink(Service& service, auth::Authorizer& authorizer,
+                   capture::CaptureManager* captures);
     ~PromiscVarlink() override;
     PromiscVarlink(const PromiscVarlink&) = delete;
     PromiscVarlink& operator=(const PromiscVarlink&) = delete;
@@ -31,10 +34,6 @@ public:
 
     static std::string owner_id(const Connection& c) { return "varlink:" + std::to_string(c.id()); }
 
-    // OpenCapture is served by the capture front end when one is installed.
-    using CaptureHandler = std::function<void(const std::shared_ptr<Connection>&, const Call&)>;
-    void set_capture_handler(CaptureHandler h) { open_capture_ = std::move(h); }
-
 private:
     using ConnPtr = std::shared_ptr<Connection>;
     using Proceed = std::function<void(const auth::Caller&)>;
@@ -46,6 +45,7 @@ private:
     void method_revoke(const ConnPtr& c, const Call& call);
     void method_set_policy(const ConnPtr& c, const Call& call);
     void method_monitor(const ConnPtr& c, const Call& call);
+    void method_open_capture(const ConnPtr& c, const Call& call);
     void broadcast(const nlohmann::json& event);
     nlohmann::json lease_json(const core::Lease& l) const;
     nlohmann::json link_json(const core::LinkView& v) const;
@@ -57,7 +57,7 @@ private:
     std::map<uint64_t, std::weak_ptr<Connection>> monitors_;
     // Pending polkit checks per connection, cancelled when it closes.
     std::multimap<uint64_t, uint64_t> tickets_;
-    CaptureHandler open_capture_;
+    capture::CaptureManager* captures_;
     // Owners of closed connections, whose leases end from a deferred source.
     std::vector<std::string> gone_;
     EventSourcePtr deferred_;

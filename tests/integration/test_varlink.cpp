@@ -244,6 +244,32 @@ TEST_F(Varlink, LeaseLifecycleAndErrors) {
     EXPECT_TRUE(leases().empty());
 }
 
+TEST_F(Varlink, OpenCapturePassesTheStreamAndHoldsALease) {
+    start_daemon();
+    auto& cap = client({"--peek-fd", iface + "OpenCapture",
+                        json{{"interface", dev_}, {"filter", "udp port 9"}}.dump()});
+    EXPECT_NE(cap.wait_for_output("HEAD 0a0d0d0a"), std::string::npos)
+        << "a pcapng stream arrives with the reply (SCM_RIGHTS): " << cap.log();
+    EXPECT_NE(cap.log().find("REPLY {\"capture\": "), std::string::npos) << cap.log();
+    auto l = leases();
+    ASSERT_EQ(l.size(), 1u) << "promisc (the default) holds a lease";
+    EXPECT_EQ(l[0]["owner"].get<std::string>().rfind("varlink:", 0), 0u);
+    EXPECT_TRUE(promisc(dev_));
+    EXPECT_NE(call(iface + "OpenCapture", {{"interface", dev_}, {"filter", "udp port"}})
+                  .find("ERROR " + iface + "InvalidFilter"),
+              std::string::npos);
+    EXPECT_NE(call(iface + "OpenCapture", {{"interface", dev_}, {"format", "raw"}})
+                  .find("ERROR " + iface + "InvalidArgument"),
+              std::string::npos);
+    EXPECT_NE(call(iface + "OpenCapture", {{"interface", dev_}}, as_stranger)
+                  .find("ERROR " + iface + "AccessDenied"),
+              std::string::npos);
+    // The connection closes: the capture ends and its lease with it.
+    cap.write_stdin("quit\n");
+    EXPECT_TRUE(wait_until([&] { return leases().empty(); })) << daemon_->log();
+    EXPECT_TRUE(wait_until([&] { return !promisc(dev_); }));
+}
+
 TEST_F(Varlink, MonitorStreamsEvents) {
     start_daemon();
     auto& m = client({"--more", iface + "Monitor"});

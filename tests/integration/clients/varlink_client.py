@@ -6,7 +6,8 @@ usage: varlink_client.py SOCKET [--more] [--oneway] METHOD [PARAMETERS_JSON]
        varlink_client.py SOCKET --raw BYTES_AS_PYTHON_LITERAL
 
 Prints every reply as one line:  REPLY <json>   or   ERROR <name> <json>
-and  FD <n>  for each file descriptor received with a reply.
+and  FD <n>  for each file descriptor received with a reply (with --peek-fd
+also  HEAD <hex>  for its first four bytes).
 Then keeps the connection open and reads commands from stdin:
   call [--more] METHOD [PARAMETERS_JSON]   another call on the same connection
   quit / end of input                      close the connection
@@ -14,6 +15,7 @@ With --exit, it closes after the first final reply instead.
 """
 import array
 import json
+import os
 import re
 import select
 import socket
@@ -30,6 +32,7 @@ class Client:
         self.sock.connect(path)
         self.buf = b""
         self.finals = 0
+        self.fds = []
 
     def send(self, method, params=None, more=False, oneway=False):
         msg = {"method": method}
@@ -53,6 +56,11 @@ class Client:
                 fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
         for fd in fds:
             say("FD", fd)
+            if PEEK:
+                # The first bytes of a capture stream (pcapng starts 0a0d0d0a).
+                ready, _, _ = select.select([fd], [], [], 5)
+                say("HEAD", os.read(fd, 4).hex() if ready else "none")
+            self.fds.append(fd)
         if not data:
             return False
         self.buf += data
@@ -80,8 +88,14 @@ def parse_call(args):
     return args[0], params, more, oneway
 
 
+PEEK = False
+
+
 def main():
+    global PEEK
     path, *args = sys.argv[1:]
+    PEEK = "--peek-fd" in args
+    args = [a for a in args if a != "--peek-fd"]
     exit_after = "--exit" in args
     args = [a for a in args if a != "--exit"]
     c = Client(path)
