@@ -111,15 +111,7 @@ std::string BusFrontend::link_path(int ifindex) {
 }
 
 uint64_t BusFrontend::realtime(Usec monotonic) const {
-    timespec ts{};
-    ::clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t real_now =
-        static_cast<uint64_t>(ts.tv_sec) * usec_per_sec + static_cast<uint64_t>(ts.tv_nsec) / 1000;
-    Usec mono_now = service_.now();
-    if (monotonic >= mono_now)
-        return real_now + (monotonic - mono_now);
-    uint64_t ago = mono_now - monotonic;
-    return ago > real_now ? 0 : real_now - ago;
+    return service_.realtime(monotonic);
 }
 
 // A request waiting for credentials or polkit; cancelled when its caller goes.
@@ -765,14 +757,7 @@ void BusFrontend::with_caller(const sdbus::Message& msg, std::optional<auth::Act
     pending->sender = msg.getSender();
     bool interactive = allows_interactive(msg);
     pending_.emplace(pending->sender, pending);
-    auto done = [this, pending]() {
-        auto range = pending_.equal_range(pending->sender);
-        for (auto it = range.first; it != range.second; ++it)
-            if (it->second == pending) {
-                pending_.erase(it);
-                break;
-            }
-    };
+    auto done = [this, pending]() { forget(pending); };
     credentials_.lookup(pending->sender, [this, pending, interactive, action, details, proceed,
                                           fail,
                                           done](const sdbus::Error* error, const PeerInfo& peer) {
@@ -811,6 +796,37 @@ void BusFrontend::with_caller(const sdbus::Message& msg, std::optional<auth::Act
     });
 }
 
+void BusFrontend::forget(const std::shared_ptr<Pending>& pending) {
+    auto range = pending_.equal_range(pending->sender);
+    for (auto it = range.first; it != range.second; ++it)
+        if (it->second == pending) {
+            pending_.erase(it);
+            return;
+        }
+}
+
+void BusFrontend::require_manager(const auth::Caller& caller, const std::string& what,
+                                  std::function<void()> proceed, Fail fail) {
+    // Not the owner: only a manager may, checked with the caller's own subject.
+    auto pending = std::make_shared<Pending>();
+    pending->sender = caller.subject.bus_name;
+    pending_.emplace(pending->sender, pending);
+    pending->ticket = authorizer_.authorize(
+        caller, auth::Action::Manage, {},
+        [this, pending, uid = caller.uid, what, proceed, fail](const std::optional<Error>& denied) {
+            if (pending->cancelled)
+                return;
+            forget(pending);
+            if (denied)
+                fail(to_bus_error(
+                    Error(ErrorCode::NotOwner, what + " belongs to someone else, and uid " +
+                                                   std::to_string(uid) +
+                                                   " may not manage others' leases and captures")));
+            else
+                proceed();
+        });
+}
+
 void BusFrontend::with_lease_owner_or_manager(
     const sdbus::Message& msg, LeaseId id,
     std::function<void(const auth::Caller&, bool owner)> proceed, Fail fail) {
@@ -830,30 +846,9 @@ void BusFrontend::with_lease_owner_or_manager(
                 proceed(caller, true);
                 return;
             }
-            // Not the owner: only a manager may; the request is re-checked
-            // against polkit with the caller's own subject.
-            auto pending = std::make_shared<Pending>();
-            pending->sender = caller.subject.bus_name;
-            pending_.emplace(pending->sender, pending);
-            pending->ticket = authorizer_.authorize(
-                caller, auth::Action::Manage, {},
-                [this, pending, caller, proceed, fail, id](const std::optional<Error>& denied) {
-                    if (pending->cancelled)
-                        return;
-                    auto range = pending_.equal_range(pending->sender);
-                    for (auto it = range.first; it != range.second; ++it)
-                        if (it->second == pending) {
-                            pending_.erase(it);
-                            break;
-                        }
-                    if (denied)
-                        fail(to_bus_error(Error(
-                            ErrorCode::NotOwner,
-                            "lease " + std::to_string(id) + " belongs to someone else, and uid " +
-                                std::to_string(caller.uid) + " may not manage others' leases")));
-                    else
-                        proceed(caller, false);
-                });
+            require_manager(
+                caller, "lease " + std::to_string(id),
+                [caller, proceed] { proceed(caller, false); }, fail);
         },
         fail);
 }
@@ -873,30 +868,9 @@ void BusFrontend::with_capture_owner_or_manager(const sdbus::Message& msg, captu
                 proceed(caller);
                 return;
             }
-            // Not the owner: only a manager may, checked with the caller's
-            // own subject.
-            auto pending = std::make_shared<Pending>();
-            pending->sender = caller.subject.bus_name;
-            pending_.emplace(pending->sender, pending);
-            pending->ticket = authorizer_.authorize(
-                caller, auth::Action::Manage, {},
-                [this, pending, caller, proceed, fail, id](const std::optional<Error>& denied) {
-                    if (pending->cancelled)
-                        return;
-                    auto range = pending_.equal_range(pending->sender);
-                    for (auto it = range.first; it != range.second; ++it)
-                        if (it->second == pending) {
-                            pending_.erase(it);
-                            break;
-                        }
-                    if (denied)
-                        fail(to_bus_error(Error(
-                            ErrorCode::NotOwner,
-                            "capture " + std::to_string(id) + " belongs to someone else, and uid " +
-                                std::to_string(caller.uid) + " may not manage others' captures")));
-                    else
-                        proceed(caller);
-                });
+            require_manager(
+                caller, "capture " + std::to_string(id), [caller, proceed] { proceed(caller); },
+                fail);
         },
         fail);
 }

@@ -71,6 +71,11 @@ public:
 
 private:
     void on_name_owner_changed(sdbus::Message& msg);
+    void forget(const std::shared_ptr<Pending>& pending);
+    // For a caller who does not own `what`: proceed if authorized for
+    // org.promiscd.manage, else fail with NotOwner.
+    void require_manager(const auth::Caller& caller, const std::string& what,
+                         std::function<void()> proceed, Fail fail);
     void apply(const core::Command& command);
     void add_lease_object(core::LeaseId id);
     void audit_denied(const core::LeaseRequest& request, const auth::Caller* caller,
