@@ -375,7 +375,9 @@ TEST_F(Varlink, AbusiveClientsDoNotHurtOthers) {
 
 TEST_F(Varlink, ConfigQuotasPoliciesAndConflicts) {
     write_file(config_, R"({
-        "quotas": {"leases_per_uid": 2, "leases_total": 3},
+        "quotas": {"leases_per_uid": 2, "leases_total": 3, "captures_per_uid": 0},
+        "max_capture_buffer": 65536,
+        "allowed_groups": ["users"],
         "conflict": {"max_clears": 1, "window_seconds": 60},
         "policies": [{"match": ")" +
                             dev_ + R"(", "policy": "yield"}]
@@ -398,6 +400,18 @@ TEST_F(Varlink, ConfigQuotasPoliciesAndConflicts) {
     b.wait_for_output("REPLY");
     auto third = call(iface + "Acquire", {{"interface", ifb}});
     EXPECT_NE(third.find("uid 0 already holds 2 leases (limit 2)"), std::string::npos) << third;
+    auto& c = client({iface + "Acquire", json{{"interface", ifb}}.dump()}, as_group_member);
+    c.wait_for_output("REPLY");
+    auto fourth = call(iface + "Acquire", {{"interface", ifb}}, as_group_member);
+    EXPECT_NE(fourth.find("the daemon already holds 3 leases (limit 3)"), std::string::npos)
+        << "quotas.leases_total: " << fourth;
+    // quotas.captures_per_uid = 0 and max_capture_buffer = 64 KiB.
+    auto capture =
+        call(iface + "OpenCapture", {{"interface", dev_}, {"promisc", false}}, as_group_member);
+    EXPECT_NE(capture.find("ERROR " + iface + "QuotaExceeded"), std::string::npos) << capture;
+    auto big = call(iface + "OpenCapture", {{"interface", dev_}, {"buffer_size", 1 << 20}});
+    EXPECT_NE(big.find("ERROR " + iface + "InvalidArgument"), std::string::npos) << big;
+    EXPECT_NE(big.find("65536"), std::string::npos) << "the message names the limit: " << big;
     // conflict: max_clears = 1 -> the second clear within the window is a conflict.
     auto& m = client({"--more", iface + "Monitor"});
     m.wait_for_output("subscribed");
