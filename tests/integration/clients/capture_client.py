@@ -191,14 +191,7 @@ def main():
     if not args.no_read:
         start_reading()
 
-    def on_stdin(source, condition):
-        line = sys.stdin.readline()
-        if not line:
-            loop.quit()
-            return False
-        cmd = line.split()
-        if not cmd:
-            return True
+    def command(cmd):
         try:
             if cmd[0] == "stop":
                 capture.Stop()
@@ -217,6 +210,23 @@ def main():
                 return False
         except dbus.DBusException as e:
             say("FAILED", e.get_dbus_name(), e.get_dbus_message())
+        return True
+
+    pending = {"text": ""}
+
+    def on_stdin(source, condition):
+        # os.read, not readline(): a buffered reader could keep a second
+        # command that arrived with the first, and the watch would not fire
+        # for it again.
+        data = os.read(sys.stdin.fileno(), 4096)
+        if not data:
+            loop.quit()
+            return False
+        pending["text"] += data.decode()
+        *lines, pending["text"] = pending["text"].split("\n")
+        for line in lines:
+            if line.split() and not command(line.split()):
+                return False
         return True
 
     GLib.io_add_watch(sys.stdin, GLib.IO_IN | GLib.IO_HUP, on_stdin)
