@@ -3,6 +3,8 @@
 #include "auth/authorizer.hpp"
 #include "auth/polkit_authority.hpp"
 #include "bus/bus_frontend.hpp"
+#include "bus/bus_guard.hpp"
+#include "bus/raw_bus.hpp"
 #include "bus/bus_loop.hpp"
 #include "bus/peer_credentials.hpp"
 #include "capture/capture_manager.hpp"
@@ -127,6 +129,7 @@ struct Daemon::Impl {
     std::unique_ptr<sdbus::IConnection> connection;
     std::unique_ptr<bus::BusLoop> bus_loop;
     std::unique_ptr<bus::PeerCredentials> credentials;
+    std::unique_ptr<bus::BusGuard> guard;
     std::unique_ptr<auth::PolkitAuthority> polkit;
     std::unique_ptr<auth::Authorizer> authorizer;
     std::unique_ptr<bus::BusFrontend> frontend;
@@ -185,7 +188,7 @@ Daemon::Daemon(DaemonOptions options) : impl_(std::make_unique<Impl>()) {
     if (d.options.use_bus)
         d.connect_bus();
     if (!d.authorizer)
-        d.authorizer = std::make_unique<auth::Authorizer>(nullptr);
+        d.authorizer = std::make_unique<auth::Authorizer>(nullptr, [&d] { return d.service->now(); });
     d.authorizer->set_allowed_groups(resolve_groups(d.config.allowed_groups));
     d.start_varlink();
     if (!d.connection && !d.varlink_server)
@@ -247,6 +250,7 @@ Daemon::~Daemon() {
         d.bus_loop->drain();
     d.authorizer.reset();
     d.polkit.reset();
+    d.guard.reset();
     d.credentials.reset();
     d.bus_loop.reset();
     d.connection.reset(); // flushes what is still queued
@@ -265,7 +269,9 @@ void Daemon::Impl::connect_bus() {
     }
     credentials = std::make_unique<bus::PeerCredentials>(*connection);
     polkit = std::make_unique<auth::PolkitAuthority>(*connection);
-    authorizer = std::make_unique<auth::Authorizer>(polkit.get());
+    authorizer = std::make_unique<auth::Authorizer>(polkit.get(), [this] { return service->now(); });
+    guard = std::make_unique<bus::BusGuard>(bus::raw_bus(credentials->driver()),
+                                            [this] { return service->now(); });
     frontend = std::make_unique<bus::BusFrontend>(*service, *connection, *credentials, *authorizer,
                                                   captures.get());
 }

@@ -3,6 +3,7 @@
 #include "config.h"
 #include "log.hpp"
 #include "promisc1_adaptor.h"
+#include "raw_bus.hpp"
 
 #include <ctime>
 #include <sdbus-c++/sdbus-c++.h>
@@ -18,16 +19,8 @@ namespace {
 const std::string root_path = PROMISCD_OBJECT_PATH;
 const std::string error_prefix = std::string(PROMISCD_BUS_NAME) + ".Error.";
 
-// sdbus-c++ 1.2 does not expose the message flags; the raw message is a
-// protected member, reachable through a pointer to member of a derived class.
-struct MessageAccess : sdbus::Message {
-    static sd_bus_message* raw(const sdbus::Message& m) {
-        return static_cast<sd_bus_message*>(m.*(&MessageAccess::msg_));
-    }
-};
-
 bool allows_interactive(const sdbus::Message& m) {
-    sd_bus_message* raw = MessageAccess::raw(m);
+    sd_bus_message* raw = raw_message(m);
     return raw && sd_bus_message_get_allow_interactive_authorization(raw) > 0;
 }
 

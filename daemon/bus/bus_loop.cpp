@@ -36,11 +36,16 @@ BusLoop::BusLoop(sd_event* event, sdbus::IConnection& connection,
 BusLoop::~BusLoop() = default;
 
 void BusLoop::drain() {
+    process(SIZE_MAX);
+}
+
+void BusLoop::process(size_t max_messages) {
     if (failed_)
         return;
     try {
-        while (connection_.processPendingRequest()) {
-        }
+        for (size_t i = 0; i < max_messages; ++i)
+            if (!connection_.processPendingRequest())
+                break;
     } catch (const std::exception& e) {
         failed_ = true;
         sd_event_source_set_enabled(io_.get(), SD_EVENT_OFF);
@@ -69,21 +74,20 @@ void BusLoop::refresh() {
 }
 
 int BusLoop::on_io(sd_event_source*, int, uint32_t, void* userdata) {
-    static_cast<BusLoop*>(userdata)->drain();
+    static_cast<BusLoop*>(userdata)->process(kSlice);
     return 0;
 }
 
 int BusLoop::on_time(sd_event_source*, uint64_t, void* userdata) {
-    static_cast<BusLoop*>(userdata)->drain();
+    static_cast<BusLoop*>(userdata)->process(kSlice);
     return 0;
 }
 
 int BusLoop::on_prepare(sd_event_source*, void* userdata) {
-    auto* self = static_cast<BusLoop*>(userdata);
-    // Work queued by other sources (signals, timers) is processed first, so
-    // nothing waits for the next wake-up.
-    self->drain();
-    self->refresh();
+    // Only the poll data: messages still queued after a slice make sd-bus
+    // report a timeout of 0, so the time source is due at once, after the
+    // other sources that are ready have had their turn.
+    static_cast<BusLoop*>(userdata)->refresh();
     return 0;
 }
 

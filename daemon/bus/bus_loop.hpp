@@ -1,10 +1,12 @@
 // Runs an sdbus-c++ connection inside the daemon's sd-event loop: its fd and
-// timeout become sd-event sources, refreshed before every poll, and
-// processPendingRequest() is called until it has nothing left. No thread.
+// timeout become sd-event sources, refreshed before every poll. Each dispatch
+// processes at most kSlice messages, so a flood on the bus cannot starve the
+// timers, rtnetlink, varlink, capture relays or the watchdog. No thread.
 #pragma once
 
 #include "service.hpp"
 
+#include <cstddef>
 #include <functional>
 #include <sdbus-c++/IConnection.h>
 #include <string>
@@ -21,7 +23,11 @@ public:
     BusLoop(const BusLoop&) = delete;
     BusLoop& operator=(const BusLoop&) = delete;
 
-    // Process everything the connection has queued (incoming and outgoing).
+    // At most this many messages per dispatch.
+    static constexpr size_t kSlice = 32;
+
+    // Process everything the connection has queued (incoming and outgoing):
+    // only where nothing else must run meanwhile (idle exit, shutdown).
     void drain();
 
 private:
@@ -29,6 +35,7 @@ private:
     static int on_time(sd_event_source* s, uint64_t usec, void* userdata);
     static int on_prepare(sd_event_source* s, void* userdata);
     void refresh();
+    void process(size_t max_messages);
 
     sd_event* event_;
     sdbus::IConnection& connection_;

@@ -22,6 +22,8 @@ std::string_view error_name(ErrorCode code) {
         return "InteractiveAuthorizationRequired";
     case ErrorCode::Failed:
         return "Failed";
+    case ErrorCode::LimitsExceeded:
+        return "LimitsExceeded";
     }
     return "Failed";
 }

@@ -18,6 +18,9 @@ enum class ErrorCode {
     AccessDenied,
     InteractiveAuthorizationRequired,
     Failed, // the kernel or another component refused; the message says what
+    // Too many requests of this caller (or of everyone) are waiting, or a
+    // costly read came too often: nothing was done; try again later.
+    LimitsExceeded,
 };
 
 // "NoSuchInterface", "InvalidArgument", ...
