@@ -102,6 +102,7 @@ public:
 
 private:
     void onConflict(const std::string&, const uint32_t&) override {}
+    void onFlagChanged(const std::string&, const bool&, const std::string&) override {}
 };
 
 class LeaseRemote final : private ProxyHolder,
@@ -112,7 +113,7 @@ public:
         : ProxyHolder(c, path, interactive), Lease_proxy(*proxy), Properties_proxy(*proxy) {}
 
 private:
-    void onEnded(const std::string&) override {}
+    void onEnded(const std::string&, const std::map<std::string, sdbus::Variant>&) override {}
     void onPropertiesChanged(const std::string&, const Props&,
                              const std::vector<std::string>&) override {}
 };

@@ -73,7 +73,7 @@ struct Authorizer::Check {
     bool started = false;
 };
 
-Authorizer::Authorizer(PolkitAuthority* polkit, std::function<uint64_t()> now, CheckLimits limits)
+Authorizer::Authorizer(PolkitAuthority* polkit, std::function<uint64_t()> now, QueueLimits limits)
     : polkit_(polkit), now_(std::move(now)), queue_(limits) {}
 
 Authorizer::~Authorizer() {
@@ -118,7 +118,8 @@ uint64_t Authorizer::authorize(const Caller& caller, Action action,
                                 [this, id](uint64_t queue_ticket) { start(id, queue_ticket); });
     if (!ticket) {
         checks_.erase(id);
-        check->done(Error(ErrorCode::LimitsExceeded, queue_.refusal(caller.uid)));
+        check->done(
+            Error(ErrorCode::LimitsExceeded, queue_.refusal(caller.uid, "authorization checks")));
         return 0;
     }
     if (!checks_.count(id))

@@ -1,13 +1,13 @@
 // Decides whether a caller may do something: root always may; anyone else is
-// asked of polkit, through a bounded, fair queue of checks (CheckQueue).
+// asked of polkit, through a bounded, fair queue of checks (sched::FairQueue).
 // Fails closed: every polkit error is a denial, except "polkit is not on the
 // bus" (and no bus at all), for which the configuration may name groups that
 // are allowed. Shared by every front end, so no policy lives in a front end.
 #pragma once
 
-#include "auth/check_queue.hpp"
 #include "auth/polkit_authority.hpp"
 #include "core/errors.hpp"
+#include "sched/fair_queue.hpp"
 
 #include <functional>
 #include <map>
@@ -37,11 +37,14 @@ struct Caller {
     std::vector<gid_t> groups;
 };
 
+using sched::FairQueue;
+using sched::QueueLimits;
+
 class Authorizer {
 public:
     // polkit may be null (no bus): then only root and the allowed groups are.
     // now: CLOCK_MONOTONIC microseconds (the queue remembers denials for a while).
-    Authorizer(PolkitAuthority* polkit, std::function<uint64_t()> now, CheckLimits limits = {});
+    Authorizer(PolkitAuthority* polkit, std::function<uint64_t()> now, QueueLimits limits = {});
     ~Authorizer();
     Authorizer(const Authorizer&) = delete;
     Authorizer& operator=(const Authorizer&) = delete;
@@ -50,7 +53,7 @@ public:
     // bus (configuration "allowed_groups"); never when polkit answered with
     // an error.
     void set_allowed_groups(std::vector<gid_t> gids) { allowed_groups_ = std::move(gids); }
-    void set_limits(const CheckLimits& limits) { queue_.set_limits(limits); }
+    void set_limits(const QueueLimits& limits) { queue_.set_limits(limits); }
 
     // nullopt: allowed; otherwise the error to return to the caller.
     using Done = std::function<void(const std::optional<core::Error>&)>;
@@ -74,7 +77,7 @@ private:
 
     PolkitAuthority* polkit_;
     std::function<uint64_t()> now_;
-    CheckQueue queue_;
+    FairQueue queue_;
     std::vector<gid_t> allowed_groups_;
     std::map<uint64_t, std::shared_ptr<Check>> checks_;
     uint64_t next_id_ = 1;

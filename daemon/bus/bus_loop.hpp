@@ -4,7 +4,7 @@
 // timers, rtnetlink, varlink, capture relays or the watchdog. No thread.
 #pragma once
 
-#include "service.hpp"
+#include "event.hpp"
 
 #include <cstddef>
 #include <functional>

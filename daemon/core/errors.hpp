@@ -14,6 +14,7 @@ enum class ErrorCode {
     InvalidFilter,
     QuotaExceeded,
     NoSuchLease,
+    NoSuchCapture,
     NotOwner,
     AccessDenied,
     InteractiveAuthorizationRequired,

@@ -57,6 +57,7 @@ std::optional<core::LinkInfo> parse_link(nlmsghdr* hdr) {
     link.ifindex = ifi->ifi_index;
     link.name = nla_get_string(tb[IFLA_IFNAME]);
     link.flags = ifi->ifi_flags;
+    link.type = ifi->ifi_type;
     link.admin_flag = (ifi->ifi_flags & IFF_PROMISC) != 0;
     if (tb[IFLA_PROMISCUITY])
         link.promiscuity = nla_get_u32(tb[IFLA_PROMISCUITY]);
@@ -183,7 +184,10 @@ std::vector<core::LinkInfo> LinkWatcher::dump() {
 
 void LinkWatcher::process() {
     const int sock = fd();
-    for (;;) {
+    // A bounded slice per dispatch: a storm of link changes must not keep
+    // the loop from everything else. The source is level-triggered, so what
+    // is left is read on the next turn.
+    for (unsigned reads = 0; reads < kReadsPerDispatch; ++reads) {
         sockaddr_nl from{};
         iovec iov{buf_.data(), buf_.size()};
         msghdr mh{};

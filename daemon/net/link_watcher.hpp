@@ -43,9 +43,11 @@ public:
     std::vector<core::LinkInfo> dump();
     // The non-blocking notification socket, for a poll loop.
     int fd() const;
-    // Reads every pending notification and calls the callbacks. After an overrun
-    // it drops what is queued, dumps and calls resynced. Throws NetlinkError, and
-    // passes on what a callback throws (the rest stays queued for the next call).
+    // Reads pending notifications (at most kReadsPerDispatch datagrams; the
+    // rest stays queued for the next call) and calls the callbacks. After an
+    // overrun it drops what is queued, dumps and calls resynced. Throws
+    // NetlinkError, and passes on what a callback throws.
+    static constexpr unsigned kReadsPerDispatch = 64;
     void process();
     // Calls process() from an sd-event io source whenever fd() is readable. The
     // source lives as long as this object (or until the next attach()).

@@ -10,7 +10,7 @@ Prints one line per event on stdout:
   ERROR <dbus error name> <message>   AcquireLease failed (exit status 1)
   STATE <state>                 PropertiesChanged on the lease
   EXPIRES <usec>                PropertiesChanged on Expires
-  ENDED <reason>                the lease's Ended signal
+  ENDED <reason> [k=v...]       the lease's Ended signal and its details
   RELEASED / RENEWED / FAILED <name> <message>   answers to stdin commands
 Commands on stdin, one per line: release, renew SEC, quit.
 """
@@ -66,8 +66,9 @@ def main():
         if "Expires" in changed:
             say("EXPIRES", int(changed["Expires"]))
 
-    def on_ended(reason):
-        say("ENDED", str(reason))
+    def on_ended(reason, details=None):
+        extra = ["%s=%s" % (k, details[k]) for k in sorted(details or {})]
+        say("ENDED", str(reason), *extra)
 
     props.connect_to_signal("PropertiesChanged", on_changed)
     lease.connect_to_signal("Ended", on_ended)

@@ -1,29 +1,29 @@
-#include "check_queue.hpp"
+#include "sched/fair_queue.hpp"
 
 #include <algorithm>
 #include <vector>
 
-namespace promiscd::auth {
+namespace promiscd::sched {
 
-bool CheckQueue::penalized(const CallerState& c, uint64_t now) const {
+bool FairQueue::penalized(const CallerState& c, uint64_t now) const {
     return c.denied_at && *c.denied_at + limits_.denied_memory_usec > now;
 }
 
-size_t CheckQueue::queued_for(uint32_t caller) const {
+size_t FairQueue::queued_for(uint32_t caller) const {
     auto it = callers_.find(caller);
     return it == callers_.end() ? 0 : it->second.queue.size();
 }
 
-std::string CheckQueue::refusal(uint32_t caller) const {
+std::string FairQueue::refusal(uint32_t caller, const std::string& what) const {
     if (queued_total_ >= limits_.queued_total)
-        return "too many authorization checks are waiting (" + std::to_string(queued_total_) +
-               ", limit " + std::to_string(limits_.queued_total) + "); try again later";
+        return "too many " + what + " are waiting (" + std::to_string(queued_total_) + ", limit " +
+               std::to_string(limits_.queued_total) + "); try again later";
     return "uid " + std::to_string(caller) + " already has " + std::to_string(queued_for(caller)) +
-           " authorization checks waiting (limit " + std::to_string(limits_.queued_per_caller) +
+           " " + what + " waiting (limit " + std::to_string(limits_.queued_per_caller) +
            "); try again later";
 }
 
-std::optional<uint64_t> CheckQueue::submit(uint32_t caller, uint64_t now, Start start) {
+std::optional<uint64_t> FairQueue::submit(uint32_t caller, uint64_t now, Start start) {
     if (queued_total_ >= limits_.queued_total || queued_for(caller) >= limits_.queued_per_caller)
         return std::nullopt;
     uint64_t ticket = next_ticket_++;
@@ -34,7 +34,7 @@ std::optional<uint64_t> CheckQueue::submit(uint32_t caller, uint64_t now, Start 
     return ticket;
 }
 
-void CheckQueue::finished(uint64_t ticket, bool denied, uint64_t now) {
+void FairQueue::finished(uint64_t ticket, bool denied, uint64_t now) {
     auto it = running_.find(ticket);
     if (it == running_.end())
         return;
@@ -52,7 +52,7 @@ void CheckQueue::finished(uint64_t ticket, bool denied, uint64_t now) {
     pump(now);
 }
 
-bool CheckQueue::withdraw(uint64_t ticket, uint64_t now) {
+bool FairQueue::withdraw(uint64_t ticket, uint64_t now) {
     if (auto w = waiting_.find(ticket); w != waiting_.end()) {
         uint32_t caller = w->second;
         waiting_.erase(w);
@@ -73,7 +73,7 @@ bool CheckQueue::withdraw(uint64_t ticket, uint64_t now) {
     return false;
 }
 
-void CheckQueue::forget_if_idle(uint32_t caller) {
+void FairQueue::forget_if_idle(uint32_t caller) {
     auto it = callers_.find(caller);
     // A denial is remembered while it still counts; then the record goes, so
     // the table holds only callers with work or a fresh denial.
@@ -82,7 +82,7 @@ void CheckQueue::forget_if_idle(uint32_t caller) {
         callers_.erase(it);
 }
 
-void CheckQueue::pump(uint64_t now) {
+void FairQueue::pump(uint64_t now) {
     // A check whose answer is known at once finishes from inside start(); the
     // loop below picks up where it was instead of recursing.
     if (pumping_)
@@ -142,4 +142,4 @@ void CheckQueue::pump(uint64_t now) {
     }
 }
 
-} // namespace promiscd::auth
+} // namespace promiscd::sched

@@ -1,9 +1,10 @@
-// Who gets the next polkit check. Checks in flight are bounded in all and per
-// caller (uid); beyond that they wait in bounded queues, served round-robin
-// across callers. A caller polkit refused recently is served only when no one
-// else is waiting, and may hold at most half of the slots: a denied user's
-// flood waits behind everyone else instead of delaying them. Pure: time is an
-// argument, starting a check is a callback.
+// Who gets the next slot for costly work done on a caller's behalf (polkit
+// checks, filter compilation). Work in flight is bounded in all and per
+// caller (uid); beyond that it waits in bounded queues, served round-robin
+// across callers. A caller refused recently (polkit said no, a filter was
+// too costly) is served only when no one else is waiting, and may hold at
+// most half of the slots: a refused user's flood waits behind everyone else
+// instead of delaying them. Pure: time is an argument, starting is a callback.
 #pragma once
 
 #include <cstdint>
@@ -13,10 +14,10 @@
 #include <optional>
 #include <string>
 
-namespace promiscd::auth {
+namespace promiscd::sched {
 
-struct CheckLimits {
-    unsigned in_flight_total = 32; // dbus-daemon allows 128 pending replies per connection
+struct QueueLimits {
+    unsigned in_flight_total = 32;
     unsigned in_flight_per_caller = 2;
     unsigned queued_per_caller = 16;
     unsigned queued_total = 512;
@@ -24,31 +25,32 @@ struct CheckLimits {
     uint64_t denied_memory_usec = 60'000'000;
 };
 
-class CheckQueue {
+class FairQueue {
 public:
     // Receives the ticket submit() returns (it may run before submit returns).
     using Start = std::function<void(uint64_t ticket)>;
-    explicit CheckQueue(CheckLimits limits = {}) : limits_(limits) {}
+    explicit FairQueue(QueueLimits limits = {}) : limits_(limits) {}
 
-    // Queues a check for `caller`; `start` runs (maybe at once, from inside
-    // submit) when a slot is free, and the check must then end with
+    // Queues work for `caller`; `start` runs (maybe at once, from inside
+    // submit) when a slot is free, and the work must then end with
     // finished(). nullopt when the caller's queue or the global one is full:
     // the caller is refused and nothing was queued.
     std::optional<uint64_t> submit(uint32_t caller, uint64_t now, Start start);
-    // A started check ended; `denied` remembers the caller for a while.
+    // Started work ended; `denied` (refused) remembers the caller for a while.
     // Starts what can start now.
     void finished(uint64_t ticket, bool denied, uint64_t now);
-    // The caller went away: a queued check is dropped; a running one frees
-    // its slot (the caller cancels the check itself). True when it was running.
+    // The caller went away: queued work is dropped; running work frees its
+    // slot (the owner stops it itself). True when it was running.
     bool withdraw(uint64_t ticket, uint64_t now);
 
     size_t in_flight() const { return running_.size(); }
     size_t queued() const { return queued_total_; }
     size_t queued_for(uint32_t caller) const;
-    const CheckLimits& limits() const { return limits_; }
-    void set_limits(const CheckLimits& limits) { limits_ = limits; }
-    // Why submit() refused, for the message (call right after it).
-    std::string refusal(uint32_t caller) const;
+    const QueueLimits& limits() const { return limits_; }
+    void set_limits(const QueueLimits& limits) { limits_ = limits; }
+    // Why submit() refused, for the message (call right after it); `what`
+    // names the work ("authorization checks").
+    std::string refusal(uint32_t caller, const std::string& what) const;
 
 private:
     struct Entry {
@@ -64,7 +66,7 @@ private:
     void pump(uint64_t now);
     void forget_if_idle(uint32_t caller);
 
-    CheckLimits limits_;
+    QueueLimits limits_;
     uint64_t next_ticket_ = 1;
     std::map<uint32_t, CallerState> callers_;
     struct Running {
@@ -79,4 +81,4 @@ private:
     uint32_t last_served_ = 0; // round-robin position
 };
 
-} // namespace promiscd::auth
+} // namespace promiscd::sched

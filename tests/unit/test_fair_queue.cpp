@@ -1,12 +1,12 @@
-// The authorization queue: bounds in flight and queued, per caller and in
+// The fair queue of costly work: bounds in flight and queued, per caller and in
 // all; round-robin across callers; denied callers wait behind the others.
-#include "auth/check_queue.hpp"
+#include "sched/fair_queue.hpp"
 
 #include <gtest/gtest.h>
 #include <vector>
 
-using promiscd::auth::CheckLimits;
-using promiscd::auth::CheckQueue;
+using promiscd::sched::FairQueue;
+using promiscd::sched::QueueLimits;
 
 namespace {
 
@@ -14,7 +14,7 @@ constexpr uint64_t sec = 1'000'000;
 
 struct Recorder {
     std::vector<std::pair<uint32_t, uint64_t>> started; // caller, ticket
-    CheckQueue::Start start(uint32_t caller) {
+    FairQueue::Start start(uint32_t caller) {
         return [this, caller](uint64_t t) { started.emplace_back(caller, t); };
     }
     std::vector<uint32_t> callers() const {
@@ -25,9 +25,9 @@ struct Recorder {
     }
 };
 
-CheckLimits limits(unsigned total, unsigned per_caller, unsigned queued_per_caller = 16,
+QueueLimits limits(unsigned total, unsigned per_caller, unsigned queued_per_caller = 16,
                    unsigned queued_total = 512) {
-    CheckLimits l;
+    QueueLimits l;
     l.in_flight_total = total;
     l.in_flight_per_caller = per_caller;
     l.queued_per_caller = queued_per_caller;
@@ -37,8 +37,8 @@ CheckLimits limits(unsigned total, unsigned per_caller, unsigned queued_per_call
 
 } // namespace
 
-TEST(CheckQueue, StartsAtOnceWhileSlotsAreFree) {
-    CheckQueue q(limits(2, 2));
+TEST(FairQueue, StartsAtOnceWhileSlotsAreFree) {
+    FairQueue q(limits(2, 2));
     Recorder r;
     ASSERT_TRUE(q.submit(1000, 0, r.start(1000)));
     ASSERT_TRUE(q.submit(1000, 0, r.start(1000)));
@@ -52,8 +52,8 @@ TEST(CheckQueue, StartsAtOnceWhileSlotsAreFree) {
     EXPECT_EQ(q.queued(), 0u);
 }
 
-TEST(CheckQueue, PerCallerBoundLeavesSlotsForOthers) {
-    CheckQueue q(limits(4, 1));
+TEST(FairQueue, PerCallerBoundLeavesSlotsForOthers) {
+    FairQueue q(limits(4, 1));
     Recorder r;
     for (int i = 0; i < 5; ++i)
         ASSERT_TRUE(q.submit(1000, 0, r.start(1000)));
@@ -62,22 +62,24 @@ TEST(CheckQueue, PerCallerBoundLeavesSlotsForOthers) {
     EXPECT_EQ(r.callers(), (std::vector<uint32_t>{1000, 2000}));
 }
 
-TEST(CheckQueue, FullQueuesRefuseAndQueueNothing) {
-    CheckQueue q(limits(1, 1, 2, 3));
+TEST(FairQueue, FullQueuesRefuseAndQueueNothing) {
+    FairQueue q(limits(1, 1, 2, 3));
     Recorder r;
     ASSERT_TRUE(q.submit(1000, 0, r.start(1000))); // running
     ASSERT_TRUE(q.submit(1000, 0, r.start(1000))); // queued 1
     ASSERT_TRUE(q.submit(1000, 0, r.start(1000))); // queued 2
     EXPECT_FALSE(q.submit(1000, 0, r.start(1000))) << "per-caller queue full";
-    EXPECT_NE(q.refusal(1000).find("uid 1000 already has 2"), std::string::npos) << q.refusal(1000);
+    EXPECT_NE(q.refusal(1000, "checks").find("uid 1000 already has 2"), std::string::npos)
+        << q.refusal(1000, "checks");
     ASSERT_TRUE(q.submit(2000, 0, r.start(2000))); // queued 3 (global limit)
     EXPECT_FALSE(q.submit(3000, 0, r.start(3000))) << "global queue full";
-    EXPECT_NE(q.refusal(3000).find("limit 3"), std::string::npos) << q.refusal(3000);
+    EXPECT_NE(q.refusal(3000, "checks").find("limit 3"), std::string::npos)
+        << q.refusal(3000, "checks");
     EXPECT_EQ(q.queued(), 3u);
 }
 
-TEST(CheckQueue, RoundRobinAcrossCallers) {
-    CheckQueue q(limits(1, 1));
+TEST(FairQueue, RoundRobinAcrossCallers) {
+    FairQueue q(limits(1, 1));
     Recorder r;
     ASSERT_TRUE(q.submit(1, 0, r.start(1)));
     for (int i = 0; i < 3; ++i)
@@ -90,8 +92,8 @@ TEST(CheckQueue, RoundRobinAcrossCallers) {
         << "a caller with a backlog does not keep the others waiting";
 }
 
-TEST(CheckQueue, DeniedCallersWaitBehindEveryoneElse) {
-    CheckQueue q(limits(1, 1));
+TEST(FairQueue, DeniedCallersWaitBehindEveryoneElse) {
+    FairQueue q(limits(1, 1));
     Recorder r;
     ASSERT_TRUE(q.submit(66, 0, r.start(66)));
     q.finished(r.started.back().second, /*denied=*/true, 1 * sec);
@@ -104,8 +106,8 @@ TEST(CheckQueue, DeniedCallersWaitBehindEveryoneElse) {
     EXPECT_EQ(r.started.back().first, 7u);
 }
 
-TEST(CheckQueue, PenalizedCallersHoldAtMostHalfTheSlots) {
-    CheckQueue q(limits(4, 4));
+TEST(FairQueue, PenalizedCallersHoldAtMostHalfTheSlots) {
+    FairQueue q(limits(4, 4));
     Recorder r;
     ASSERT_TRUE(q.submit(66, 0, r.start(66)));
     q.finished(r.started.back().second, true, 0);
@@ -118,10 +120,10 @@ TEST(CheckQueue, PenalizedCallersHoldAtMostHalfTheSlots) {
     EXPECT_EQ(r.started.size(), 4u);
 }
 
-TEST(CheckQueue, DenialIsForgottenAfterAWhile) {
-    CheckLimits l = limits(1, 1);
+TEST(FairQueue, DenialIsForgottenAfterAWhile) {
+    QueueLimits l = limits(1, 1);
     l.denied_memory_usec = 10 * sec;
-    CheckQueue q(l);
+    FairQueue q(l);
     Recorder r;
     ASSERT_TRUE(q.submit(66, 0, r.start(66)));
     q.finished(r.started.back().second, true, 0);
@@ -132,8 +134,8 @@ TEST(CheckQueue, DenialIsForgottenAfterAWhile) {
     EXPECT_EQ(r.callers(), (std::vector<uint32_t>{66, 7, 66})) << "served in turn again";
 }
 
-TEST(CheckQueue, WithdrawDropsQueuedAndFreesRunning) {
-    CheckQueue q(limits(1, 1));
+TEST(FairQueue, WithdrawDropsQueuedAndFreesRunning) {
+    FairQueue q(limits(1, 1));
     Recorder r;
     auto a = q.submit(1, 0, r.start(1));
     auto b = q.submit(2, 0, r.start(2));
@@ -147,8 +149,8 @@ TEST(CheckQueue, WithdrawDropsQueuedAndFreesRunning) {
     EXPECT_EQ(q.in_flight(), 0u);
 }
 
-TEST(CheckQueue, AnswerKnownAtOnceDoesNotRecurse) {
-    CheckQueue q(limits(1, 1, 100000, 100000));
+TEST(FairQueue, AnswerKnownAtOnceDoesNotRecurse) {
+    FairQueue q(limits(1, 1, 100000, 100000));
     int started = 0;
     // Every check finishes from inside start(): the queue must drain in a loop.
     std::function<void(uint64_t)> start = [&](uint64_t t) {

@@ -1,0 +1,50 @@
+#include "service/changes.hpp"
+
+#include <algorithm>
+
+namespace promiscd::service {
+
+std::string_view to_string(CaptureFormat format) {
+    switch (format) {
+    case CaptureFormat::Pcapng:
+        return "pcapng";
+    case CaptureFormat::Pcap:
+        return "pcap";
+    case CaptureFormat::Socket:
+        return "socket";
+    }
+    return "pcapng";
+}
+
+std::optional<CaptureFormat> parse_format(std::string_view name) {
+    for (CaptureFormat f : {CaptureFormat::Pcapng, CaptureFormat::Pcap, CaptureFormat::Socket})
+        if (name == to_string(f))
+            return f;
+    return std::nullopt;
+}
+
+void ChangeStream::unsubscribe(ChangeListener* l) {
+    // Nulled rather than erased: a delivery may be walking the list.
+    std::replace(listeners_.begin(), listeners_.end(), l, static_cast<ChangeListener*>(nullptr));
+    if (!delivering_)
+        std::erase(listeners_, nullptr);
+}
+
+void ChangeStream::publish(Change change) {
+    queue_.push_back(std::move(change));
+    if (delivering_)
+        return;
+    delivering_ = true;
+    for (size_t i = 0; i < queue_.size(); ++i) {
+        ++published_;
+        // By index: a listener may subscribe (growing the vector) meanwhile.
+        for (size_t k = 0; k < listeners_.size(); ++k)
+            if (listeners_[k])
+                listeners_[k]->on_change(queue_[i]);
+    }
+    queue_.clear();
+    delivering_ = false;
+    std::erase(listeners_, nullptr);
+}
+
+} // namespace promiscd::service
