@@ -194,8 +194,11 @@ void RecordStore::open_dirs() {
     }
     dirfd_ = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (dirfd_ < 0) {
+        const int err = errno;
+        struct stat st {};
+        const bool link = ::lstat(dir_.c_str(), &st) == 0 && S_ISLNK(st.st_mode);
         unusable_ = "cannot open " + dir_ + ": " +
-                    (errno == ELOOP ? std::string("it is a symbolic link") : errno_text(errno));
+                    (link ? std::string("it is a symbolic link") : errno_text(err));
         return;
     }
     unusable_ = check_dir(dirfd_, dir_);
