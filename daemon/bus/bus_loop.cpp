@@ -43,9 +43,15 @@ void BusLoop::process(size_t max_messages) {
     if (failed_)
         return;
     try {
-        for (size_t i = 0; i < max_messages; ++i)
+        more_ = false;
+        for (size_t i = 0; i < max_messages; ++i) {
             if (!connection_.processPendingRequest())
-                break;
+                return;
+        }
+        // The slice is used up and sd-bus may hold more messages in its read
+        // buffer than it has parsed: the socket is then no longer readable,
+        // so come back at once, after the others' turn.
+        more_ = true;
     } catch (const std::exception& e) {
         failed_ = true;
         sd_event_source_set_enabled(io_.get(), SD_EVENT_OFF);
@@ -65,10 +71,11 @@ void BusLoop::refresh() {
     if (poll.events & POLLOUT)
         events |= EPOLLOUT;
     sd_event_source_set_io_events(io_.get(), events);
-    if (poll.timeout_usec == UINT64_MAX) {
+    const uint64_t when = more_ ? 0 : poll.timeout_usec;
+    if (when == UINT64_MAX) {
         sd_event_source_set_enabled(time_.get(), SD_EVENT_OFF);
     } else {
-        sd_event_source_set_time(time_.get(), poll.timeout_usec);
+        sd_event_source_set_time(time_.get(), when);
         sd_event_source_set_enabled(time_.get(), SD_EVENT_ONESHOT);
     }
 }

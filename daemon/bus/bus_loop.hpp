@@ -41,6 +41,7 @@ private:
     sdbus::IConnection& connection_;
     std::function<void(const std::string&)> on_failure_;
     bool failed_ = false;
+    bool more_ = false; // the last slice was cut short: more may be buffered
     EventSourcePtr io_;
     EventSourcePtr time_;
 };

@@ -135,12 +135,6 @@ uint64_t proc_start_time(pid_t pid) {
     return 0;
 }
 
-bool process_alive(int pidfd) {
-    if (pidfd < 0)
-        return true; // no pidfd: the start time is all we have
-    return ::syscall(SYS_pidfd_send_signal, pidfd, 0, nullptr, 0) == 0 || errno != ESRCH;
-}
-
 void send_error(Connection& c, const Error& e) {
     c.error(iface + "." + std::string(error_name(e.code())), {{"message", e.what()}});
 }
@@ -281,7 +275,7 @@ std::optional<ops::Caller> PromiscVarlink::caller_of(const ConnPtr& c) {
     const auto& peer = c->peer();
     // The start time and command are read by pid: make sure that pid is
     // still our peer (a pidfd cannot be recycled).
-    if (peer.uid != 0 && !process_alive(peer.pidfd)) {
+    if (peer.uid != 0 && !c->peer_alive()) {
         send_error(*c, Error(ErrorCode::AccessDenied, "the calling process has exited"));
         return std::nullopt;
     }

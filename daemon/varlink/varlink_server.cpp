@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <system_error>
 #include <unistd.h>
@@ -64,10 +65,6 @@ PeerCredentials read_peer(int fd) {
         groups.resize(glen / sizeof(gid_t) + 1);
     }
     p.groups = std::move(groups);
-    int pidfd = -1;
-    socklen_t plen = sizeof pidfd;
-    if (::getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &plen) == 0 && pidfd >= 0)
-        p.pidfd = pidfd;
     return p;
 }
 
@@ -132,10 +129,21 @@ Connection::~Connection() {
     source_.reset();
     if (fd_ >= 0)
         ::close(fd_);
-    if (peer_.pidfd >= 0)
-        ::close(peer_.pidfd);
     for (auto& o : out_)
         close_all(o.fds);
+}
+
+bool Connection::peer_alive() const {
+    if (fd_ < 0)
+        return false;
+    int pidfd = -1;
+    socklen_t len = sizeof pidfd;
+    if (::getsockopt(fd_, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) < 0 || pidfd < 0)
+        return errno != ESRCH; // an old kernel cannot tell; a gone process can
+    const bool alive =
+        ::syscall(SYS_pidfd_send_signal, pidfd, 0, nullptr, 0) == 0 || errno != ESRCH;
+    ::close(pidfd);
+    return alive;
 }
 
 int Connection::on_io(sd_event_source*, int, uint32_t revents, void* userdata) {
@@ -621,8 +629,6 @@ void Server::accept_some() {
             std::string text = serialize(msg);
             (void)!::send(fd, text.data(), text.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
             ::close(fd);
-            if (peer.pidfd >= 0)
-                ::close(peer.pidfd);
             continue;
         }
         const uint64_t id = next_id_++;

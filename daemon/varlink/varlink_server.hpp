@@ -29,7 +29,6 @@ struct PeerCredentials {
     pid_t pid = 0;
     gid_t gid = 0;
     std::vector<gid_t> groups; // supplementary groups (SO_PEERGROUPS)
-    int pidfd = -1;            // SO_PEERPIDFD where the kernel has it, else -1
 };
 
 struct Limits {
@@ -64,6 +63,10 @@ public:
     // The call in progress was sent with "more" / "oneway".
     bool more() const { return more_; }
     bool oneway() const { return oneway_; }
+    // Whether the process that connected is still alive: its pidfd
+    // (SO_PEERPIDFD, taken when asked, so a connection holds one fd, not
+    // two) cannot be recycled as a pid can. True where the kernel cannot tell.
+    bool peer_alive() const;
 
     // Answer the call in progress (for a oneway call: nothing is sent, the
     // call is done). continues=true keeps it open (a "more" call); fds are
