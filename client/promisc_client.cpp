@@ -19,7 +19,6 @@ namespace {
 
 const std::string kBusName = PROMISCD_BUS_NAME;
 const std::string kRootPath = PROMISCD_OBJECT_PATH;
-const std::string kErrorPrefix = kBusName + ".Error.";
 const std::string kDBusError = "org.freedesktop.DBus.Error.";
 const std::string kPropertiesIface = "org.freedesktop.DBus.Properties";
 const std::string kObjectManagerIface = "org.freedesktop.DBus.ObjectManager";
@@ -252,84 +251,6 @@ std::vector<std::shared_ptr<T>> live(const std::vector<std::weak_ptr<T>>& v) {
 }
 
 } // namespace
-
-// ------------------------------------------------------------------ errors
-
-std::string_view to_string(ErrorKind kind) noexcept {
-    switch (kind) {
-    case ErrorKind::Failed:
-        return "Failed";
-    case ErrorKind::NoSuchInterface:
-        return "NoSuchInterface";
-    case ErrorKind::InvalidArgument:
-        return "InvalidArgument";
-    case ErrorKind::InvalidFilter:
-        return "InvalidFilter";
-    case ErrorKind::QuotaExceeded:
-        return "QuotaExceeded";
-    case ErrorKind::NoSuchLease:
-        return "NoSuchLease";
-    case ErrorKind::NotOwner:
-        return "NotOwner";
-    case ErrorKind::AccessDenied:
-        return "AccessDenied";
-    case ErrorKind::InteractiveAuthorizationRequired:
-        return "InteractiveAuthorizationRequired";
-    case ErrorKind::NotSupported:
-        return "NotSupported";
-    case ErrorKind::DaemonUnreachable:
-        return "DaemonUnreachable";
-    }
-    return "Failed";
-}
-
-ErrorKind error_kind(std::string_view name) noexcept {
-    static const std::pair<const char*, ErrorKind> ours[] = {
-        {"NoSuchInterface", ErrorKind::NoSuchInterface},
-        {"InvalidArgument", ErrorKind::InvalidArgument},
-        {"InvalidFilter", ErrorKind::InvalidFilter},
-        {"QuotaExceeded", ErrorKind::QuotaExceeded},
-        {"NoSuchLease", ErrorKind::NoSuchLease},
-        {"NotOwner", ErrorKind::NotOwner},
-    };
-    if (starts_with(name, kErrorPrefix)) {
-        auto rest = name.substr(kErrorPrefix.size());
-        for (const auto& [n, k] : ours)
-            if (rest == n)
-                return k;
-        return ErrorKind::Failed;
-    }
-    // The bus's own answers when the name has no owner and cannot be
-    // activated, or when the connection itself failed (sd-bus names errno
-    // errors "System.Error.E…").
-    static const char* const unreachable[] = {
-        "org.freedesktop.DBus.Error.ServiceUnknown",
-        "org.freedesktop.DBus.Error.NameHasNoOwner",
-        "org.freedesktop.DBus.Error.NoServer",
-        "org.freedesktop.DBus.Error.Disconnected",
-        "org.freedesktop.DBus.Error.NoReply",
-        "org.freedesktop.DBus.Error.Timeout",
-        "org.freedesktop.DBus.Error.TimedOut",
-        "System.Error.ECONNRESET",
-        "System.Error.ENOTCONN",
-        "System.Error.ECONNREFUSED",
-        "System.Error.ETIMEDOUT",
-        "System.Error.EPIPE",
-        "System.Error.ENOENT",
-    };
-    for (const char* n : unreachable)
-        if (name == n)
-            return ErrorKind::DaemonUnreachable;
-    if (starts_with(name, "org.freedesktop.DBus.Error.Spawn."))
-        return ErrorKind::DaemonUnreachable;
-    if (name == "org.freedesktop.DBus.Error.AccessDenied")
-        return ErrorKind::AccessDenied;
-    if (name == "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired")
-        return ErrorKind::InteractiveAuthorizationRequired;
-    if (name == "org.freedesktop.DBus.Error.NotSupported")
-        return ErrorKind::NotSupported;
-    return ErrorKind::Failed;
-}
 
 // ------------------------------------------------------------------ helpers
 

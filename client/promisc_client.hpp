@@ -5,6 +5,8 @@
 // its back.
 #pragma once
 
+#include "client/errors.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -17,38 +19,6 @@
 #include <vector>
 
 namespace promiscd::client {
-
-// Every way a request can fail, as a caller needs to tell them apart.
-enum class ErrorKind {
-    Failed,                           // anything else the daemon or the bus said
-    NoSuchInterface,                  // org.promiscd.Promisc1.Error.NoSuchInterface
-    InvalidArgument,                  // ….InvalidArgument
-    InvalidFilter,                    // ….InvalidFilter
-    QuotaExceeded,                    // ….QuotaExceeded
-    NoSuchLease,                      // ….NoSuchLease (also: no object at that lease path)
-    NotOwner,                         // ….NotOwner
-    AccessDenied,                     // org.freedesktop.DBus.Error.AccessDenied (polkit said no)
-    InteractiveAuthorizationRequired, // polkit wants a password and the call did not allow asking
-    NotSupported,                     // the daemon does not offer this (yet)
-    DaemonUnreachable,                // no system bus, or promiscd not on it and not activatable
-};
-
-std::string_view to_string(ErrorKind kind) noexcept;
-// The kind a D-Bus error name stands for (Failed when it is none of ours).
-ErrorKind error_kind(std::string_view dbus_error_name) noexcept;
-
-class Error : public std::runtime_error {
-public:
-    Error(ErrorKind kind, std::string dbus_name, const std::string& message)
-        : std::runtime_error(message), kind_(kind), dbus_name_(std::move(dbus_name)) {}
-    ErrorKind kind() const noexcept { return kind_; }
-    // The D-Bus error name as received; empty when the error was found locally.
-    const std::string& dbus_name() const noexcept { return dbus_name_; }
-
-private:
-    ErrorKind kind_;
-    std::string dbus_name_;
-};
 
 // An owned file descriptor (closed on destruction).
 class UniqueFd {
