@@ -140,8 +140,13 @@ protected:
             << daemon_->log();
     }
 
+    // The test's bus, and a varlink socket that does not exist: with its own
+    // daemon stopped, promiscctl must never reach for another promiscd's
+    // socket at the default path (hermetic, whatever runs on the host).
+    std::string no_varlink() const { return tmp_ / "no-varlink-here"; }
     std::map<std::string, std::string> env(std::map<std::string, std::string> extra = {}) {
         auto e = stack_->env();
+        e["PROMISCD_VARLINK_SOCKET"] = no_varlink();
         for (auto& [k, v] : extra)
             e[k] = v;
         return e;
@@ -642,12 +647,73 @@ TEST_F(Ctl, ExitCodesForEachFailureClass) {
         EXPECT_EQ(r.status, 4) << args[0] << ": " << r.err;
         EXPECT_NE(r.err.find("promiscd is not running"), std::string::npos) << r.err;
         EXPECT_NE(r.err.find("hint: is promiscd running"), std::string::npos) << r.err;
+        // auto looked for the varlink socket the test pinned, and only there.
+        EXPECT_NE(r.err.find("Nothing listens on promiscd's varlink socket " + no_varlink()),
+                  std::string::npos)
+            << r.err;
     }
     // No bus at all.
     auto nobus =
         ctl({"status"}, nullptr, {{"DBUS_SYSTEM_BUS_ADDRESS", "unix:path=" + (tmp_ / "none")}});
     EXPECT_EQ(nobus.status, 4);
     EXPECT_NE(nobus.err.find("cannot connect to the system bus"), std::string::npos) << nobus.err;
+}
+
+// The suite is hermetic: with its own daemon stopped, promiscctl reaches
+// for nothing but what the test pinned. Another promiscd's socket at the
+// default path (served here in a mount namespace of its own, as a daemon on
+// the host would) hears nothing from it; it does when the pin is left out.
+TEST_F(Ctl, NeverFallsBackToTheDefaultVarlinkSocket) {
+    daemon_->stop();
+    const std::string log = tmp_ / "default-socket.log";
+    write_file(tmp_ / "listener.py", "import socket\n"
+                                     "s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+                                     "s.bind('/run/promiscd/io.promiscd')\n"
+                                     "s.listen(16)\n"
+                                     "while True:\n"
+                                     "    c, _ = s.accept()\n"
+                                     "    open('" +
+                                         log +
+                                         "', 'a').write('connection\\n')\n"
+                                         "    c.close()\n");
+    // /run of its own: the host's stays as it is.
+    write_file(tmp_ / "beside-default.sh",
+               "set -e\n"
+               "mount -t tmpfs tmpfs /run\n"
+               "mkdir /run/promiscd\n"
+               "/usr/bin/python3 " +
+                   (tmp_ / "listener.py") +
+                   " &\n"
+                   "listener=$!\n"
+                   "while [ ! -S /run/promiscd/io.promiscd ]; do sleep 0.02; done\n"
+                   "set +e\n"
+                   "\"$@\"\n"
+                   "status=$?\n"
+                   "kill $listener\n"
+                   "exit $status\n");
+    auto beside_default = [&](std::vector<std::string> argv) {
+        std::vector<std::string> a = {"unshare", "-m",      "--propagation",
+                                      "private", "/bin/sh", tmp_ / "beside-default.sh"};
+        a.insert(a.end(), argv.begin(), argv.end());
+        return a;
+    };
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             {"status"}, {"leases"}, {"hold", dev_}, {"release", "1"}, {"monitor"}}) {
+        std::vector<std::string> a = {kCtl};
+        a.insert(a.end(), args.begin(), args.end());
+        auto r = run(beside_default(a), env());
+        EXPECT_EQ(r.status, 4) << args[0] << ": " << r.err;
+        EXPECT_NE(r.err.find(no_varlink()), std::string::npos) << r.err;
+        EXPECT_EQ(r.err.find("/run/promiscd/io.promiscd"), std::string::npos) << r.err;
+    }
+    EXPECT_EQ(read_file(log), "") << "promiscctl connected to the default varlink socket";
+
+    // The same without the pin: auto finds no promiscd on the bus and goes
+    // to the default socket (so this test would see a leak).
+    std::vector<std::string> unpinned = {"env", "-u", "PROMISCD_VARLINK_SOCKET", kCtl, "status"};
+    auto r = run(beside_default(unpinned), stack_->env());
+    EXPECT_EQ(r.status, 4) << r.err;
+    EXPECT_EQ(read_file(log), "connection\n");
 }
 
 TEST_F(Ctl, VersionAndHelp) {

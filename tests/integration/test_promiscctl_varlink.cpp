@@ -52,12 +52,19 @@ protected:
         })) << daemon_->log();
         ASSERT_TRUE(daemon_->running()) << daemon_->log();
     }
+    // No bus anywhere: the tests pin the bus address to nothing, as well as
+    // the socket, so no promiscd of the host's can answer.
+    std::map<std::string, std::string> pinned(std::map<std::string, std::string> env = {}) {
+        env.emplace("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=" + (state_ / "no-bus-here"));
+        env.emplace("PROMISCD_VARLINK_SOCKET", sock_);
+        return env;
+    }
     // promiscctl ARGS to completion over the test's socket.
     CommandResult ctl(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
         std::vector<std::string> argv = {kCtl, "--no-pager", "--transport=varlink",
                                          "--varlink-socket=" + sock_};
         argv.insert(argv.end(), args.begin(), args.end());
-        return run(argv, env);
+        return run(argv, pinned(std::move(env)));
     }
     Process& spawn(std::vector<std::string> args) {
         std::vector<std::string> argv = {kCtl, "--no-pager", "--transport=varlink",
@@ -65,6 +72,7 @@ protected:
         argv.insert(argv.end(), args.begin(), args.end());
         Process::Options o;
         o.new_session = false; // signals go to promiscctl alone
+        o.env = pinned();
         procs_.push_back(std::make_unique<Process>(argv, o));
         return *procs_.back();
     }
@@ -194,14 +202,17 @@ TEST_F(CtlVarlink, LeaseOverVarlinkListedOverDBus) {
 
     auto& hold = spawn({"hold", dev_, "--reason", "over-varlink"});
     ASSERT_NE(hold.wait_for_output("Holding lease"), std::string::npos) << hold.log();
-    auto r = run({kCtl, "--transport=dbus", "--json", "leases"}, stack.env());
+    auto r = run({kCtl, "--transport=dbus", "--varlink-socket=" + sock_, "--json", "leases"},
+                 stack.env());
     ASSERT_EQ(r.status, 0) << r.err;
     auto leases = json::parse(r.out);
     ASSERT_EQ(leases.size(), 1u) << r.out;
     EXPECT_EQ(leases[0]["reason"], "over-varlink");
     EXPECT_EQ(leases[0]["owner"].get<std::string>().rfind("varlink:", 0), 0u) << r.out;
     // auto picks D-Bus when promiscd is on the bus; the same lease.
-    auto a = run({kCtl, "--json", "leases"}, stack.env());
+    auto env = stack.env();
+    env["PROMISCD_VARLINK_SOCKET"] = sock_;
+    auto a = run({kCtl, "--json", "leases"}, env);
     ASSERT_EQ(a.status, 0) << a.err;
     auto again = json::parse(a.out);
     ASSERT_EQ(again.size(), 1u) << a.out;
@@ -217,14 +228,18 @@ TEST_F(CtlVarlink, LeaseOverVarlinkListedOverDBus) {
 TEST(CtlVarlinkNoSocket, ExitsFourWithHint) {
     TempDir dir;
     auto path = dir / "io.promiscd";
-    auto r = run({kCtl, "--transport=varlink", "--varlink-socket=" + path, "status"});
+    const std::map<std::string, std::string> no_bus = {
+        {"DBUS_SYSTEM_BUS_ADDRESS", "unix:path=" + (dir / "no-bus-here")}};
+    auto r = run({kCtl, "--transport=varlink", "--varlink-socket=" + path, "status"}, no_bus);
     EXPECT_EQ(r.status, 4) << r.err;
     EXPECT_NE(r.err.find("cannot connect to promiscd's varlink socket " + path), std::string::npos)
         << r.err;
     EXPECT_NE(r.err.find("hint: is promiscd.socket listening on " + path), std::string::npos)
         << r.err;
     // The environment names the socket too.
-    auto e = run({kCtl, "--transport=varlink", "leases"}, {{"PROMISCD_VARLINK_SOCKET", path}});
+    auto e = run({kCtl, "--transport=varlink", "leases"},
+                 {{"PROMISCD_VARLINK_SOCKET", path},
+                  {"DBUS_SYSTEM_BUS_ADDRESS", no_bus.at("DBUS_SYSTEM_BUS_ADDRESS")}});
     EXPECT_EQ(e.status, 4);
     EXPECT_NE(e.err.find(path), std::string::npos) << e.err;
 }
