@@ -90,6 +90,15 @@ public:
     }
 };
 
+// A whole decimal number, as the options that take counts want it.
+bool parse_number(const std::string& text, std::uint64_t& out) {
+    if (text.empty() || text.size() > 19 ||
+        text.find_first_not_of("0123456789") != std::string::npos)
+        return false;
+    out = std::stoull(text);
+    return true;
+}
+
 int usage_error(const std::string& message) {
     std::cerr << "promiscctl: " << message << "\nTry 'promiscctl --help' for more information.\n";
     return kUsage;
@@ -130,11 +139,6 @@ Transport& Context::transport() {
 }
 
 client::Client& Context::client() {
-    if (resolved() == TransportKind::Varlink)
-        throw client::Error(client::ErrorKind::NotSupported, {},
-                            "this command needs D-Bus for now, and promiscctl is using varlink "
-                            "(the system bus or promiscd on it is not reachable, or "
-                            "--transport=varlink was given)");
     if (!client_) {
         client::Client::Options o;
         // Only someone at a terminal can answer a polkit agent's question.
@@ -233,26 +237,76 @@ int main(int argc, char** argv) {
         ->required()
         ->check(CLI::IsMember({"enforce", "yield"}));
 
-    auto* capture_cmd =
-        app.add_subcommand("capture", "Capture frames on LINK into FILE or standard output");
+    auto* capture_cmd = app.add_subcommand(
+        "capture", "Capture frames on LINK into FILE or standard output, as tcpdump -w does");
     CaptureArgs cap_args;
-    std::string cap_file;
+    std::string cap_file, cap_interface;
+    std::vector<std::string> cap_words;
+    std::uint32_t cap_buffer_mib = 0;
     bool no_promisc = false;
-    capture_cmd->add_option("LINK", cap_args.link, "Interface name")->required();
-    capture_cmd->add_option("-f,--filter", cap_args.filter, "pcap-filter expression")
+    capture_cmd
+        ->add_option("-i,--interface", cap_interface,
+                     "The link to capture on (without -i: the first word)")
+        ->type_name("LINK");
+    capture_cmd
+        ->add_option("WORDS", cap_words,
+                     "[LINK] [FILTER...]: LINK unless -i gives it, then a pcap-filter expression "
+                     "as tcpdump takes it: 'promiscctl capture -i eth0 tcp port 80'")
+        ->type_name("");
+    capture_cmd
+        ->add_option("-f,--filter", cap_args.filter,
+                     "The pcap-filter expression as one argument (instead of trailing words)")
         ->type_name("FILTER");
     capture_cmd->add_option("-w,--write", cap_file, "Write to FILE ('-': standard output)")
         ->type_name("FILE");
-    capture_cmd->add_option("-c,--count", cap_args.count, "Stop after COUNT frames")
+    capture_cmd
+        ->add_option("-c,--count", cap_args.count,
+                     "Stop after COUNT frames (default: until Ctrl-C)")
         ->type_name("COUNT")
-        ->check(CLI::PositiveNumber);
-    capture_cmd->add_option("-s,--snaplen", cap_args.snaplen, "Bytes kept of each frame")
+        ->check(CLI::Validator(
+            [](std::string& v) -> std::string {
+                std::uint64_t n = 0;
+                if (!parse_number(v, n) || n == 0)
+                    return "COUNT must be a number of frames, 1 or more (got '" + v +
+                           "'); leave -c out to capture until Ctrl-C";
+                return {};
+            },
+            "", "COUNT"));
+    capture_cmd
+        ->add_option("-s,--snaplen", cap_args.snaplen,
+                     "Keep at most SNAPLEN bytes of each frame (0: all of it, up to 262144)")
         ->type_name("SNAPLEN")
-        ->check(CLI::Range(std::uint32_t{1}, std::uint32_t{262144}));
-    capture_cmd->add_option("--format", cap_args.format, "pcapng (default) or pcap")
+        ->check(CLI::Validator(
+            [](std::string& v) -> std::string {
+                std::uint64_t n = 0;
+                if (!parse_number(v, n) || n > 262144)
+                    return "SNAPLEN must be a number of bytes from 0 (the default, 262144) to "
+                           "262144 (got '" +
+                           v + "')";
+                return {};
+            },
+            "", "SNAPLEN"));
+    capture_cmd
+        ->add_option("-B,--buffer-size", cap_buffer_mib,
+                     "The kernel's capture buffer, in MiB (as dumpcap's -B; default: promiscd's, "
+                     "4 MiB)")
+        ->type_name("MiB")
+        ->check(CLI::Validator(
+            [](std::string& v) -> std::string {
+                std::uint64_t n = 0;
+                if (!parse_number(v, n) || n == 0 || n > 4095)
+                    return "the buffer size is in MiB, from 1 to 4095 (got '" + v +
+                           "'); promiscd's configuration sets the largest it allows";
+                return {};
+            },
+            "", "MiB"));
+    capture_cmd
+        ->add_option("-F,--format", cap_args.format,
+                     "File format: pcapng (the default) or pcap (tcpdump's classic format)")
+        ->type_name("FORMAT")
         ->check(CLI::IsMember({"pcapng", "pcap"}));
-    capture_cmd->add_flag("--no-promisc", no_promisc,
-                          "Do not hold a lease (no promiscuous mode) while capturing");
+    capture_cmd->add_flag("-p,--no-promisc", no_promisc,
+                          "Do not put LINK into promiscuous mode (hold no lease), as tcpdump -p");
 
     auto* monitor_cmd = app.add_subcommand("monitor", "Print events as they happen");
 
@@ -275,6 +329,7 @@ int main(int argc, char** argv) {
     if (capture_cmd->parsed() && capture_cmd->count("--write"))
         cap_args.file = cap_file;
     cap_args.promisc = !no_promisc;
+    cap_args.buffer_size = cap_buffer_mib << 20;
 
     Context ctx(g);
     try {
@@ -290,8 +345,10 @@ int main(int argc, char** argv) {
             return revoke(ctx, revoke_lease, revoke_reason);
         if (policy_cmd->parsed())
             return policy(ctx, policy_link, policy_value);
-        if (capture_cmd->parsed())
+        if (capture_cmd->parsed()) {
+            resolve_capture_words(cap_args, cap_interface, cap_words);
             return capture(ctx, cap_args);
+        }
         if (monitor_cmd->parsed())
             return monitor(ctx);
         return status(ctx, status_links);

@@ -50,13 +50,12 @@ public:
     const Style& err_style() const noexcept { return err_style_; }
     // The way to promiscd --transport chose (auto: decided on first use).
     Transport& transport();
-    // The D-Bus client itself, for what only D-Bus offers (capture).
-    client::Client& client();
     // Whether the transport in use (once decided) is varlink.
     bool using_varlink() const noexcept { return resolved_ == TransportKind::Varlink; }
 
 private:
     TransportKind resolved();
+    client::Client& client();
 
     Globals globals_;
     Style style_;

@@ -53,6 +53,22 @@ private:
     std::unique_ptr<client::Watcher> w_;
 };
 
+class DbusCapture : public OpenedCapture {
+public:
+    explicit DbusCapture(std::unique_ptr<client::Capture> c) : c_(std::move(c)) {}
+    std::uint64_t id() const override { return c_->id(); }
+    client::UniqueFd take_fd() override { return c_->take_fd(); }
+    const client::CaptureInfo& info() const override { return c_->info(); }
+    bool reports_finish() const override { return true; }
+    void on_finished(std::function<void(const std::string&)> cb) override {
+        c_->on_finished(std::move(cb));
+    }
+    void stop() override { c_->stop(); }
+
+private:
+    std::unique_ptr<client::Capture> c_;
+};
+
 class DbusTransport : public Transport {
 public:
     explicit DbusTransport(client::Client& c) : c_(c) {}
@@ -72,6 +88,10 @@ public:
     }
     std::unique_ptr<EventStream> watch() override {
         return std::make_unique<DbusStream>(c_.watch());
+    }
+    std::unique_ptr<OpenedCapture> open_capture(const std::string& interface,
+                                                const client::CaptureOptions& o) override {
+        return std::make_unique<DbusCapture>(c_.open_capture(interface, o));
     }
     void attach(EventLoop& loop, std::function<void(const Error&)> on_lost) override {
         loop.attach(c_, std::move(on_lost));
@@ -348,6 +368,61 @@ private:
     std::function<void(const client::Event&)> cb_;
 };
 
+// Over varlink a capture lives as long as the connection that opened it:
+// closing it is the way to stop the capture.
+class VarlinkCapture : public OpenedCapture, public Stream {
+public:
+    VarlinkCapture(const std::string& path, const std::string& interface,
+                   const client::CaptureOptions& o)
+        : Stream(path) {
+        json p = {{"interface", interface}, {"promisc", o.promisc}};
+        if (!o.filter.empty())
+            p["filter"] = o.filter;
+        if (o.snaplen)
+            p["snaplen"] = o.snaplen;
+        if (!o.format.empty())
+            p["format"] = o.format;
+        if (o.buffer_size)
+            p["buffer_size"] = o.buffer_size;
+        if (o.count)
+            p["count"] = o.count;
+        auto reply = conn().request(kIface + ".OpenCapture", p);
+        if (reply.fds.size() != 1)
+            throw Error(ErrorKind::Failed, {},
+                        "promiscd answered OpenCapture with " + std::to_string(reply.fds.size()) +
+                            " file descriptors instead of the capture stream");
+        fd_ = std::move(reply.fds.front());
+        info_.id = num<std::uint64_t>(reply.parameters, "capture");
+        info_.interface = interface;
+        info_.filter = o.filter;
+        info_.format = o.format;
+    }
+    std::uint64_t id() const override { return info_.id; }
+    client::UniqueFd take_fd() override { return std::move(fd_); }
+    const client::CaptureInfo& info() const override { return info_; }
+    bool reports_finish() const override { return false; }
+    void on_finished(std::function<void(const std::string&)> cb) override {
+        on_finished_ = std::move(cb);
+    }
+    void stop() override {
+        if (stopped_)
+            return;
+        stopped_ = true;
+        close();
+        if (on_finished_)
+            on_finished_("stopped");
+    }
+
+private:
+    void handle(const client::VarlinkClient::Reply&) override {}
+    bool closed() override { return stopped_; }
+
+    client::UniqueFd fd_;
+    client::CaptureInfo info_;
+    bool stopped_ = false;
+    std::function<void(const std::string&)> on_finished_;
+};
+
 class VarlinkTransport : public Transport {
 public:
     VarlinkTransport(std::string path, std::unique_ptr<client::VarlinkClient> connected)
@@ -388,6 +463,12 @@ public:
         auto s = std::make_unique<VarlinkStream>(path_);
         streams_.push_back(s.get());
         return s;
+    }
+    std::unique_ptr<OpenedCapture> open_capture(const std::string& interface,
+                                                const client::CaptureOptions& o) override {
+        auto c = std::make_unique<VarlinkCapture>(path_, interface, o);
+        streams_.push_back(c.get());
+        return c;
     }
     void attach(EventLoop& loop, std::function<void(const Error&)> on_lost) override {
         for (auto* s : streams_)

@@ -33,6 +33,27 @@ public:
     virtual bool refresh() = 0;
 };
 
+// A capture promiscctl opened: the stream's fd and how the capture ends.
+class OpenedCapture {
+public:
+    virtual ~OpenedCapture() = default;
+    virtual std::uint64_t id() const = 0;
+    // The read end of the pipe carrying the stream.
+    virtual client::UniqueFd take_fd() = 0;
+    // Counters as the daemon last published them (D-Bus); over varlink
+    // nothing is published and the stream's closing statistics tell.
+    virtual const client::CaptureInfo& info() const = 0;
+    // Whether the daemon says why a capture finished (D-Bus's Finished);
+    // over varlink the end of the stream is all there is.
+    virtual bool reports_finish() const = 0;
+    // Called with the reason once the capture has finished (D-Bus), or with
+    // "stopped" once stop() has ended it (varlink).
+    virtual void on_finished(std::function<void(const std::string& reason)>) = 0;
+    // Ends the capture: the daemon writes the closing statistics, then the
+    // stream ends. Over varlink this closes the capture's connection.
+    virtual void stop() = 0;
+};
+
 // The daemon's event stream, with the links and leases it started from.
 class EventStream {
 public:
@@ -56,6 +77,8 @@ public:
     virtual std::unique_ptr<HeldLease> acquire(const std::string& interface,
                                                const client::LeaseOptions& options) = 0;
     virtual std::unique_ptr<EventStream> watch() = 0;
+    virtual std::unique_ptr<OpenedCapture> open_capture(const std::string& interface,
+                                                        const client::CaptureOptions& options) = 0;
 
     // Runs the transport's connections from loop. on_lost runs once if the
     // daemon becomes unreachable; without it loop.run() throws the error.

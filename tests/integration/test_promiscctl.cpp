@@ -9,14 +9,23 @@
 #include "process.hpp"
 #include "test_paths.h"
 
+#include <cerrno>
 #include <csignal>
+#include <fcntl.h>
+#include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <poll.h>
 #include <regex>
 #include <set>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <termios.h>
 #include <thread>
+
+extern char** environ;
 
 using namespace promiscd::testing;
 using nlohmann::json;
@@ -102,6 +111,152 @@ ParsedTable parse_table(const std::string& out) {
     }
     return t;
 }
+
+// A program on a pseudo-terminal that is its controlling terminal, as a
+// person runs it: the test reads what the terminal shows and types into it.
+// The destructor kills the program's process group and reaps it.
+class PtyProcess {
+public:
+    PtyProcess(const std::vector<std::string>& argv,
+               const std::map<std::string, std::string>& extra_env) {
+        master_ = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (master_ < 0 || ::grantpt(master_) < 0 || ::unlockpt(master_) < 0)
+            throw std::runtime_error("cannot open a pseudo-terminal");
+        const std::string slave = ::ptsname(master_);
+        winsize ws{};
+        ws.ws_row = 40;
+        ws.ws_col = 200; // wide: no line wrapping in what the test reads
+        ::ioctl(master_, TIOCSWINSZ, &ws);
+        // Everything the child needs, built before fork().
+        std::vector<std::string> env_strings;
+        std::map<std::string, std::string> env;
+        for (char** e = environ; *e; ++e) {
+            std::string kv = *e;
+            auto eq = kv.find('=');
+            if (eq != std::string::npos)
+                env[kv.substr(0, eq)] = kv.substr(eq + 1);
+        }
+        for (const auto& [k, v] : extra_env)
+            env[k] = v;
+        for (const auto& [k, v] : env)
+            env_strings.push_back(k + "=" + v);
+        std::vector<char*> envp, args;
+        for (auto& e : env_strings)
+            envp.push_back(e.data());
+        envp.push_back(nullptr);
+        std::vector<std::string> argv_copy = argv;
+        for (auto& a : argv_copy)
+            args.push_back(a.data());
+        args.push_back(nullptr);
+        pid_ = ::fork();
+        if (pid_ < 0)
+            throw std::runtime_error("fork failed");
+        if (pid_ == 0) {
+            ::setsid();
+            int fd = ::open(slave.c_str(), O_RDWR);
+            if (fd < 0 || ::ioctl(fd, TIOCSCTTY, 0) < 0)
+                ::_exit(126);
+            ::dup2(fd, 0);
+            ::dup2(fd, 1);
+            ::dup2(fd, 2);
+            if (fd > 2)
+                ::close(fd);
+            sigset_t none;
+            sigemptyset(&none);
+            ::sigprocmask(SIG_SETMASK, &none, nullptr);
+            ::execvpe(args[0], args.data(), envp.data());
+            ::_exit(127);
+        }
+    }
+    ~PtyProcess() {
+        if (!status_) {
+            ::kill(-pid_, SIGKILL);
+            ::kill(pid_, SIGKILL);
+            int st;
+            while (::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
+            }
+        }
+        ::close(master_);
+    }
+    PtyProcess(const PtyProcess&) = delete;
+    PtyProcess& operator=(const PtyProcess&) = delete;
+
+    pid_t pid() const { return pid_; }
+    // Everything the terminal has shown so far.
+    const std::string& output() {
+        pump(0ms);
+        return out_;
+    }
+    // Waits until the terminal has shown `text` (after offset `from`).
+    bool wait_for(const std::string& text, std::chrono::milliseconds timeout = 10s,
+                  size_t from = 0) {
+        auto deadline = std::chrono::steady_clock::now() + timeout;
+        for (;;) {
+            if (out_.find(text, from) != std::string::npos)
+                return true;
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0 || closed_)
+                return out_.find(text, from) != std::string::npos;
+            pump(std::min(left, std::chrono::milliseconds(100)));
+        }
+    }
+    void type(const std::string& keys) {
+        size_t done = 0;
+        while (done < keys.size()) {
+            ssize_t n = ::write(master_, keys.data() + done, keys.size() - done);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0)
+                throw std::runtime_error("cannot type into the pseudo-terminal");
+            done += static_cast<size_t>(n);
+        }
+    }
+    // The exit status (or 128+signal), reading the terminal meanwhile.
+    std::optional<int> wait(std::chrono::milliseconds timeout = 20s) {
+        auto deadline = std::chrono::steady_clock::now() + timeout;
+        while (!status_) {
+            int st;
+            pid_t r = ::waitpid(pid_, &st, WNOHANG);
+            if (r == pid_) {
+                status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+                break;
+            }
+            if (std::chrono::steady_clock::now() > deadline)
+                return std::nullopt;
+            pump(50ms);
+        }
+        pump(100ms); // what it wrote last
+        return status_;
+    }
+
+private:
+    void pump(std::chrono::milliseconds timeout) {
+        if (closed_)
+            return;
+        pollfd p{master_, POLLIN, 0};
+        int r = ::poll(&p, 1, static_cast<int>(timeout.count()));
+        while (r > 0) {
+            char buf[4096];
+            ssize_t n = ::read(master_, buf, sizeof buf);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                // EIO: every process holding the terminal has closed it.
+                closed_ = true;
+                return;
+            }
+            out_.append(buf, static_cast<size_t>(n));
+            r = ::poll(&p, 1, 0);
+        }
+    }
+
+    int master_ = -1;
+    pid_t pid_ = -1;
+    std::string out_;
+    bool closed_ = false;
+    std::optional<int> status_;
+};
 
 class Ctl : public ::testing::Test {
 protected:
@@ -626,6 +781,7 @@ TEST_F(Ctl, ExitCodesForEachFailureClass) {
         {{"run", dev_}, nullptr, 2, "CMD is required"},
         {{"--json=yaml", "status"}, nullptr, 2, "yaml"},
         {{"capture", dev_, "--format=socket"}, nullptr, 2, "socket"},
+        {{"capture", dev_, "-c", "0"}, nullptr, 2, "COUNT must be a number of frames, 1 or more"},
     };
     for (const auto& c : cases) {
         auto r = ctl(c.args, c.user);
@@ -966,7 +1122,7 @@ protected:
         peer_ns_.reset();
     }
     // The peer sends n UDP datagrams to dev_'s port 9, every interval_ms.
-    std::vector<std::string> sender(int n, int interval_ms) {
+    std::vector<std::string> sender(int n, int interval_ms, int port = 9) {
         return peer_ns_->wrap({"/usr/bin/python3", "-c",
                                "import socket, time\n"
                                "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
@@ -974,11 +1130,11 @@ protected:
                                    std::to_string(n) +
                                    "):\n"
                                    "    s.sendto(b'promiscctl test %d' % i, ('" +
-                                   kOurs + "', 9))\n    time.sleep(" +
+                                   kOurs + "', " + std::to_string(port) + "))\n    time.sleep(" +
                                    std::to_string(interval_ms / 1000.0) + ")\n"});
     }
-    void send(int n, int interval_ms = 5) {
-        auto r = run(sender(n, interval_ms));
+    void send(int n, int interval_ms = 5, int port = 9) {
+        auto r = run(sender(n, interval_ms, port));
         ASSERT_EQ(r.status, 0) << r.err;
     }
     Process& send_in_background(int n, int interval_ms) {
@@ -1082,10 +1238,9 @@ TEST_F(Capture, ProgressLineOnATerminal) {
                  shell_quote(file));
     EXPECT_EQ(r.status, 0) << r.out;
     traffic.wait(10s);
-    // Rewritten in place: carriage return, erase line, the counters.
-    EXPECT_TRUE(std::regex_search(
-        r.out, std::regex("\r\x1b\\[K\\d+ packets, [0-9.]+ (B|KiB) written, 0 dropped, \\d+ "
-                          "packets/s")))
+    // Rewritten in place, as dumpcap does: carriage return, erase line, the
+    // counters.
+    EXPECT_TRUE(std::regex_search(r.out, std::regex("\r\x1b\\[KPackets: [1-9]\\d*  Dropped: 0")))
         << r.out;
     EXPECT_NE(r.out.find("Packets captured: 40"), std::string::npos) << r.out;
     EXPECT_EQ(lines_of(tshark(file).out, "9"), 40u);
@@ -1146,4 +1301,85 @@ TEST_F(Capture, Failures) {
         << tty.out;
     EXPECT_TRUE(leases_json().empty());
     EXPECT_FALSE(promisc());
+}
+
+TEST_F(Capture, TcpdumpConventions) {
+    // As tcpdump takes it: -i LINK, the filter as the trailing words, -c, -s,
+    // -p (no promiscuous mode), -F pcap, -B in MiB.
+    const std::string file = tmp_ / "tcpdump-style.pcap";
+    auto& c = ctl_bg({"capture", "-i", dev_, "-c", "4", "-s", "40", "-B", "2", "-p", "-F", "pcap",
+                      "-w", file, "udp", "and", "dst", "port", "9"},
+                     &kAllowedUser);
+    ASSERT_NE(c.wait_for_output("Capturing on '" + dev_ + "' with filter 'udp and dst port 9'"),
+              std::string::npos)
+        << c.log();
+    EXPECT_TRUE(leases_json().empty()) << "-p holds no lease";
+    EXPECT_FALSE(promisc());
+    send(5, 5, 10); // filtered out
+    send(6);
+    EXPECT_EQ(c.wait(10s), 0) << c.log();
+    auto head = read_file(file).substr(0, 4);
+    const std::set<std::string> magics = {"\xd4\xc3\xb2\xa1", "\xa1\xb2\xc3\xd4",
+                                          "\x4d\x3c\xb2\xa1", "\xa1\xb2\x3c\x4d"};
+    EXPECT_TRUE(magics.count(head)) << "-F pcap: a classic pcap file";
+    auto t = tshark(file, "-e udp.dstport -e frame.cap_len -e frame.len");
+    EXPECT_EQ(t.err, "");
+    std::istringstream lines(t.out);
+    size_t frames = 0;
+    for (std::string line; std::getline(lines, line); ++frames) {
+        std::istringstream f(line);
+        int port = 0, cap_len = 0, len = 0;
+        f >> port >> cap_len >> len;
+        EXPECT_EQ(port, 9) << "the trailing words are the filter";
+        EXPECT_EQ(cap_len, 40) << "-s 40 keeps 40 bytes";
+        EXPECT_GT(len, 40);
+    }
+    EXPECT_EQ(frames, 4u) << t.out;
+    EXPECT_NE(c.log().find("Packets captured: 4\n"), std::string::npos) << c.log();
+
+    // The link as the first word, and the long options of earlier versions.
+    const std::string file2 = tmp_ / "positional.pcapng";
+    auto& p = ctl_bg({"capture", dev_, "--count=3", "--snaplen=0", "--no-promisc",
+                      "--format=pcapng", "--write", file2, "udp", "port", "9"});
+    ASSERT_NE(p.wait_for_output("Capturing on '" + dev_ + "' with filter 'udp port 9'"),
+              std::string::npos)
+        << p.log();
+    send(5);
+    EXPECT_EQ(p.wait(10s), 0) << p.log();
+    EXPECT_EQ(lines_of(tshark(file2).out, "9"), 3u);
+
+    // -B is in MiB: 100 MiB is more than promiscd allows (64 MiB by default),
+    // and its message says so in bytes.
+    auto big = ctl({"capture", "-i", dev_, "-B", "100", "-w", tmp_ / "big.pcapng"});
+    EXPECT_EQ(big.status, 1) << big.err;
+    EXPECT_NE(big.err.find("option 'buffer_size' is 104857600 bytes"), std::string::npos)
+        << big.err;
+    // Both a -f filter and trailing words: which one was meant?
+    auto two = ctl({"capture", "-i", dev_, "-f", "udp", "-w", tmp_ / "x.pcapng", "tcp"});
+    EXPECT_EQ(two.status, 2);
+    EXPECT_NE(two.err.find("two filters, 'udp' (-f) and 'tcp' (the trailing words)"),
+              std::string::npos)
+        << two.err;
+    EXPECT_TRUE(leases_json().empty());
+}
+
+TEST_F(Capture, CtrlCPrintsTheStatisticsOnATerminal) {
+    // A person at a terminal: the live line while frames come, then Ctrl-C
+    // (the terminal sends SIGINT) and the statistics.
+    const std::string file = tmp_ / "interrupted.pcapng";
+    PtyProcess p({kCtl, "capture", "-i", dev_, "-w", file, "udp", "port", "9"},
+                 env({{"TERM", "xterm"}}));
+    ASSERT_TRUE(p.wait_for("Capturing on '" + dev_ + "'")) << p.output();
+    send(6);
+    ASSERT_TRUE(p.wait_for("Packets: 6  Dropped: 0")) << p.output();
+    p.type("\x03"); // Ctrl-C
+    EXPECT_EQ(p.wait(), 0) << p.output();
+    const std::string out = p.output();
+    EXPECT_TRUE(std::regex_search(
+        out, std::regex("Packets captured: 6\r?\nPackets received/dropped on interface '" + dev_ +
+                        "': 6/0 \\(100\\.0%\\)\r?\nBytes written: [0-9.]+ (B|KiB)\r?\n"
+                        "Capture ended: stopped\r?\n")))
+        << out;
+    EXPECT_EQ(lines_of(tshark(file).out, "9"), 6u);
+    EXPECT_TRUE(wait_until([&] { return leases_json().empty() && !promisc(); }));
 }
