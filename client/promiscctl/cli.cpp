@@ -42,10 +42,16 @@ int report(const client::Error& e, const Globals& g, bool varlink) {
                      "org.promiscd.manage (an administrator).\n";
         return kNotAuthorized;
     case ErrorKind::InteractiveAuthorizationRequired:
-        std::cerr << "hint: polkit wants an administrator to authenticate. Run promiscctl on a "
-                     "terminal with a polkit agent\n"
-                     "      (without --no-ask-password), as root, or join group 'promisc' for "
-                     "leases and captures.\n";
+        std::cerr << "hint: polkit wants a password (yours or an administrator's, as its rules "
+                     "say). On a terminal promiscctl\n";
+        if (varlink)
+            std::cerr << "      asks for it over D-Bus only (--transport=dbus): the varlink "
+                         "interface cannot let polkit ask.\n";
+        else
+            std::cerr << "      asks for it through pkttyagent, unless --no-ask-password is "
+                         "given.\n";
+        std::cerr << "      Or run it as root, or join group 'promisc' for leases and "
+                     "captures.\n";
         return kNotAuthorized;
     case ErrorKind::NotOwner:
         std::cerr << "hint: only the process holding a lease may release it; anyone else needs "
@@ -136,6 +142,12 @@ Transport& Context::transport() {
                          ? varlink_transport(globals_.varlink_socket, std::move(probe_))
                          : dbus_transport(client());
     return *transport_;
+}
+
+PolkitAgent Context::polkit_agent() {
+    if (resolved() != TransportKind::DBus)
+        return {};
+    return PolkitAgent::start_if_useful(globals_.ask_password);
 }
 
 client::Client& Context::client() {

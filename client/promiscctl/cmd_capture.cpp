@@ -114,7 +114,10 @@ int capture(Context& ctx, const CaptureArgs& args) {
     opts.format = args.format;
     opts.buffer_size = args.buffer_size;
     opts.count = args.count;
-    cap = transport.open_capture(args.link, opts);
+    {
+        auto agent = ctx.polkit_agent();
+        cap = transport.open_capture(args.link, opts);
+    }
     client::UniqueFd in = cap->take_fd();
     ::fcntl(in.get(), F_SETFL, ::fcntl(in.get(), F_GETFL) | O_NONBLOCK);
 

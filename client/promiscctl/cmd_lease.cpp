@@ -67,7 +67,10 @@ int hold(Context& ctx, const HoldArgs& args) {
     for (int sig : {SIGINT, SIGTERM, SIGHUP})
         loop.on_signal(sig, stop);
 
-    lease = client.acquire(args.link, {args.ttl, args.reason, args.wait});
+    {
+        auto agent = ctx.polkit_agent();
+        lease = client.acquire(args.link, {args.ttl, args.reason, args.wait});
+    }
     if (!quiet) {
         std::cout << "Holding " << describe(*lease) << " (" << lease->info().state << ")"
                   << explain_state(lease->info().state) << ".\n";
@@ -136,7 +139,12 @@ int run(Context& ctx, const RunArgs& args) {
                 ::kill(child, sig);
         });
 
-    auto lease = client.acquire(args.link, {0, args.reason, args.wait});
+    std::unique_ptr<Lease> lease;
+    {
+        // Only for the request: the command gets the terminal to itself.
+        auto agent = ctx.polkit_agent();
+        lease = client.acquire(args.link, {0, args.reason, args.wait});
+    }
     // The command owns standard output; promiscctl speaks on standard error.
     lease->on_state_changed([&](const std::string& from, const std::string& to) {
         if (!quiet)
@@ -193,17 +201,25 @@ int run(Context& ctx, const RunArgs& args) {
 }
 
 int release(Context& ctx, const std::string& lease) {
-    ctx.transport().release(lease_path_of(lease));
+    auto path = lease_path_of(lease);
+    auto& transport = ctx.transport();
+    auto agent = ctx.polkit_agent();
+    transport.release(path);
     return kSuccess;
 }
 
 int revoke(Context& ctx, const std::string& lease, const std::string& reason) {
-    ctx.transport().revoke(lease_path_of(lease), reason);
+    auto path = lease_path_of(lease);
+    auto& transport = ctx.transport();
+    auto agent = ctx.polkit_agent();
+    transport.revoke(path, reason);
     return kSuccess;
 }
 
 int policy(Context& ctx, const std::string& link, const std::string& policy) {
-    ctx.transport().set_policy(link, policy);
+    auto& transport = ctx.transport();
+    auto agent = ctx.polkit_agent();
+    transport.set_policy(link, policy);
     return kSuccess;
 }
 

@@ -212,6 +212,17 @@ public:
             done += static_cast<size_t>(n);
         }
     }
+    // Types a password once the program has turned echo off, as a person
+    // types after the prompt (typed earlier, the agent's switch to no echo
+    // would discard it, TCSAFLUSH). The master shares the terminal's modes.
+    void type_secret(const std::string& secret, std::chrono::milliseconds timeout = 10s) {
+        auto deadline = std::chrono::steady_clock::now() + timeout;
+        termios t{};
+        while (::tcgetattr(master_, &t) == 0 && (t.c_lflag & ECHO) &&
+               std::chrono::steady_clock::now() < deadline)
+            pump(20ms);
+        type(secret + "\n");
+    }
     // The exit status (or 128+signal), reading the terminal meanwhile.
     std::optional<int> wait(std::chrono::milliseconds timeout = 20s) {
         auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -701,8 +712,7 @@ TEST_F(Ctl, ReleaseAndRevoke) {
     EXPECT_NE(denied.err.find("hint: only the process holding a lease"), std::string::npos);
     auto other = ctl({"revoke", id}, &kAllowedUser);
     EXPECT_EQ(other.status, 3) << other.err;
-    EXPECT_NE(other.err.find("hint: polkit wants an administrator"), std::string::npos)
-        << other.err;
+    EXPECT_NE(other.err.find("hint: polkit wants a password"), std::string::npos) << other.err;
     EXPECT_EQ(leases_json().size(), 1u);
 
     // root is always authorized: releasing someone else's lease revokes it.
@@ -921,26 +931,181 @@ TEST_F(Ctl, PagerOnlyOnATerminal) {
     EXPECT_EQ(piped.out.find("PAGED:"), std::string::npos) << piped.out;
 }
 
-TEST_F(Ctl, InteractiveAuthorizationOnATerminalUnlessNoAskPassword) {
-    // pdallow may not manage: polkit wants an administrator's password. With
-    // the interactive flag (a terminal) polkit may ask, finds no agent, and
-    // says no; without it the daemon says authentication is required.
-    const std::string cmd = shell_quote(kCtl) + " policy " + dev_ + " yield";
-    auto asked = pty(cmd, &kAllowedUser);
-    EXPECT_EQ(asked.status, 3) << asked.out;
-    EXPECT_NE(asked.out.find("hint: polkit did not authorize this"), std::string::npos)
-        << asked.out;
-    EXPECT_NE(asked.out.find("no polkit agent answered"), std::string::npos) << asked.out;
-    auto not_asked =
-        pty(shell_quote(kCtl) + " --no-ask-password policy " + dev_ + " yield", &kAllowedUser);
-    EXPECT_EQ(not_asked.status, 3) << not_asked.out;
-    EXPECT_NE(not_asked.out.find("authentication is required"), std::string::npos) << not_asked.out;
-    EXPECT_NE(not_asked.out.find("hint: polkit wants an administrator"), std::string::npos)
-        << not_asked.out;
+// pddeny must prove who they are (polkit's AUTH_SELF) for everything
+// promiscd offers; pdallow may acquire and capture, and must be an
+// administrator to manage (the .policy default, auth_admin).
+const std::string kAuthSelfRules = R"js(
+polkit.addRule(function(action, subject) {
+    if (action.id.indexOf("org.promiscd.") != 0)
+        return polkit.Result.NOT_HANDLED;
+    if (subject.user == "pddeny")
+        return polkit.Result.AUTH_SELF;
+    if (subject.isInGroup("promisc") &&
+        (action.id == "org.promiscd.promisc.acquire" || action.id == "org.promiscd.capture"))
+        return polkit.Result.YES;
+    return polkit.Result.NOT_HANDLED;
+});
+)js";
+// pddeny's password in the test's shadow file, and its SHA-512 crypt.
+const std::string kDeniedUserPassword = "pd-secret-64002";
+const std::string kDeniedUserHash =
+    "$6$promiscdtest$SFGOR3Al5LKNPlmb5Tdt2UgZPFe4GkadgP.R6vmlHC33tIeb"
+    "tipeACjK9SajVwjUR0D8sP3to.QVSxBXjppk9.";
+
+// Whether a pkttyagent started for pid is still running.
+bool agent_running_for(pid_t pid) {
+    const std::string needle = std::string("--process") + '\0' + std::to_string(pid) + '\0';
+    for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+        const std::string cmdline = read_file(e.path() / "cmdline");
+        if (cmdline.rfind("/usr/bin/pkttyagent", 0) == 0 &&
+            cmdline.find(needle) != std::string::npos &&
+            read_file(e.path() / "status").find("State:\tZ") == std::string::npos)
+            return true;
+    }
+    return false;
+}
+
+class CtlAgent : public Ctl {
+protected:
+    void SetUp() override {
+        Ctl::SetUp();
+        if (IsSkipped() || HasFatalFailure())
+            return;
+        stack_->start_polkit(kAuthSelfRules);
+        // pddeny with a password, as PAM (pam_unix, through polkit's setuid
+        // helper) reads it: the host's shadow file with one more line, seen
+        // only inside the terminal's mount namespace.
+        std::string shadow;
+        std::istringstream host(read_file("/etc/shadow"));
+        for (std::string line; std::getline(host, line);)
+            if (line.rfind(std::string(kDeniedUser.name) + ":", 0) != 0)
+                shadow += line + "\n";
+        shadow += std::string(kDeniedUser.name) + ":" + kDeniedUserHash + ":19000:0:99999:7:::\n";
+        write_file(tmp_ / "shadow", shadow, 0600);
+        // The helper clears its environment and reports to polkitd on the
+        // system bus's default path: there, the test's bus. /run/dbus is
+        // created on the host if it is missing (an empty directory, as the
+        // dbus package has it).
+        const std::string bus_socket = stack_->address().substr(std::string("unix:path=").size());
+        write_file(tmp_ / "terminal-user.sh",
+                   "set -e\n"
+                   "mount --bind '" +
+                       stack_->dir() +
+                       "/passwd' /etc/passwd\n"
+                       "mount --bind '" +
+                       stack_->dir() +
+                       "/group' /etc/group\n"
+                       "mount --bind '" +
+                       (tmp_ / "shadow") +
+                       "' /etc/shadow\n"
+                       "mkdir -p /run/dbus\n"
+                       "mount -t tmpfs -o mode=0755 tmpfs /run/dbus\n"
+                       "touch /run/dbus/system_bus_socket\n"
+                       "mount --bind '" +
+                       bus_socket +
+                       "' /run/dbus/system_bus_socket\n"
+                       "uid=$1; shift\n"
+                       "if [ \"$uid\" = " +
+                       std::to_string(kAllowedUser.uid) +
+                       " ]; then\n"
+                       "  exec setpriv --reuid=$uid --regid=$uid --groups=" +
+                       std::to_string(kPromiscGid) +
+                       " -- \"$@\"\n"
+                       "fi\n"
+                       "exec setpriv --reuid=$uid --regid=$uid --clear-groups -- \"$@\"\n");
+    }
+    // promiscctl ARGS as user on a terminal of its own, as a person runs it.
+    std::unique_ptr<PtyProcess> on_terminal(const TestUser& user, std::vector<std::string> args) {
+        std::vector<std::string> a = {"unshare",
+                                      "-m",
+                                      "--propagation",
+                                      "private",
+                                      "/bin/sh",
+                                      tmp_ / "terminal-user.sh",
+                                      std::to_string(user.uid),
+                                      kCtl};
+        a.insert(a.end(), args.begin(), args.end());
+        return std::make_unique<PtyProcess>(a, env({{"TERM", "xterm"}}));
+    }
+};
+
+TEST_F(CtlAgent, PasswordPromptOnATerminal) {
+    // policy needs org.promiscd.manage: pkttyagent asks pddeny for its
+    // password on the terminal, and the change is made.
+    auto p = on_terminal(kDeniedUser, {"policy", dev_, "yield"});
+    ASSERT_TRUE(p->wait_for("Password: ")) << p->output();
+    EXPECT_NE(p->output().find("==== AUTHENTICATING FOR org.promiscd.manage ===="),
+              std::string::npos)
+        << p->output();
+    EXPECT_NE(p->output().find("Authenticating as: promiscd test user (pddeny)"), std::string::npos)
+        << p->output();
+    EXPECT_TRUE(agent_running_for(p->pid()));
+    p->type_secret(kDeniedUserPassword);
+    EXPECT_EQ(p->wait(), 0) << p->output();
+    EXPECT_NE(p->output().find("==== AUTHENTICATION COMPLETE ===="), std::string::npos)
+        << p->output();
+    EXPECT_EQ(p->output().find(kDeniedUserPassword), std::string::npos) << "no echo";
+    EXPECT_EQ(link_json(dev_)["policy"], "yield");
+    EXPECT_FALSE(agent_running_for(p->pid())) << "the agent ends with the request";
+
+    // run: the password, then the lease while the command runs; the agent
+    // is gone before the command starts (it has the terminal to itself).
+    auto r = on_terminal(kDeniedUser, {"run", dev_, "--", "sh", "-c", "echo HELD; read answer"});
+    ASSERT_TRUE(r->wait_for("Password: ")) << r->output();
+    EXPECT_NE(r->output().find("AUTHENTICATING FOR org.promiscd.promisc.acquire"),
+              std::string::npos)
+        << r->output();
+    r->type_secret(kDeniedUserPassword);
+    ASSERT_TRUE(r->wait_for("HELD")) << r->output();
+    EXPECT_TRUE(promisc());
+    auto l = leases_json();
+    ASSERT_EQ(l.size(), 1u);
+    EXPECT_EQ(l[0]["uid"], kDeniedUser.uid);
+    EXPECT_FALSE(agent_running_for(r->pid()));
+    r->type("\n");
+    EXPECT_EQ(r->wait(), 0) << r->output();
+    EXPECT_TRUE(wait_until([&] { return !promisc(); }));
+
+    // A wrong password: polkit says no, nothing is held.
+    auto w = on_terminal(kDeniedUser, {"hold", dev_});
+    ASSERT_TRUE(w->wait_for("Password: ")) << w->output();
+    w->type_secret("not-the-password");
+    EXPECT_EQ(w->wait(30s), 3) << w->output();
+    EXPECT_NE(w->output().find("==== AUTHENTICATION FAILED ===="), std::string::npos)
+        << w->output();
+    EXPECT_NE(w->output().find("promiscctl: uid 64002 is not authorized to"), std::string::npos)
+        << w->output();
+    EXPECT_TRUE(leases_json().empty());
+    EXPECT_FALSE(promisc());
+}
+
+TEST_F(CtlAgent, NoPromptWithNoAskPasswordOrWithoutATerminal) {
+    auto p = on_terminal(kDeniedUser, {"--no-ask-password", "hold", dev_});
+    EXPECT_EQ(p->wait(), 3) << p->output();
+    EXPECT_EQ(p->output().find("Password:"), std::string::npos) << p->output();
+    EXPECT_NE(p->output().find("authentication is required"), std::string::npos) << p->output();
+    EXPECT_NE(p->output().find("hint: polkit wants a password"), std::string::npos) << p->output();
+    EXPECT_NE(p->output().find("through pkttyagent, unless --no-ask-password"), std::string::npos)
+        << p->output();
+    // No terminal: nobody could answer, so nothing is asked.
     auto no_tty = ctl({"policy", dev_, "yield"}, &kAllowedUser);
     EXPECT_EQ(no_tty.status, 3);
     EXPECT_NE(no_tty.err.find("authentication is required"), std::string::npos) << no_tty.err;
+    // pdallow may not manage: the agent asks for an administrator's
+    // password, and a wrong one is refused.
+    auto admin = on_terminal(kAllowedUser, {"policy", dev_, "yield"});
+    ASSERT_TRUE(admin->wait_for("Password: ")) << admin->output();
+    EXPECT_NE(admin->output().find("Authenticating as: root"), std::string::npos)
+        << admin->output();
+    admin->type_secret("not-the-root-password");
+    EXPECT_EQ(admin->wait(30s), 3) << admin->output();
+    EXPECT_NE(admin->output().find("hint: polkit did not authorize this"), std::string::npos)
+        << admin->output();
     EXPECT_EQ(link_json(dev_)["policy"], "enforce");
+    // root is never asked.
+    PtyProcess root({kCtl, "policy", dev_, "yield"}, env({{"TERM", "xterm"}}));
+    EXPECT_EQ(root.wait(), 0) << root.output();
+    EXPECT_EQ(root.output(), "");
 }
 
 // ------------------------------------------------------------------ monitor
