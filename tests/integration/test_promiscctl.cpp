@@ -1240,6 +1240,8 @@ TEST(CtlDocs, ManPageRendersWithoutWarningsAndCoversEveryCommand) {
         EXPECT_NE(man.out.find(s), std::string::npos) << s;
 }
 
+// The completion function called as bash calls it: COMP_WORDS split as
+// readline splits a line (COMP_WORDBREAKS has '='), the command name as $1.
 TEST_F(Ctl, BashCompletionAsksTheDaemon) {
     auto& h = holder({dev_});
     auto id = lease_id_of(h);
@@ -1250,19 +1252,102 @@ TEST_F(Ctl, BashCompletionAsksTheDaemon) {
                           "\nCOMP_WORDS=(" + words +
                           ")\nCOMP_CWORD=$((${#COMP_WORDS[@]} - 1))\n"
                           "COMP_LINE=\"${COMP_WORDS[*]}\"\nCOMP_POINT=${#COMP_LINE}\n"
-                          "_promiscctl promiscctl\nprintf '%s\\n' \"${COMPREPLY[@]}\""},
+                          "_promiscctl promiscctl\n"
+                          "if ((${#COMPREPLY[@]})); then printf '%s\\n' "
+                          "\"${COMPREPLY[@]}\"; fi"},
                      env({{"PATH", dir + ":/usr/bin:/bin"}}));
         EXPECT_EQ(r.status, 0) << r.err;
+        EXPECT_EQ(r.err, "") << words;
         return r.out;
     };
-    EXPECT_NE(complete("promiscctl h").find("hold\n"), std::string::npos);
-    EXPECT_NE(complete("promiscctl status ''").find(dev_ + "\n"), std::string::npos);
-    EXPECT_NE(complete("promiscctl hold " + dev_.substr(0, 3)).find(dev_ + "\n"),
+    const std::string links = complete("promiscctl status ''");
+    EXPECT_NE(links.find(dev_ + "\n"), std::string::npos) << links;
+    EXPECT_NE(links.find("lo\n"), std::string::npos) << links;
+    struct Case {
+        std::string words;
+        std::string expected; // the whole answer, one candidate a line
+    };
+    const std::vector<Case> cases = {
+        {"promiscctl h", "hold\n"},
+        {"promiscctl ''", "status\nleases\nhold\nrun\nrelease\nrevoke\npolicy\nca"
+                          "pture\nmonitor\n"},
+        {"promiscctl release ''", id + "\n"},
+        {"promiscctl policy " + dev_ + " ''", "enforce\nyield\n"},
+        {"promiscctl --js", "--json\n--json=short\n--json=pretty\n"},
+        {"promiscctl --json = ''", "short\npretty\n"},
+        {"promiscctl --json st", "status\n"}, // --json takes no separate value
+        {"promiscctl --tr", "--transport\n"},
+        {"promiscctl --transport ''", "dbus\nvarlink\nauto\n"},
+        {"promiscctl --transport = v", "varlink\n"},
+        {"promiscctl --no", "--no-legend\n--no-pager\n--no-ask-password\n"},
+        {"promiscctl --varlink-socket /no/such/dir/", ""},
+        // After the global options and their values, the commands.
+        {"promiscctl --transport dbus h", "hold\n"},
+        {"promiscctl --transport = dbus --varlink-socket = /x --no-pager rel", "release\n"},
+        {"promiscctl -q --transport auto --json capture -F ''", "pcapng\npcap\n"},
+        {"promiscctl --transport dbus release ''", id + "\n"},
+        {"promiscctl capture " + dev_ + " --fo", "--format\n"},
+        {"promiscctl capture " + dev_ + " --b", "--buffer-size\n"},
+        {"promiscctl capture -i " + dev_ + " po", "port\nportrange\n"},
+        {"promiscctl capture " + dev_ + " -c 5 udp po", "port\nportrange\n"},
+        {"promiscctl capture -w - -F = pcapn", "pcapng\n"},
+        {"promiscctl hold " + dev_ + " --t", "--transport\n--ttl\n"},
+        {"promiscctl run " + dev_ + " --w", "--wait\n"},
+    };
+    for (const auto& c : cases)
+        EXPECT_EQ(complete(c.words), c.expected) << c.words;
+    // The link lists come from the daemon the command line names: with
+    // --transport=varlink and a socket where nothing listens, none.
+    EXPECT_EQ(complete("promiscctl --transport = varlink --varlink-socket = " +
+                       shell_quote(tmp_ / "none") + " status ''"),
+              "");
+    EXPECT_EQ(complete("promiscctl --transport dbus status ''"), links);
+    const std::string files =
+        complete("promiscctl --varlink-socket " + shell_quote(kSource + "/cli"));
+    EXPECT_EQ(files, kSource + "/client\n");
+    EXPECT_EQ(complete("promiscctl capture -w " + shell_quote(kSource + "/READ")),
+              kSource + "/README.md\n");
+    // run: after "--", a command, then its arguments.
+    EXPECT_NE(complete("promiscctl run " + dev_ + " -- promiscc").find("promiscctl\n"),
               std::string::npos);
-    EXPECT_EQ(complete("promiscctl release ''"), id + "\n");
-    EXPECT_NE(complete("promiscctl policy " + dev_ + " ''").find("yield\n"), std::string::npos);
-    EXPECT_NE(complete("promiscctl --js").find("--json"), std::string::npos);
-    EXPECT_NE(complete("promiscctl capture " + dev_ + " --fo").find("--format"), std::string::npos);
+}
+
+// In a real interactive bash on a terminal: what a person sees after TAB.
+TEST_F(Ctl, BashCompletionInAnInteractiveShell) {
+    const std::string dir = kCtl.substr(0, kCtl.rfind('/'));
+    PtyProcess bash({"bash", "--noprofile", "--norc", "-i"}, env({{"PATH", dir + ":/usr/bin:/bin"},
+                                                                  {"PS1", "READY> "},
+                                                                  {"TERM", "xterm"},
+                                                                  {"INPUTRC", "/dev/null"},
+                                                                  {"HISTFILE", "/dev/null"}}));
+    ASSERT_TRUE(bash.wait_for("READY> ")) << bash.output();
+    bash.type("source " + shell_quote(kSource + "/client/promiscctl.bash-completion") + "\n");
+    size_t at = bash.output().size();
+    ASSERT_TRUE(bash.wait_for("READY> ", 10s, at)) << bash.output();
+    // Types keys on an empty line; returns what the terminal showed.
+    auto keys = [&](const std::string& k, const std::string& until) {
+        size_t from = bash.output().size();
+        bash.type("\x15" + k); // Ctrl-U: a fresh line
+        EXPECT_TRUE(bash.wait_for(until, 10s, from)) << k << "\n" << bash.output().substr(from);
+        return bash.output().substr(from);
+    };
+    keys("promiscctl --transport varlink --varlink-socket /nonexistent rel\t",
+         "--varlink-socket /nonexistent release ");
+    keys("promiscctl --transport=dbus sta\t", "promiscctl --transport=dbus status ");
+    auto values = keys("promiscctl --transport=\t\t", "varlink");
+    EXPECT_TRUE(std::regex_search(values, std::regex("auto +dbus +varlink"))) << values;
+    keys("promiscctl capture -F pcapn\t", "-F pcapng ");
+    keys("promiscctl -q --transport auto capture -i " + dev_ + " udp portr\t", "udp portrange ");
+    // Link names from the daemon, over the bus of the environment.
+    size_t common = 0;
+    while (common < dev_.size() && common < veth_.peer_name.size() &&
+           dev_[common] == veth_.peer_name[common])
+        ++common;
+    auto names = keys("promiscctl status " + dev_.substr(0, common) + "\t\t", veth_.peer_name);
+    EXPECT_NE(names.find(dev_), std::string::npos) << names;
+    bash.type("\x15"
+              "exit\n");
+    EXPECT_EQ(bash.wait(), 0) << bash.output();
 }
 
 } // namespace
