@@ -106,6 +106,7 @@ struct Event {
         CaptureChanged,
         CaptureFinished,
         Conflict,
+        FlagChanged, // the admin flag, as the daemon saw it change and who changed it
         DaemonStarted,
         DaemonStopped,
     };
@@ -116,8 +117,10 @@ struct Event {
     LeaseInfo lease, previous_lease;  // Lease*
     CaptureInfo capture;              // Capture*
     std::string reason;               // LeaseEnded, CaptureFinished ("" when unknown)
-    std::string interface;            // Conflict
+    std::string interface;            // Conflict, FlagChanged
     std::uint32_t clears = 0;         // Conflict
+    bool flag_on = false;             // FlagChanged: the flag after the change
+    std::string by;                   // FlagChanged: "promiscd" or "another agent"
 };
 
 // The lease path of an id and back ("/org/promiscd/Promisc1/lease/3" ↔ 3).

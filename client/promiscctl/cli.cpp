@@ -58,6 +58,9 @@ int report(const client::Error& e, const Globals& g, bool varlink) {
                      "polkit's org.promiscd.manage\n"
                      "      (run as root, or ask an administrator).\n";
         return kNotAuthorized;
+    case ErrorKind::LimitsExceeded:
+        std::cerr << "hint: promiscd has too many requests in flight; try again in a moment.\n";
+        return kFailed;
     case ErrorKind::DaemonUnreachable: {
         if (varlink) {
             std::cerr << "hint: is promiscd.socket listening on " << g.varlink_socket
@@ -327,6 +330,18 @@ int main(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
         if (e.get_exit_code() == 0)
             return app.exit(e); // --help, --version
+        // A first word that is no command reaches CLI11 as an argument of
+        // the default command, which takes none.
+        if (dynamic_cast<const CLI::ExtrasError*>(&e) && app.get_subcommands().empty()) {
+            auto rest = app.remaining();
+            if (!rest.empty() && !rest.front().empty() && rest.front()[0] != '-') {
+                std::string names;
+                for (const auto* sub : app.get_subcommands({}))
+                    names += (names.empty() ? "" : ", ") + sub->get_name();
+                return usage_error("unknown command " + quote(rest.front()) +
+                                   " (commands: " + names + ")");
+            }
+        }
         return usage_error(e.what());
     }
 

@@ -22,12 +22,32 @@ std::string describe(const Lease& l) {
     return "lease " + std::to_string(l.id()) + " on " + l.info().interface;
 }
 
-std::string explain_state(const std::string& state) {
-    if (state == "overridden")
-        return " (someone else cleared the flag; promiscd does not fight it)";
+// The link's policy as the daemon has it now ("" when it cannot say).
+std::string policy_of(Transport& t, const std::string& link) {
+    try {
+        for (const auto& l : t.list_links())
+            if (l.name == link)
+                return l.policy;
+    } catch (const client::Error&) {
+    }
+    return {};
+}
+
+// What a state means, for the lease's link: an overridden lease under
+// "enforce" is one promiscd fought for and gave up on; under "yield" it
+// let the other agent have its way at once.
+std::string explain_state(Transport& t, const std::string& link, const std::string& state) {
     if (state == "pending")
         return " (the link is absent; the lease applies when it appears)";
-    return {};
+    if (state != "overridden")
+        return {};
+    const std::string policy = policy_of(t, link);
+    if (policy == "yield")
+        return " (someone else cleared the flag; under policy yield promiscd leaves it cleared)";
+    if (policy == "enforce")
+        return " (another agent kept clearing the flag; promiscd set it again, then stopped "
+               "fighting)";
+    return " (someone else cleared the flag and promiscd no longer sets it again)";
 }
 
 const std::string kLeaseIdHelp = "a lease id (a number, see 'promiscctl leases') or a lease path";
@@ -73,7 +93,7 @@ int hold(Context& ctx, const HoldArgs& args) {
     }
     if (!quiet) {
         std::cout << "Holding " << describe(*lease) << " (" << lease->info().state << ")"
-                  << explain_state(lease->info().state) << ".\n";
+                  << explain_state(client, args.link, lease->info().state) << ".\n";
         if (args.ttl)
             std::cout << "It expires in " << format_timespan(args.ttl * 1'000'000) << ".\n";
         std::cout << "Press Ctrl-C (or send SIGTERM) to release it.\n" << std::flush;
@@ -81,7 +101,8 @@ int hold(Context& ctx, const HoldArgs& args) {
     lease->on_state_changed([&](const std::string& from, const std::string& to) {
         if (!quiet)
             std::cout << "Lease " << lease->id() << " on " << lease->info().interface << ": "
-                      << from << " -> " << to << explain_state(to) << ".\n"
+                      << from << " -> " << to << explain_state(client, lease->info().interface, to)
+                      << ".\n"
                       << std::flush;
     });
     lease->on_ended([&](const std::string& reason) {
@@ -149,7 +170,7 @@ int run(Context& ctx, const RunArgs& args) {
     lease->on_state_changed([&](const std::string& from, const std::string& to) {
         if (!quiet)
             std::cerr << "promiscctl: " << describe(*lease) << ": " << from << " -> " << to
-                      << explain_state(to) << '\n';
+                      << explain_state(client, lease->info().interface, to) << '\n';
     });
     lease->on_ended([&](const std::string& reason) {
         std::cerr << "promiscctl: warning: " << describe(*lease) << " ended ("

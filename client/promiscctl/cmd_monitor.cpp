@@ -3,6 +3,7 @@
 #include "event_loop.hpp"
 
 #include <iostream>
+#include <set>
 
 namespace promiscd::ctl {
 
@@ -84,8 +85,32 @@ std::string owner_text(const client::LeaseInfo& l) {
     return s;
 }
 
+// What promiscctl remembers between events to tell more than each says.
+struct History {
+    // Links whose flag another agent cleared last: promiscd setting it
+    // again is its policy "enforce" at work.
+    std::set<std::string> cleared_outside;
+};
+
+std::string flag_event(const Event& e, History& h) {
+    const bool ours = e.by == "promiscd";
+    const bool restored = e.flag_on && ours && h.cleared_outside.count(e.interface);
+    if (!e.flag_on && !ours)
+        h.cleared_outside.insert(e.interface);
+    else
+        h.cleared_outside.erase(e.interface);
+    if (restored)
+        return "promiscuous flag on again, set back by promiscd (policy enforce: its leases "
+               "still hold)";
+    if (e.flag_on)
+        return ours ? "promiscuous flag on, set by promiscd"
+                    : "promiscuous flag on, set outside promiscd";
+    return ours ? "promiscuous flag off, cleared by promiscd (no lease left)"
+                : "promiscuous flag off, cleared outside promiscd";
+}
+
 // The line for an event, empty for those not worth one.
-std::string text_of(const Event& e, const Style& st, std::uint64_t now) {
+std::string text_of(const Event& e, const Style& st, std::uint64_t now, History& h) {
     switch (e.type) {
     case Type::LinkAdded:
         return "link " + st.bold(e.link.name) + " (index " + std::to_string(e.link.index) +
@@ -135,6 +160,8 @@ std::string text_of(const Event& e, const Style& st, std::uint64_t now) {
         return capture_name(e.capture) + " finished" + (e.reason.empty() ? "" : ": " + e.reason) +
                " (" + std::to_string(e.capture.packets) + " packets, " +
                std::to_string(e.capture.drops) + " dropped)";
+    case Type::FlagChanged:
+        return "link " + st.bold(e.interface) + ": " + flag_event(e, h);
     case Type::Conflict:
         return st.red("conflict") + " on " + st.bold(e.interface) +
                ": another agent cleared the promiscuous flag " + std::to_string(e.clears) +
@@ -169,6 +196,8 @@ const char* json_name(Type t) {
         return "capture-finished";
     case Type::Conflict:
         return "conflict";
+    case Type::FlagChanged:
+        return "flag-changed";
     case Type::DaemonStarted:
         return "daemon-started";
     case Type::DaemonStopped:
@@ -178,7 +207,7 @@ const char* json_name(Type t) {
 }
 
 // The JSON object for an event; null for those not reported.
-nlohmann::json json_of(const Event& e) {
+nlohmann::json json_of(const Event& e, History& h) {
     nlohmann::json j = {{"timestamp", e.timestamp_usec}, {"event", json_name(e.type)}};
     switch (e.type) {
     case Type::LinkAdded:
@@ -219,6 +248,16 @@ nlohmann::json json_of(const Event& e) {
         j["interface"] = e.interface;
         j["clears"] = e.clears;
         break;
+    case Type::FlagChanged: {
+        const bool restored =
+            e.flag_on && e.by == "promiscd" && h.cleared_outside.count(e.interface);
+        flag_event(e, h); // keeps the history
+        j["interface"] = e.interface;
+        j["flag"] = e.flag_on;
+        j["by"] = e.by;
+        j["restored"] = restored;
+        break;
+    }
     case Type::DaemonStarted:
     case Type::DaemonStopped:
         break;
@@ -237,13 +276,14 @@ int monitor(Context& ctx) {
     auto watcher = client.watch();
     const auto json = ctx.globals().json;
     const Style& st = ctx.style();
+    History history;
     watcher->on_event([&](const Event& e) {
         if (json != JsonMode::Off) {
-            auto j = json_of(e);
+            auto j = json_of(e, history);
             if (!j.is_null())
                 print_json(std::cout, j, json);
         } else {
-            auto line = text_of(e, st, now_usec());
+            auto line = text_of(e, st, now_usec(), history);
             if (!line.empty())
                 std::cout << st.grey(format_timestamp(e.timestamp_usec)) << ' ' << line << '\n';
         }

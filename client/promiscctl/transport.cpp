@@ -324,19 +324,13 @@ private:
             e.reason = str(j, "reason");
             leases_.erase(lease.id);
         } else if (type == "flag") {
-            e.type = Type::LinkChanged;
-            auto& link = links_[str(j, "interface")];
-            link.name = str(j, "interface");
-            e.previous_link = link;
-            bool on = j.value("flag", false);
-            bool ours = str(j, "by") == "promiscd";
-            link.admin_flag = on;
-            link.origin = on ? (ours ? "daemon" : "admin") : "none";
-            e.previous_link.origin = on ? e.previous_link.origin : (ours ? "daemon" : "admin");
-            if (!on && ours)
-                link.leases = 0;
-            e.link = link;
-            e.changed = {"AdminFlag"};
+            e.type = Type::FlagChanged;
+            e.interface = str(j, "interface");
+            e.flag_on = j.value("flag", false);
+            e.by = str(j, "by");
+            auto& link = links_[e.interface];
+            link.name = e.interface;
+            link.admin_flag = e.flag_on;
         } else if (type == "conflict") {
             e.type = Type::Conflict;
             e.interface = str(j, "interface");

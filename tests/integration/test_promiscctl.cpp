@@ -562,8 +562,8 @@ TEST_F(Ctl, LeasesTableAndJsonWithUserNames) {
     b.write_stdin("release\n");
     EXPECT_TRUE(wait_until([&] { return leases_json().empty(); }));
     auto empty = ctl({"leases"});
-    EXPECT_EQ(empty.out,
-              "ID LINK STATE USER PID COMMAND ACQUIRED EXPIRES REASON\n\n0 leases listed.\n");
+    EXPECT_EQ(empty.out, "ID LINK STATE USER PID COMMAND ACQUIRED EXPIRES "
+                         "REASON\n\n0 leases listed.\n");
 }
 
 // ------------------------------------------------------------------ hold
@@ -604,7 +604,9 @@ TEST_F(Ctl, HoldPrintsStateChangesAndRevocation) {
     auto r = ctl({"policy", dev_, "yield"});
     ASSERT_EQ(r.status, 0) << r.err;
     ns_->exec_ok("ip link set dev " + dev_ + " promisc off");
-    EXPECT_NE(h.wait_for_output("Lease " + id + " on " + dev_ + ": active -> overridden"),
+    EXPECT_NE(h.wait_for_output("Lease " + id + " on " + dev_ +
+                                ": active -> overridden (someone else cleared the flag; under "
+                                "policy yield promiscd leaves it cleared)."),
               std::string::npos)
         << h.log();
     ns_->exec_ok("ip link set dev " + dev_ + " promisc on");
@@ -617,6 +619,25 @@ TEST_F(Ctl, HoldPrintsStateChangesAndRevocation) {
     EXPECT_NE(h.log().find("promiscctl: lease " + id + " on " + dev_ + " ended: revoked"),
               std::string::npos)
         << h.log();
+}
+
+TEST_F(Ctl, HoldSaysWhenPromiscdStoppedFighting) {
+    // Policy enforce: promiscd sets the flag again each time another agent
+    // clears it, until it has done so too often; the lease is then
+    // overridden, and hold says that promiscd did fight.
+    auto& h = ctl_bg({"hold", dev_});
+    ASSERT_NE(h.wait_for_output("Holding lease "), std::string::npos) << h.log();
+    auto id = std::to_string(leases_json()[0]["id"].get<uint64_t>());
+    ns_->exec_ok("for i in $(seq 40); do ip link set dev " + dev_ +
+                 " promisc off; sleep 0.05; done");
+    EXPECT_NE(h.wait_for_output("Lease " + id + " on " + dev_ +
+                                ": active -> overridden (another agent kept clearing the flag; "
+                                "promiscd set it again, then stopped fighting)."),
+              std::string::npos)
+        << h.log();
+    EXPECT_EQ(h.log().find("does not fight"), std::string::npos) << h.log();
+    h.signal(SIGTERM);
+    EXPECT_EQ(h.wait(5s), 0) << h.log();
 }
 
 TEST_F(Ctl, HoldWithTtlExpiresAndWaitIsPending) {
@@ -699,7 +720,8 @@ TEST_F(Ctl, RunForwardsSigtermAndReportsMissingCommands) {
     EXPECT_TRUE(leases_json().empty());
 }
 
-// ------------------------------------------------------------------ release, revoke, policy
+// ------------------------------------------------------------------ release,
+// revoke, policy
 
 TEST_F(Ctl, ReleaseAndRevoke) {
     auto& a = holder({dev_});
@@ -784,7 +806,7 @@ TEST_F(Ctl, ExitCodesForEachFailureClass) {
         {{"hold", "eth/0"}, nullptr, 1, "contains '/'"},
         {{"hold", dev_}, &kDeniedUser, 3, "uid 64002 is not authorized"},
         {{"run", dev_, "--", "true"}, &kDeniedUser, 3, "hint: polkit did not authorize this"},
-        {{"frobnicate"}, nullptr, 2, "frobnicate"},
+        {{"frobnicate"}, nullptr, 2, "unknown command 'frobnicate' (commands: status, leases,"},
         {{"status", "--frobnicate"}, nullptr, 2, "--frobnicate"},
         {{"hold"}, nullptr, 2, "LINK is required"},
         {{"hold", dev_, "--ttl=0"}, nullptr, 2, "--ttl"},
@@ -1012,7 +1034,8 @@ protected:
                        std::to_string(kPromiscGid) +
                        " -- \"$@\"\n"
                        "fi\n"
-                       "exec setpriv --reuid=$uid --regid=$uid --clear-groups -- \"$@\"\n");
+                       "exec setpriv --reuid=$uid --regid=$uid --clear-groups -- "
+                       "\"$@\"\n");
     }
     // promiscctl ARGS as user on a terminal of its own, as a person runs it.
     std::unique_ptr<PtyProcess> on_terminal(const TestUser& user, std::vector<std::string> args) {
@@ -1132,7 +1155,8 @@ TEST_F(Ctl, MonitorPrintsAnotherProcesssHoldAndRelease) {
         ts + "link " + dev_ + R"(: kernel promiscuity 0 -> 1 \(now promiscuous\))",
         ts + "lease " + id + " on " + dev_ + " ended: released",
         ts + "link " + dev_ +
-            ": promiscuous flag off, cleared by promiscd \\(no lease left\\), leases 1 -> 0",
+            ": promiscuous flag off, cleared by promiscd \\(no lease left\\), "
+            "leases 1 -> 0",
         ts + "link " + veth_.peer_name + ": promiscuous flag on, set outside promiscd",
     };
     for (const auto& re : expected)
@@ -1192,7 +1216,8 @@ TEST_F(Ctl, MonitorShowsConflictsAndTheDaemonComingAndGoing) {
     EXPECT_EQ(m.wait(5s), 0) << m.log();
 }
 
-// ------------------------------------------------------------------ docs and completion
+// ------------------------------------------------------------------ docs and
+// completion
 
 TEST(CtlDocs, ManPageRendersWithoutWarningsAndCoversEveryCommand) {
     const std::string page = kSource + "/client/promiscctl.1";

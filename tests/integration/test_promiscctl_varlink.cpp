@@ -166,6 +166,46 @@ TEST_F(CtlVarlink, SocketActivatedStatusHoldRunAndIdleExit) {
     EXPECT_NE(daemon_->log().find("idle for 1 s; exiting"), std::string::npos) << daemon_->log();
 }
 
+TEST_F(CtlVarlink, MonitorShowsEnforceSettingTheFlagAgain) {
+    start_daemon();
+    auto& mon = spawn({"monitor"});
+    ASSERT_NE(mon.wait_for_output("Monitoring promiscd"), std::string::npos) << mon.log();
+    auto& mj = spawn({"--json", "monitor"});
+    ASSERT_NE(mj.wait_for_output("Monitoring promiscd"), std::string::npos) << mj.log();
+    auto& hold = spawn({"hold", dev_});
+    ASSERT_NE(hold.wait_for_output("Holding lease"), std::string::npos) << hold.log();
+    ASSERT_TRUE(wait_until([&] { return promisc(); }));
+    // Someone clears the flag once; policy enforce sets it again at once.
+    ns_->exec_ok("ip link set dev " + dev_ + " promisc off");
+    const std::string off = "link " + dev_ + ": promiscuous flag off, cleared outside promiscd\n";
+    const std::string again = "link " + dev_ +
+                              ": promiscuous flag on again, set back by promiscd (policy "
+                              "enforce: its leases still hold)\n";
+    auto at = mon.wait_for_output(off);
+    ASSERT_NE(at, std::string::npos) << mon.log();
+    EXPECT_NE(mon.wait_for_output(again, 5s, at), std::string::npos) << mon.log();
+    EXPECT_TRUE(promisc());
+    ASSERT_TRUE(wait_until([&] { return mj.log().find("\"restored\":true") != std::string::npos; }))
+        << mj.log();
+    std::vector<json> flags;
+    std::istringstream lines(mj.log());
+    for (std::string line; std::getline(lines, line);)
+        if (!line.empty() && line[0] == '{' && json::parse(line)["event"] == "flag-changed")
+            flags.push_back(json::parse(line));
+    ASSERT_EQ(flags.size(), 3u) << mj.log();
+    EXPECT_EQ(flags[0]["interface"], dev_);
+    EXPECT_EQ(flags[0]["flag"], true);
+    EXPECT_EQ(flags[0]["by"], "promiscd");
+    EXPECT_EQ(flags[0]["restored"], false);
+    EXPECT_EQ(flags[1]["flag"], false);
+    EXPECT_EQ(flags[1]["by"], "another agent");
+    EXPECT_EQ(flags[2]["flag"], true);
+    EXPECT_EQ(flags[2]["by"], "promiscd");
+    EXPECT_EQ(flags[2]["restored"], true);
+    hold.signal(SIGTERM);
+    EXPECT_TRUE(hold.wait(5s));
+}
+
 TEST_F(CtlVarlink, AutoFallsBackToVarlinkWithoutBus) {
     start_daemon();
     std::map<std::string, std::string> env = {

@@ -42,6 +42,9 @@ struct UsageCase {
 
 TEST(PromiscctlCli, UsageErrorsSayWhatWasWrong) {
     const std::vector<UsageCase> cases = {
+        {{"frobnicate"},
+         "promiscctl: unknown command 'frobnicate' (commands: status, leases, hold, run, release, "
+         "revoke, policy, capture, monitor)\n"},
         {{"capture", "-i", "eth0", "-c", "0"},
          "COUNT must be a number of frames, 1 or more (got '0'); leave -c out to capture until "
          "Ctrl-C"},
