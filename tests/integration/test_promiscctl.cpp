@@ -917,8 +917,8 @@ TEST_F(Ctl, VersionAndHelp) {
         EXPECT_NE(h.out.find(s), std::string::npos) << s;
     auto sub = ctl({"capture", "--help"});
     EXPECT_EQ(sub.status, 0);
-    for (const char* s :
-         {"--filter", "--write", "--count", "--snaplen", "--format", "--no-promisc"})
+    for (const char* s : {"-i,--interface", "-f,--filter", "-w,--write", "-c,--count",
+                          "-s,--snaplen", "-B,--buffer-size", "-F,--format", "-p,--no-promisc"})
         EXPECT_NE(sub.out.find(s), std::string::npos) << s;
 }
 
@@ -1224,6 +1224,9 @@ TEST(CtlDocs, ManPageRendersWithoutWarningsAndCoversEveryCommand) {
     auto groff = run({"groff", "-man", "-Tutf8", "-ww", "-z", page});
     EXPECT_EQ(groff.status, 0) << groff.err;
     EXPECT_EQ(groff.err, "") << "groff warnings";
+    auto mandoc = run({"mandoc", "-Tlint", page});
+    EXPECT_EQ(mandoc.status, 0) << mandoc.out << mandoc.err;
+    EXPECT_EQ(mandoc.out + mandoc.err, "") << "mandoc's lint";
     auto man = run({"man", "-l", page}, {{"MANWIDTH", "100"}, {"MANPAGER", "cat"}});
     ASSERT_EQ(man.status, 0) << man.err;
     EXPECT_EQ(man.err, "");
@@ -1258,6 +1261,16 @@ TEST(CtlDocs, ManPageRendersWithoutWarningsAndCoversEveryCommand) {
                           "--snaplen",
                           "--format",
                           "--no-promisc",
+                          "--interface",
+                          "--buffer-size",
+                          "pcap-filter",
+                          "Packets: 1234  Dropped: 0",
+                          "pkttyagent",
+                          "--transport",
+                          "--varlink-socket",
+                          "PROMISCD_VARLINK_SOCKET",
+                          "DBUS_SYSTEM_BUS_ADDRESS",
+                          "flag-changed",
                           "--ttl",
                           "--reason",
                           "--wait",
