@@ -31,6 +31,8 @@ constexpr std::array kTable = {
         DAEMON_VARLINK_ERROR("QuotaExceeded")},
     Row{ErrorKind::NoSuchLease, DAEMON_DBUS_ERROR("NoSuchLease"),
         DAEMON_VARLINK_ERROR("NoSuchLease")},
+    Row{ErrorKind::NoSuchCapture, DAEMON_DBUS_ERROR("NoSuchCapture"),
+        DAEMON_VARLINK_ERROR("NoSuchCapture")},
     Row{ErrorKind::NotOwner, DAEMON_DBUS_ERROR("NotOwner"), DAEMON_VARLINK_ERROR("NotOwner")},
     Row{ErrorKind::AccessDenied, BUS_ERROR("AccessDenied"), DAEMON_VARLINK_ERROR("AccessDenied")},
     Row{ErrorKind::InteractiveAuthorizationRequired, BUS_ERROR("InteractiveAuthorizationRequired"),
@@ -94,6 +96,8 @@ std::string_view to_string(ErrorKind kind) noexcept {
         return "QuotaExceeded";
     case ErrorKind::NoSuchLease:
         return "NoSuchLease";
+    case ErrorKind::NoSuchCapture:
+        return "NoSuchCapture";
     case ErrorKind::NotOwner:
         return "NotOwner";
     case ErrorKind::AccessDenied:

@@ -19,6 +19,7 @@ enum class ErrorKind {
     InvalidFilter,                    // the pcap-filter expression does not compile
     QuotaExceeded,                    // too many leases or captures
     NoSuchLease,                      // no such lease (also: no object at that lease path)
+    NoSuchCapture,                    // no such capture
     NotOwner,                         // the lease belongs to someone else
     AccessDenied,                     // polkit said no
     InteractiveAuthorizationRequired, // polkit wants a password and the call did not allow asking

@@ -47,9 +47,12 @@ struct LinkInfo {
     bool admin_flag = false;       // IFF_PROMISC, the admin bit
     std::uint32_t promiscuity = 0; // the kernel's count
     bool promiscuous = false;      // promiscuity > 0
-    std::string origin;            // "none", "daemon", "admin"
+    std::string origin;            // "none", "daemon", "admin", "unknown"
     std::uint32_t leases = 0;
     std::string policy; // "enforce", "yield"
+    // How often another agent changed the admin flag: from the Link object
+    // and varlink's ListLinks (D-Bus's ListLinks does not carry it).
+    std::optional<std::uint64_t> external_changes;
 };
 
 // A lease as ListLeases and the Lease object describe it.
@@ -58,7 +61,9 @@ struct LeaseInfo {
     std::uint64_t id = 0;
     std::string interface;
     std::string state; // "active", "pending", "overridden"
-    std::string owner; // unique bus name or "varlink:<n>"
+    // A unique bus name, "varlink:<n>", "config:static" (the configuration
+    // file) or "config:hold" (promiscd --hold).
+    std::string owner;
     std::uint32_t uid = 0;
     std::uint32_t pid = 0;
     std::string command; // empty when only signals described the lease
@@ -66,6 +71,18 @@ struct LeaseInfo {
     std::uint64_t acquired_usec = 0; // CLOCK_REALTIME
     std::uint64_t expires_usec = 0;  // CLOCK_REALTIME, 0 = never
 };
+
+// How a lease ended, beyond its reason: for a revocation, who and why.
+struct LeaseEnd {
+    std::string reason;     // "released", "expired", "revoked", ...
+    std::string revoked_by; // e.g. ":1.7 (uid 0, pid 42, promiscctl)"
+    std::optional<std::uint32_t> revoked_by_uid;
+    std::string message; // the revoker's reason, may be empty
+};
+
+// "revoked by :1.7 (uid 0, pid 42, promiscctl): maintenance", or the
+// reason alone ("expired"; "reason unknown" when there is none).
+std::string describe(const LeaseEnd& end);
 
 struct CaptureInfo {
     std::string path;
@@ -117,6 +134,7 @@ struct Event {
     LeaseInfo lease, previous_lease;  // Lease*
     CaptureInfo capture;              // Capture*
     std::string reason;               // LeaseEnded, CaptureFinished ("" when unknown)
+    LeaseEnd end;                     // LeaseEnded: the reason and, for a revocation, who and why
     std::string interface;            // Conflict, FlagChanged
     std::uint32_t clears = 0;         // Conflict
     bool flag_on = false;             // FlagChanged: the flag after the change
@@ -144,6 +162,9 @@ public:
     const LeaseInfo& info() const noexcept; // as last seen
     bool ended() const noexcept;
     const std::string& end_reason() const noexcept;
+    // The reason, and for a revocation who revoked it and why (set before
+    // on_ended's callback runs).
+    const LeaseEnd& end() const noexcept;
 
     void on_state_changed(std::function<void(const std::string& from, const std::string& to)> cb);
     void on_ended(std::function<void(const std::string& reason)> cb);
@@ -201,6 +222,10 @@ public:
     Watcher& operator=(const Watcher&) = delete;
 
     void on_event(std::function<void(const Event&)> cb);
+    // Whether the daemon announces every change of a link's admin flag
+    // with Manager.FlagChanged (FlagChanged events), so that a
+    // LinkChanged's AdminFlag need not be explained.
+    bool reports_flag_changes() const;
     std::vector<LinkInfo> links() const;
     std::vector<LeaseInfo> leases() const;
 

@@ -213,9 +213,17 @@ int main(int argc, char** argv) {
         "hold", "Hold a lease on LINK until Ctrl-C or SIGTERM, printing its state changes");
     HoldArgs hold_args;
     hold_cmd->add_option("LINK", hold_args.link, "Interface name")->required();
-    hold_cmd->add_option("--ttl", hold_args.ttl, "End the lease after SEC seconds")
+    hold_cmd->add_option("--ttl", hold_args.ttl, "End the lease after SEC seconds (0: no expiry)")
         ->type_name("SEC")
-        ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40));
+        ->check(CLI::Validator(
+            [](std::string& v) -> std::string {
+                std::uint64_t n = 0;
+                if (!parse_number(v, n) || n > (std::uint64_t{1} << 40))
+                    return "SEC must be a number of seconds, 0 (no expiry) or more (got '" + v +
+                           "')";
+                return {};
+            },
+            "", "SEC"));
     hold_cmd->add_option("--reason", hold_args.reason, "Why, shown to administrators")
         ->type_name("TEXT");
     hold_cmd->add_flag("--wait", hold_args.wait,

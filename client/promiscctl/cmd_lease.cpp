@@ -114,8 +114,9 @@ int hold(Context& ctx, const HoldArgs& args) {
             loop.exit(kSuccess);
             return;
         }
+        // "revoked by :1.7 (uid 0, pid 42, promiscctl): maintenance"
         std::cerr << "promiscctl: " << describe(*lease)
-                  << " ended: " << (reason.empty() ? "reason unknown" : reason) << '\n';
+                  << " ended: " << client::describe(lease->end()) << '\n';
         loop.exit(kFailed);
     });
     client.on_daemon_presence([&](bool running) {
@@ -172,10 +173,10 @@ int run(Context& ctx, const RunArgs& args) {
             std::cerr << "promiscctl: " << describe(*lease) << ": " << from << " -> " << to
                       << explain_state(client, lease->info().interface, to) << '\n';
     });
-    lease->on_ended([&](const std::string& reason) {
+    lease->on_ended([&](const std::string&) {
         std::cerr << "promiscctl: warning: " << describe(*lease) << " ended ("
-                  << (reason.empty() ? "reason unknown" : reason) << ") while "
-                  << quote(args.command[0]) << " runs\n";
+                  << client::describe(lease->end()) << ") while " << quote(args.command[0])
+                  << " runs\n";
     });
     client.attach(loop, [&](const client::Error& e) {
         std::cerr << "promiscctl: warning: " << e.what() << "; the lease is gone while "

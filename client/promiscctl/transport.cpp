@@ -33,6 +33,7 @@ public:
     void on_ended(std::function<void(const std::string&)> cb) override {
         l_->on_ended(std::move(cb));
     }
+    const client::LeaseEnd& end() const override { return l_->end(); }
     void release() override { l_->release(); }
     bool refresh() override { return l_->refresh(); }
 
@@ -46,6 +47,7 @@ public:
     void on_event(std::function<void(const client::Event&)> cb) override {
         w_->on_event(std::move(cb));
     }
+    bool reports_flag_changes() const override { return w_->reports_flag_changes(); }
     std::size_t link_count() const override { return w_->links().size(); }
     std::size_t lease_count() const override { return w_->leases().size(); }
 
@@ -132,6 +134,17 @@ LeaseInfo lease_of(const json& j) {
     return l;
 }
 
+// How a lease ended, from an Acquire's last reply or a lease-ended event.
+client::LeaseEnd end_of(const json& j, std::string reason) {
+    client::LeaseEnd end;
+    end.reason = std::move(reason);
+    end.revoked_by = str(j, "revoked_by");
+    end.message = str(j, "message");
+    if (auto it = j.find("revoked_by_uid"); it != j.end() && it->is_number_unsigned())
+        end.revoked_by_uid = it->get<std::uint32_t>();
+    return end;
+}
+
 LinkInfo link_of(const json& j) {
     LinkInfo l;
     l.name = str(j, "name");
@@ -142,6 +155,8 @@ LinkInfo link_of(const json& j) {
     l.origin = str(j, "origin");
     l.leases = num<std::uint32_t>(j, "leases");
     l.policy = str(j, "policy");
+    if (auto it = j.find("external_changes"); it != j.end() && it->is_number_unsigned())
+        l.external_changes = it->get<std::uint64_t>();
     return l;
 }
 
@@ -232,20 +247,21 @@ public:
     void on_ended(std::function<void(const std::string&)> cb) override {
         on_ended_ = std::move(cb);
     }
+    const client::LeaseEnd& end() const override { return end_; }
     void release() override {
         // The lease lives as long as its connection.
         close();
         ended_ = true;
-        reason_ = "released";
+        end_ = client::LeaseEnd{"released", {}, {}, {}};
     }
     bool refresh() override { return !ended_; }
 
 private:
     void finish(const client::VarlinkClient::Reply& r) {
         ended_ = true;
-        reason_ = r.error.empty() ? str(r.parameters, "ended") : r.error;
+        end_ = end_of(r.parameters, r.error.empty() ? str(r.parameters, "ended") : r.error);
         if (on_ended_)
-            on_ended_(reason_);
+            on_ended_(end_.reason);
     }
     void handle(const client::VarlinkClient::Reply& r) override {
         if (ended_)
@@ -264,7 +280,7 @@ private:
 
     LeaseInfo info_;
     bool ended_ = false;
-    std::string reason_;
+    client::LeaseEnd end_;
     std::function<void(const std::string&, const std::string&)> on_state_;
     std::function<void(const std::string&)> on_ended_;
 };
@@ -284,6 +300,7 @@ public:
             client::VarlinkClient::raise(first);
     }
     void on_event(std::function<void(const client::Event&)> cb) override { cb_ = std::move(cb); }
+    bool reports_flag_changes() const override { return true; } // its "flag" events
     std::size_t link_count() const override { return links_.size(); }
     std::size_t lease_count() const override { return leases_.size(); }
 
@@ -322,7 +339,20 @@ private:
             e.type = Type::LeaseEnded;
             e.lease = lease;
             e.reason = str(j, "reason");
+            e.end = end_of(j, e.reason);
             leases_.erase(lease.id);
+        } else if (type == "lease-renewed") {
+            e.type = Type::LeaseChanged;
+            e.lease = lease;
+            auto prev = leases_.find(lease.id);
+            e.previous_lease = prev != leases_.end() ? prev->second : lease;
+            e.changed.push_back("Expires");
+            leases_[lease.id] = lease;
+        } else if (type == "capture-started" || type == "capture-finished") {
+            e.type = type == "capture-started" ? Type::CaptureStarted : Type::CaptureFinished;
+            e.capture.id = num<std::uint64_t>(j, "capture");
+            e.capture.interface = str(j, "interface");
+            e.reason = str(j, "reason");
         } else if (type == "flag") {
             e.type = Type::FlagChanged;
             e.interface = str(j, "interface");

@@ -27,6 +27,8 @@ public:
     virtual bool ended() const = 0;
     virtual void on_state_changed(std::function<void(const std::string&, const std::string&)>) = 0;
     virtual void on_ended(std::function<void(const std::string& reason)>) = 0;
+    // How it ended (for a revocation: who and why), once ended() is true.
+    virtual const client::LeaseEnd& end() const = 0;
     // Ends the lease (over varlink: closes its connection).
     virtual void release() = 0;
     // Re-reads it after promiscd came back (D-Bus); false when it is gone.
@@ -59,6 +61,8 @@ class EventStream {
 public:
     virtual ~EventStream() = default;
     virtual void on_event(std::function<void(const client::Event&)> cb) = 0;
+    // Whether FlagChanged events tell every change of a link's admin flag.
+    virtual bool reports_flag_changes() const = 0;
     virtual std::size_t link_count() const = 0;
     virtual std::size_t lease_count() const = 0;
 };

@@ -616,9 +616,23 @@ TEST_F(Ctl, HoldPrintsStateChangesAndRevocation) {
     auto rv = ctl({"revoke", id, "--reason", "maintenance"});
     EXPECT_EQ(rv.status, 0) << rv.err;
     EXPECT_EQ(h.wait(5s), 1) << h.log();
-    EXPECT_NE(h.log().find("promiscctl: lease " + id + " on " + dev_ + " ended: revoked"),
-              std::string::npos)
+    // Who revoked it and why, as Ended's details say (the new contract).
+    EXPECT_TRUE(std::regex_search(
+        h.log(), std::regex("promiscctl: lease " + id + " on " + dev_ +
+                            " ended: revoked by [^\n]*uid 0[^\n]*: maintenance\n")))
         << h.log();
+}
+
+TEST_F(Ctl, HoldWithTtlZeroNeverExpires) {
+    // ttl 0 means no expiry (the new contract), as an absent ttl does.
+    auto& h = ctl_bg({"hold", dev_, "--ttl=0"});
+    ASSERT_NE(h.wait_for_output("Holding lease "), std::string::npos) << h.log();
+    EXPECT_EQ(h.log().find("expires"), std::string::npos) << h.log();
+    auto l = leases_json();
+    ASSERT_EQ(l.size(), 1u);
+    EXPECT_TRUE(l[0]["expires"].is_null()) << l.dump();
+    h.signal(SIGTERM);
+    EXPECT_EQ(h.wait(5s), 0) << h.log();
 }
 
 TEST_F(Ctl, HoldSaysWhenPromiscdStoppedFighting) {
@@ -748,7 +762,12 @@ TEST_F(Ctl, ReleaseAndRevoke) {
     auto rv = ctl({"revoke", id_b, "--reason", "maintenance"});
     EXPECT_EQ(rv.status, 0) << rv.err;
     EXPECT_NE(b.wait_for_output("ENDED revoked"), std::string::npos) << b.log();
-    EXPECT_NE(daemon_->log().find("revoked by uid 0: 'maintenance'"), std::string::npos);
+    // The owner learns who and why; so does the audit record.
+    EXPECT_NE(b.log().find("message=maintenance"), std::string::npos) << b.log();
+    EXPECT_NE(b.log().find("revoked_by_uid=0"), std::string::npos) << b.log();
+    EXPECT_NE(daemon_->log().find("ended: revoked by :"), std::string::npos) << daemon_->log();
+    EXPECT_NE(daemon_->log().find("PROMISCD_REVOCATION=maintenance"), std::string::npos)
+        << daemon_->log();
     EXPECT_TRUE(wait_until([&] { return !promisc(); }));
 
     auto gone = ctl({"release", "999"});
@@ -809,7 +828,10 @@ TEST_F(Ctl, ExitCodesForEachFailureClass) {
         {{"frobnicate"}, nullptr, 2, "unknown command 'frobnicate' (commands: status, leases,"},
         {{"status", "--frobnicate"}, nullptr, 2, "--frobnicate"},
         {{"hold"}, nullptr, 2, "LINK is required"},
-        {{"hold", dev_, "--ttl=0"}, nullptr, 2, "--ttl"},
+        {{"hold", dev_, "--ttl=soon"},
+         nullptr,
+         2,
+         "SEC must be a number of seconds, 0 (no expiry)"},
         {{"run", dev_}, nullptr, 2, "CMD is required"},
         {{"--json=yaml", "status"}, nullptr, 2, "yaml"},
         {{"capture", dev_, "--format=socket"}, nullptr, 2, "socket"},
@@ -1151,12 +1173,14 @@ TEST_F(Ctl, MonitorPrintsAnotherProcesssHoldAndRelease) {
     const std::vector<std::string> expected = {
         ts + "lease " + id + " on " + dev_ +
             R"( granted to 64001, pid \d+ \(promiscctl\), active, reason 'mon')",
-        ts + "link " + dev_ + ": promiscuous flag on, set by promiscd, leases 0 -> 1",
-        ts + "link " + dev_ + R"(: kernel promiscuity 0 -> 1 \(now promiscuous\))",
+        // The flag from FlagChanged (the new contract), the counters from
+        // the Link's properties, however the daemon groups them.
+        ts + "link " + dev_ + ": promiscuous flag on, set by promiscd\n",
+        ts + "link " + dev_ + ": (.*, )?leases 0 -> 1(,.*)?\n",
+        ts + "link " + dev_ + R"(: (.*, )?kernel promiscuity 0 -> 1 \(now promiscuous\))",
         ts + "lease " + id + " on " + dev_ + " ended: released",
-        ts + "link " + dev_ +
-            ": promiscuous flag off, cleared by promiscd \\(no lease left\\), "
-            "leases 1 -> 0",
+        ts + "link " + dev_ + ": promiscuous flag off, cleared by promiscd \\(no lease left\\)\n",
+        ts + "link " + dev_ + ": (.*, )?leases 1 -> 0(,.*)?\n",
         ts + "link " + veth_.peer_name + ": promiscuous flag on, set outside promiscd",
     };
     for (const auto& re : expected)
@@ -1189,8 +1213,61 @@ TEST_F(Ctl, MonitorPrintsAnotherProcesssHoldAndRelease) {
             EXPECT_EQ(e["cause"], e["link"]["name"] == dev_ ? "promiscd" : "other") << e.dump();
         }
     }
-    for (const char* k : {"lease-granted", "link-changed", "lease-ended"})
+    for (const char* k : {"lease-granted", "link-changed", "lease-ended", "flag-changed"})
         EXPECT_NE(std::find(kinds.begin(), kinds.end(), k), kinds.end()) << k << " in " << mj.log();
+}
+
+TEST_F(Ctl, MonitorShowsEnforceAndRevocationsOverDBus) {
+    // FlagChanged (the new contract): an external clear that enforce undoes
+    // at once is visible on D-Bus too; Ended's details name the revoker.
+    auto& m = ctl_bg({"monitor"});
+    ASSERT_NE(m.wait_for_output("Monitoring promiscd"), std::string::npos) << m.log();
+    auto& mj = ctl_bg({"--json", "monitor"});
+    ASSERT_NE(mj.wait_for_output("Monitoring promiscd"), std::string::npos) << mj.log();
+    auto& h = holder({dev_});
+    auto id = lease_id_of(h);
+    ASSERT_TRUE(wait_until([&] { return promisc(); }));
+    ns_->exec_ok("ip link set dev " + dev_ + " promisc off");
+    auto at =
+        m.wait_for_output("link " + dev_ + ": promiscuous flag off, cleared outside promiscd\n");
+    ASSERT_NE(at, std::string::npos) << m.log();
+    EXPECT_NE(m.wait_for_output("link " + dev_ +
+                                    ": promiscuous flag on again, set back by promiscd (policy "
+                                    "enforce: its leases still hold)\n",
+                                5s, at),
+              std::string::npos)
+        << m.log();
+    EXPECT_TRUE(wait_until([&] { return promisc(); }));
+
+    auto rv = ctl({"revoke", id, "--reason", "maintenance"});
+    ASSERT_EQ(rv.status, 0) << rv.err;
+    EXPECT_TRUE(wait_until([&] {
+        return std::regex_search(m.log(), std::regex("lease " + id + " on " + dev_ +
+                                                     " ended: revoked by [^\n]*: maintenance\n"));
+    })) << m.log();
+    ASSERT_TRUE(wait_until([&] {
+        return mj.log().find("\"message\":\"maintenance\"") != std::string::npos;
+    })) << mj.log();
+    std::istringstream lines(mj.log());
+    bool restored = false, revoked = false;
+    for (std::string line; std::getline(lines, line);) {
+        if (line.empty() || line[0] != '{')
+            continue;
+        auto e = py_json(line);
+        if (e["event"] == "flag-changed" && e["restored"] == true) {
+            restored = true;
+            EXPECT_EQ(e["interface"], dev_);
+            EXPECT_EQ(e["by"], "promiscd");
+        }
+        if (e["event"] == "lease-ended" && e["reason"] == "revoked") {
+            revoked = true;
+            EXPECT_EQ(e["revoked_by_uid"], 0);
+            EXPECT_NE(e["revoked_by"].get<std::string>(), "");
+            EXPECT_EQ(e["message"], "maintenance");
+        }
+    }
+    EXPECT_TRUE(restored) << mj.log();
+    EXPECT_TRUE(revoked) << mj.log();
 }
 
 TEST_F(Ctl, MonitorShowsConflictsAndTheDaemonComingAndGoing) {

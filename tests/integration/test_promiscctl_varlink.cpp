@@ -11,6 +11,7 @@
 #include <csignal>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <sstream>
 
 using namespace promiscd::testing;
@@ -206,6 +207,27 @@ TEST_F(CtlVarlink, MonitorShowsEnforceSettingTheFlagAgain) {
     EXPECT_TRUE(hold.wait(5s));
 }
 
+// The new contract: Acquire's last reply and Monitor's lease-ended say who
+// revoked a lease and why.
+TEST_F(CtlVarlink, RevokedHoldSaysWhoAndWhy) {
+    start_daemon();
+    auto& mon = spawn({"monitor"});
+    ASSERT_NE(mon.wait_for_output("Monitoring promiscd"), std::string::npos) << mon.log();
+    auto& hold = spawn({"hold", dev_});
+    ASSERT_NE(hold.wait_for_output("Holding lease"), std::string::npos) << hold.log();
+    auto ls = ctl({"--json", "leases"});
+    ASSERT_EQ(ls.status, 0) << ls.err;
+    auto id = std::to_string(json::parse(ls.out).at(0)["id"].get<std::uint64_t>());
+    auto rv = ctl({"revoke", id, "--reason", "maintenance"});
+    EXPECT_EQ(rv.status, 0) << rv.err;
+    EXPECT_EQ(hold.wait(5s), 1) << hold.log();
+    const std::string line =
+        "lease " + id + " on " + dev_ + " ended: revoked by [^\\n]*uid 0[^\\n]*: maintenance\\n";
+    EXPECT_TRUE(std::regex_search(hold.log(), std::regex("promiscctl: " + line))) << hold.log();
+    EXPECT_TRUE(wait_until([&] { return std::regex_search(mon.log(), std::regex(line)); }))
+        << mon.log();
+}
+
 TEST_F(CtlVarlink, AutoFallsBackToVarlinkWithoutBus) {
     start_daemon();
     std::map<std::string, std::string> env = {
@@ -256,9 +278,110 @@ TEST_F(CtlVarlink, LeaseOverVarlinkListedOverDBus) {
     ASSERT_EQ(again.size(), 1u) << a.out;
     EXPECT_EQ(again[0]["id"], leases[0]["id"]);
     EXPECT_EQ(again[0]["owner"], leases[0]["owner"]);
-    hold.signal(SIGTERM);
-    EXPECT_TRUE(hold.wait(5s));
+    // Every lease has a D-Bus object (the new contract): root releases the
+    // varlink lease over D-Bus, which for anyone but its owner is a
+    // revocation, and the holder over varlink is told who did it.
+    auto id = std::to_string(leases[0]["id"].get<std::uint64_t>());
+    auto rel =
+        run({kCtl, "--transport=dbus", "--varlink-socket=" + sock_, "release", id}, stack.env());
+    EXPECT_EQ(rel.status, 0) << rel.err;
+    EXPECT_EQ(hold.wait(5s), 1) << hold.log();
+    EXPECT_TRUE(std::regex_search(hold.log(), std::regex("promiscctl: lease " + id + " on " + dev_ +
+                                                         " ended: revoked by [^\n]*uid 0")))
+        << hold.log();
     EXPECT_TRUE(wait_until([&] { return !promisc(); }));
+    procs_.clear();
+    daemon_.reset();
+}
+
+// The new contract: a lease of promiscd --hold reads the same on both
+// transports (owner "config:hold"), and status says whose it is.
+TEST_F(CtlVarlink, ConfigLeaseOwnerReadsTheSameOnBothTransports) {
+    BusStack stack;
+    stack.start_polkit();
+    Process::Options o;
+    o.env = stack.env();
+    o.log_path = state_ / "promiscd.log";
+    daemon_ = std::make_unique<Process>(
+        ns_->wrap({PROMISCD_DAEMON_BINARY, "--log-target=console", "--state-dir=" + state_.path(),
+                   "--config=" + config_, "--varlink=" + sock_, "--hold=" + dev_}),
+        o);
+    ASSERT_TRUE(wait_until([&] { return stack.name_has_owner(PROMISCD_BUS_NAME); }))
+        << daemon_->log();
+    ASSERT_TRUE(wait_until([&] { return promisc(); }));
+    std::string owners[2];
+    int i = 0;
+    for (const char* transport : {"--transport=dbus", "--transport=varlink"}) {
+        auto r =
+            run({kCtl, transport, "--varlink-socket=" + sock_, "--json", "leases"}, stack.env());
+        ASSERT_EQ(r.status, 0) << r.err;
+        auto l = json::parse(r.out);
+        ASSERT_EQ(l.size(), 1u) << r.out;
+        owners[i++] = l[0]["owner"];
+        auto st = run({kCtl, transport, "--varlink-socket=" + sock_, "status", dev_}, stack.env());
+        EXPECT_NE(st.out.find("promiscd --hold (owner config:hold)"), std::string::npos)
+            << transport << "\n"
+            << st.out;
+    }
+    EXPECT_EQ(owners[0], "config:hold");
+    EXPECT_EQ(owners[1], "config:hold");
+    procs_.clear();
+    daemon_.reset();
+}
+
+// The new contract: link names are bytes, shown and given escaped ("\xff").
+TEST_F(CtlVarlink, LinkNamesThatAreNotUtf8) {
+    BusStack stack;
+    stack.start_polkit();
+    ns_->exec_ok("ip link add name $(printf 'e\\377x') type veth peer name ePeer");
+    const std::string escaped = "e\\xffx";
+    Process::Options o;
+    o.env = stack.env();
+    o.log_path = state_ / "promiscd.log";
+    daemon_ = std::make_unique<Process>(
+        ns_->wrap({PROMISCD_DAEMON_BINARY, "--log-target=console", "--state-dir=" + state_.path(),
+                   "--config=" + config_, "--varlink=" + sock_}),
+        o);
+    ASSERT_TRUE(wait_until([&] { return stack.name_has_owner(PROMISCD_BUS_NAME); }))
+        << daemon_->log();
+    for (const char* transport : {"--transport=dbus", "--transport=varlink"}) {
+        SCOPED_TRACE(transport);
+        const std::vector<std::string> base = {kCtl, transport, "--varlink-socket=" + sock_};
+        auto with = [&](std::vector<std::string> args) {
+            auto a = base;
+            a.insert(a.end(), args.begin(), args.end());
+            return a;
+        };
+        auto st = run(with({"--no-legend", "status"}), stack.env());
+        ASSERT_EQ(st.status, 0) << st.err;
+        EXPECT_NE(st.out.find(" " + escaped + " "), std::string::npos) << st.out;
+        auto js = run(with({"--json", "status"}), stack.env());
+        ASSERT_EQ(js.status, 0) << js.err;
+        bool found = false;
+        for (const auto& l : json::parse(js.out))
+            found = found || l["name"] == escaped;
+        EXPECT_TRUE(found) << js.out;
+        // The escaped name is what a request takes: the link is promiscuous
+        // while the command runs.
+        auto r = run(with({"run", escaped, "--", "sh", "-c",
+                           "ip -n " + ns_->name() + " -o link show | grep -c PROMISC"}),
+                     stack.env());
+        EXPECT_EQ(r.status, 0) << r.err;
+        EXPECT_EQ(r.out, "1\n") << "the link is promiscuous while the command runs";
+        auto all = ns_->exec_ok("ip -o link show | grep -c PROMISC || true");
+        EXPECT_EQ(all, "0\n") << "released after the command";
+    }
+    // Completion hands the shell the name quoted, backslash and all.
+    const std::string dir = kCtl.substr(0, kCtl.rfind('/'));
+    auto c = run({"bash", "-c",
+                  "source '" + std::string(PROMISCD_SOURCE_ROOT) +
+                      "/client/promiscctl.bash-completion'\n"
+                      "COMP_WORDS=(promiscctl --transport=varlink --varlink-socket=" +
+                      sock_ +
+                      " hold 'e\\')\nCOMP_CWORD=4\n_promiscctl promiscctl\n"
+                      "printf '%s\\n' \"${COMPREPLY[@]}\""},
+                 {{"PATH", dir + ":/usr/bin:/bin"}});
+    EXPECT_EQ(c.out, "e\\\\xffx\n") << c.err;
     procs_.clear();
     daemon_.reset();
 }

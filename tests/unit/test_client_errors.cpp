@@ -32,6 +32,8 @@ TEST(ClientErrors, EveryNameOfBothTransports) {
         {"org.promiscd.Promisc.QuotaExceeded", ErrorKind::QuotaExceeded},
         {"org.promiscd.Promisc1.Error.NoSuchLease", ErrorKind::NoSuchLease},
         {"org.promiscd.Promisc.NoSuchLease", ErrorKind::NoSuchLease},
+        {"org.promiscd.Promisc1.Error.NoSuchCapture", ErrorKind::NoSuchCapture},
+        {"org.promiscd.Promisc.NoSuchCapture", ErrorKind::NoSuchCapture},
         {"org.promiscd.Promisc1.Error.NotOwner", ErrorKind::NotOwner},
         {"org.promiscd.Promisc.NotOwner", ErrorKind::NotOwner},
         // polkit's answers and the bus's standard errors
@@ -73,7 +75,7 @@ TEST(ClientErrors, EveryNameOfBothTransports) {
 TEST(ClientErrors, BothTransportsNameEveryKindTheDaemonSends) {
     for (ErrorKind k : {ErrorKind::Failed, ErrorKind::NoSuchInterface, ErrorKind::InvalidArgument,
                         ErrorKind::InvalidFilter, ErrorKind::QuotaExceeded, ErrorKind::NoSuchLease,
-                        ErrorKind::NotOwner, ErrorKind::AccessDenied,
+                        ErrorKind::NoSuchCapture, ErrorKind::NotOwner, ErrorKind::AccessDenied,
                         ErrorKind::InteractiveAuthorizationRequired, ErrorKind::LimitsExceeded}) {
         SCOPED_TRACE(std::string(to_string(k)));
         ASSERT_FALSE(dbus_error_name(k).empty());
