@@ -52,7 +52,6 @@ public:
 
 private:
     void apply(const service::Change& change);
-    void changed(const std::string& path, const char* iface, std::vector<std::string> names);
     static int find_link(sd_bus*, const char* path, const char*, void* userdata, void** found,
                          sd_bus_error*);
     static int find_lease(sd_bus*, const char* path, const char*, void* userdata, void** found,

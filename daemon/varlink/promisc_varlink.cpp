@@ -419,6 +419,16 @@ void PromiscVarlink::broadcast(json event) {
 
 void PromiscVarlink::on_change(const service::Change& change) {
     using namespace service;
+    // Nobody to tell: no Monitor, and no Acquire with "more" for this lease.
+    if (monitors_.empty()) {
+        const core::Lease* l = nullptr;
+        if (const auto* c = std::get_if<LeaseChanged>(&change))
+            l = &c->lease;
+        else if (const auto* e = std::get_if<service::LeaseEnded>(&change))
+            l = &e->lease;
+        if (!l || !watchers_.count(l->id))
+            return;
+    }
     try {
         if (const auto* a = std::get_if<LeaseAdded>(&change)) {
             broadcast({{"type", "lease-granted"},
