@@ -596,6 +596,46 @@ TEST_F(Contract, ExternalChangesAreVisibleOnDBus) {
     EXPECT_NE(count.out.find("\"data\":1"), std::string::npos) << count.out << count.err;
 }
 
+// 10. The daemon's own changes are never another agent's: with several
+// clients acquiring and releasing at once, the loop makes many changes before
+// it reads their echoes from the kernel, and must still tell them apart.
+TEST_F(Contract, OwnChangesReadLateAreNotExternal) {
+    start_daemon();
+    std::vector<std::string> links = {dev_, ifb_};
+    for (int i = 0; i < 4; ++i)
+        links.push_back(add_ifb(*ns_));
+    auto& monitor = spawn({"/usr/bin/python3", clients + "monitor.py"});
+    ASSERT_NE(monitor.wait_for_output("READY"), std::string::npos) << monitor.log();
+    std::vector<std::string> argv = {"/usr/bin/python3", clients + "churn.py", "40"};
+    argv.insert(argv.end(), links.begin(), links.end());
+    auto r = run(argv, stack_->env());
+    ASSERT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("DONE 240"), std::string::npos) << r.out;
+
+    // The last Release's FlagChanged reached the monitor: everything before it too.
+    const auto listed = vreply("ListLinks")["links"];
+    for (const auto& l : listed) {
+        if (std::find(links.begin(), links.end(), l["name"].get<std::string>()) == links.end())
+            continue;
+        EXPECT_EQ(l["external_changes"], 0) << l;
+        EXPECT_FALSE(l["admin_flag"].get<bool>()) << l;
+        EXPECT_FALSE(promisc(l["name"])) << l;
+    }
+    // Every change reached the monitor, each said to be promiscd's own.
+    auto count = [&](const std::string& text) {
+        const std::string log = monitor.log();
+        size_t n = 0;
+        for (size_t at = log.find(text); at != std::string::npos; at = log.find(text, at + 1))
+            ++n;
+        return n;
+    };
+    for (const auto& dev : links)
+        EXPECT_TRUE(wait_until([&] { return count("FLAG " + dev + " off promiscd\n") == 40; }))
+            << dev << ": " << count("FLAG " + dev + " off promiscd\n") << " clears seen\n"
+            << monitor.log();
+    EXPECT_EQ(monitor.log().find("another agent"), std::string::npos) << monitor.log();
+}
+
 // The objects the daemon serves have exactly the members of the XML contract:
 // the same methods, properties (type and access) and signals, with the same
 // argument types.
