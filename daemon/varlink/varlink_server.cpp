@@ -197,10 +197,13 @@ void Connection::on_readable() {
 
 void Connection::dispatch() {
     const size_t limit = server_.limits_.max_message_bytes;
-    auto refuse = [&](const std::string& name, json params) {
-        // Not a call anyone could answer: answered here, as if it were one.
+    // Not a call anyone could answer: answered here, as if it were one; but
+    // never when it asked for no answer (varlink: the next reply a client
+    // reads must be its next call's).
+    auto refuse = [&](const std::string& name, json params, bool oneway = false) {
         call_in_progress_ = true;
-        oneway_ = more_ = false;
+        oneway_ = oneway;
+        more_ = false;
         error(name, params);
     };
     for (unsigned calls = 0; calls < Server::kCallsPerTurn; ++calls) {
@@ -241,13 +244,20 @@ void Connection::dispatch() {
             close(true);
             return;
         }
-        auto bad = [&](const char* parameter) {
-            refuse("org.varlink.service.InvalidParameter", {{"parameter", parameter}});
-        };
         if (!msg.is_object()) {
-            bad("message is not a JSON object");
+            refuse("org.varlink.service.InvalidParameter",
+                   {{"parameter", "message is not a JSON object"}});
             continue;
         }
+        const auto ow = msg.find("oneway");
+        const bool oneway = ow != msg.end() && ow->is_boolean() && ow->get<bool>();
+        auto bad = [&](const char* parameter) {
+            if (oneway)
+                log::debug("varlink: connection " + std::to_string(id_) +
+                           " sent a oneway call with an invalid '" + parameter +
+                           "'; dropped unanswered");
+            refuse("org.varlink.service.InvalidParameter", {{"parameter", parameter}}, oneway);
+        };
         auto method = msg.find("method");
         if (method == msg.end() || !method->is_string()) {
             bad("method");
