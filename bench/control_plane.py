@@ -61,6 +61,18 @@ class Stack:
         self.build, self.tmp = build, tmp
         self.ns = "pdcp%d" % os.getpid()
         self.procs = []
+        self.state = os.path.join(tmp, "state")
+        try:
+            self._start(build, tmp, links, leases)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, build, tmp, links, leases):
+        # The records live in /run, a tmpfs, in production: give the daemon
+        # one here too, whatever file system holds the temporary directory.
+        os.makedirs(self.state)
+        sh("mount", "-t", "tmpfs", "-o", "size=64m,mode=0755", "promiscd-bench", self.state)
         sh("ip", "netns", "add", self.ns)
         batch = os.path.join(tmp, "links.batch")
         with open(batch, "w") as f:
@@ -88,8 +100,11 @@ class Stack:
         wait_for(lambda: os.path.exists(sock))
         self.varlink = os.path.join(tmp, "io.promiscd")
         with open(os.path.join(tmp, "promiscd.json"), "w") as f:
+            # (d) clears the flag --reactions times in a row: more than the
+            # default conflict limit lets promiscd fight.
             json.dump({"quotas": {"leases_total": max(leases + 1000, 16384)},
-                       "varlink": {"max_connections_per_uid": 256}}, f)
+                       "varlink": {"max_connections_per_uid": 256},
+                       "conflict": {"max_clears": 1000}}, f)
 
         # Start-up to READY=1, less what `ip netns exec` itself takes.
         notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -100,7 +115,7 @@ class Stack:
         t = time.monotonic()
         self.daemon = subprocess.Popen(
             ["ip", "netns", "exec", self.ns, os.path.join(build, "daemon", "promiscd"),
-             "--state-dir=" + os.path.join(tmp, "state"), "--varlink=" + self.varlink,
+             "--state-dir=" + self.state, "--varlink=" + self.varlink,
              "--config=" + os.path.join(tmp, "promiscd.json"), "--log-target=console",
              "--log-level=warning"],
             env=dict(self.env, NOTIFY_SOCKET=os.path.join(tmp, "notify")),
@@ -146,6 +161,8 @@ class Stack:
                     p.kill()
                     p.wait()
         subprocess.run(["ip", "netns", "del", self.ns], capture_output=True)
+        if os.path.ismount(self.state):
+            subprocess.run(["umount", self.state], capture_output=True)
 
 
 def one_run(args):

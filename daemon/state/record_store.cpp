@@ -397,10 +397,14 @@ void RecordStore::save_lease(const core::Lease& lease) {
 }
 
 void RecordStore::save_flag(int ifindex, const std::string& name) {
-    write(links_fd_, std::to_string(ifindex),
-          dump({{"version", format_version},
-                {"ifindex", ifindex},
-                {"name", core::display_name(name)}}));
+    std::string text = dump(
+        {{"version", format_version}, {"ifindex", ifindex}, {"name", core::display_name(name)}});
+    auto it = flags_.find(ifindex);
+    if (it != flags_.end() && it->second == text)
+        return; // on disk already
+    flags_.erase(ifindex); // unknown until the write succeeds
+    write(links_fd_, std::to_string(ifindex), text);
+    flags_.emplace(ifindex, std::move(text));
 }
 
 void RecordStore::remove_lease(core::LeaseId id) noexcept {
@@ -409,6 +413,7 @@ void RecordStore::remove_lease(core::LeaseId id) noexcept {
 }
 
 void RecordStore::remove_flag(int ifindex) noexcept {
+    flags_.erase(ifindex);
     if (links_fd_ >= 0)
         ::unlinkat(links_fd_, std::to_string(ifindex).c_str(), 0);
 }
@@ -424,8 +429,11 @@ void RecordStore::prune(const core::Arbiter& arbiter) noexcept {
             for (const auto& n : *names) {
                 bool backed = keep_leases ? arbiter.find(std::stoull(n)) != nullptr
                                           : arbiter.daemon_set_links().count(std::stoi(n)) > 0;
-                if (!backed)
+                if (!backed) {
+                    if (!keep_leases)
+                        flags_.erase(std::stoi(n));
                     ::unlinkat(fd, n.c_str(), 0);
+                }
             }
         }
     } catch (...) {

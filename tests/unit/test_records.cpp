@@ -65,6 +65,37 @@ TEST(Records, LeasesAndFlagsRoundTrip) {
     EXPECT_GE(r.next_id, 2u + 1000) << "a block of ids is reserved ahead";
 }
 
+// The flag set again after another agent cleared it: the record says the same
+// and is not rewritten; once removed (or pruned), it is written again.
+TEST(Records, AFlagRecordIsWrittenOncePerChange) {
+    Dir d;
+    RecordStore s(d.path);
+    s.begin("", 1);
+    auto ino = [&] {
+        struct stat st {};
+        return ::stat((d / "links/3").c_str(), &st) == 0 ? st.st_ino : ino_t(0);
+    };
+    s.save_flag(3, "eth0");
+    const ino_t first = ino();
+    ASSERT_NE(first, 0u);
+    s.save_flag(3, "eth0");
+    EXPECT_EQ(ino(), first) << "same text: not rewritten";
+    s.save_flag(3, "eth1"); // renamed
+    const ino_t renamed = ino();
+    EXPECT_NE(renamed, first);
+    s.remove_flag(3);
+    EXPECT_EQ(ino(), 0u);
+    s.save_flag(3, "eth1");
+    EXPECT_NE(ino(), 0u) << "written again after removal";
+    s.clear(); // prunes every flag record: none is backed
+    EXPECT_EQ(ino(), 0u);
+    s.save_flag(3, "eth1");
+    EXPECT_NE(ino(), 0u) << "written again after a prune";
+    Records r = RecordStore(d.path).load();
+    ASSERT_EQ(r.flags.size(), 1u);
+    EXPECT_EQ(r.flags[0], std::make_pair(3, std::string("eth1")));
+}
+
 TEST(Records, IdsAreReservedBeforeUse) {
     Dir d;
     RecordStore s(d.path);
