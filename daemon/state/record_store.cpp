@@ -1,4 +1,5 @@
 #include "state/record_store.hpp"
+#include "state/json_text.hpp"
 
 #include "config.h"
 #include "log.hpp"
@@ -256,21 +257,24 @@ void RecordStore::write(int dirfd, const std::string& name, const std::string& c
 }
 
 std::string RecordStore::lease_to_text(const core::Lease& l) {
-    json j = {{"version", format_version},
-              {"id", l.id},
-              {"interface", core::display_name(l.interface)},
-              {"owner",
-               {{"transport", l.owner.transport},
-                {"id", l.owner.id},
-                {"uid", l.owner.uid},
-                {"pid", l.owner.pid},
-                {"command", l.owner.command}}},
-              {"reason", l.reason},
-              {"acquired", l.acquired},
-              {"capture", l.capture}};
+    std::string owner = JsonObjectText()
+                            .field("transport", l.owner.transport)
+                            .field("id", l.owner.id)
+                            .field("uid", uint64_t{l.owner.uid})
+                            .field("pid", uint64_t{l.owner.pid})
+                            .field("command", l.owner.command)
+                            .finish();
+    JsonObjectText t;
+    t.field("version", uint64_t{format_version})
+        .field("id", uint64_t{l.id})
+        .field("interface", core::display_name(l.interface))
+        .raw("owner", owner)
+        .field("reason", l.reason)
+        .field("acquired", uint64_t{l.acquired})
+        .field("capture", l.capture);
     if (l.expires)
-        j["expires"] = *l.expires;
-    return dump(j);
+        t.field("expires", uint64_t{*l.expires});
+    return t.finish(true);
 }
 
 core::Lease RecordStore::lease_from_text(const std::string& text) {

@@ -256,11 +256,14 @@ std::optional<ops::Caller> PromiscVarlink::caller_of(const ConnPtr& c) {
     caller.id = owner_id(*c);
     caller.uid = peer.uid;
     caller.pid = static_cast<uint32_t>(peer.pid);
-    caller.command = proc_comm(peer.pid);
+    auto& process = c->process_info();
+    if (!process)
+        process = Connection::ProcessInfo{proc_comm(peer.pid), proc_start_time(peer.pid)};
+    caller.command = process->command;
     caller.subject.kind = auth::Subject::Kind::UnixProcess;
     caller.subject.pid = static_cast<uint32_t>(peer.pid);
     caller.subject.uid = peer.uid;
-    caller.subject.start_time = proc_start_time(peer.pid);
+    caller.subject.start_time = process->start_time;
     caller.groups = peer.groups;
     caller.groups.push_back(peer.gid);
     return caller;

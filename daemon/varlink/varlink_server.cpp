@@ -164,6 +164,12 @@ int Connection::on_pump(sd_event_source*, void* userdata) {
     return 0;
 }
 
+char* Server::scratch() {
+    if (!scratch_)
+        scratch_ = std::make_unique<char[]>(read_chunk);
+    return scratch_.get();
+}
+
 void Connection::on_readable() {
     const size_t limit = server_.limits_.max_message_bytes;
     for (unsigned reads = 0; reads < Server::kReadsPerTurn && open() && !closing_; ++reads) {
@@ -171,18 +177,16 @@ void Connection::on_readable() {
         // message at its largest plus one read.
         if (in_.size() > limit + read_chunk)
             break;
-        size_t old = in_.size();
-        in_.resize(old + read_chunk);
-        ssize_t n = ::read(fd_, in_.data() + old, read_chunk);
+        char* chunk = server_.scratch();
+        ssize_t n = ::read(fd_, chunk, read_chunk);
         if (n < 0) {
-            in_.resize(old);
             if (errno == EINTR)
                 continue;
             if (errno != EAGAIN)
                 close(true);
             break;
         }
-        in_.resize(old + static_cast<size_t>(n));
+        in_.append(chunk, static_cast<size_t>(n));
         if (n == 0) {
             close(true);
             return;

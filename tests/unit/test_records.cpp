@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -181,4 +182,41 @@ TEST(Records, ClearRemovesEverything) {
     s.clear();
     EXPECT_TRUE(fs::is_empty(d / "leases"));
     EXPECT_TRUE(fs::is_empty(d / "links"));
+}
+
+// Records are written by hand (state/json_text): whatever the strings hold,
+// the text parses, and says what nlohmann would have written.
+TEST(Records, HandWrittenTextIsJsonForAnyBytes) {
+    const std::string samples[] = {
+        "",
+        "plain",
+        "quote \" backslash \\ slash /",
+        std::string("nul \0 inside", 12),
+        "controls \x01\x1f\n\t\r\b\f",
+        "utf-8 \xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\x8d",
+        "bad \xff\xfe bytes",
+        "truncated \xe2\x82",
+        "overlong \xc0\xaf and surrogate \xed\xa0\x80",
+        "past U+10FFFF \xf4\x90\x80\x80",
+        "cut four \xf0\x9f\x90 and \xe0\x80\x80 and \xf8\x88\x80\x80\x80 end",
+        "\xc3",
+    };
+    for (const auto& s : samples) {
+        core::Lease l = lease(7, "eth0");
+        l.owner.command = s;
+        l.reason = s;
+        const std::string text = RecordStore::lease_to_text(l);
+        ASSERT_EQ(text.back(), '\n');
+        nlohmann::json j;
+        ASSERT_NO_THROW(j = nlohmann::json::parse(text)) << text;
+        const std::string expected =
+            nlohmann::json::parse(nlohmann::json(s).dump(-1, ' ', false,
+                                                          nlohmann::json::error_handler_t::replace))
+                .get<std::string>();
+        EXPECT_EQ(j["reason"].get<std::string>(), expected) << text;
+        EXPECT_EQ(j["owner"]["command"].get<std::string>(), expected);
+        if (expected == s) {
+            EXPECT_EQ(RecordStore::lease_from_text(text), l) << "valid text round-trips";
+        }
+    }
 }
