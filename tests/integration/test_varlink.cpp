@@ -328,6 +328,16 @@ TEST_F(Varlink, AbusiveClientsDoNotHurtOthers) {
                         "InvalidArgument {\"message\": \"unknown option 'tll' (known options: "
                         "ttl, reason, wait)\"}"),
               std::string::npos);
+    // systemd's allowInteractiveAuthentication: a boolean on every method
+    // that may ask polkit, never taken for an option.
+    EXPECT_NE(call(iface + "Release", {{"id", 1}, {"allowInteractiveAuthentication", "yes"}})
+                  .find("ERROR " + iface +
+                        "InvalidArgument {\"message\": \"parameter "
+                        "'allowInteractiveAuthentication' must be a boolean\"}"),
+              std::string::npos);
+    EXPECT_NE(call(iface + "Release", {{"id", 999}, {"allowInteractiveAuthentication", false}})
+                  .find("ERROR " + iface + "NoSuchLease"),
+              std::string::npos);
     still_served(good);
     // Half a message, then silence: the others are served meanwhile.
     auto& half = client({"--raw", "b'{\"method\": \"org.promi'"});
