@@ -257,8 +257,19 @@ void Daemon::Impl::connect_bus() {
     }
     credentials = std::make_unique<bus::PeerCredentials>(*connection);
     polkit = std::make_unique<auth::PolkitAuthority>(*connection);
+    // What a costly read's answer holds: the global budget is in items.
+    auto items = [this](const char*, const char* member) -> size_t {
+        if (!objects)
+            return 1;
+        const std::string_view m = member ? member : "";
+        if (m == "ListLinks")
+            return objects->link_objects();
+        if (m == "ListLeases")
+            return objects->lease_objects();
+        return objects->objects(); // GetManagedObjects; Introspect lists the children
+    };
     guard = std::make_unique<bus::BusGuard>(bus::raw_bus(credentials->driver()),
-                                            [this] { return now(); });
+                                            [this] { return now(); }, bus::GuardLimits{}, items);
 }
 
 void Daemon::Impl::start_varlink() {

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
+#include <regex>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -412,6 +413,76 @@ TEST_F(Hostile, ReadFloodStallsNothingElse) {
     for (size_t i = 1; i < pings.size(); ++i)
         gap = std::max(gap, pings[i] - pings[i - 1]);
     EXPECT_LT(gap, 2.0) << "the longest silence of the watchdog during the flood";
+}
+
+// 1b. The per-connection limit does not bound many connections: sixteen
+// senders, each within its own limit, would have the daemon build hundreds of
+// 300-object answers a second. All senders share one budget of items
+// answered (10,000 a second, a burst of 40,000): the surplus is refused with
+// a message that says so, and root's calls keep their pace.
+TEST_F(Hostile, ManySendersShareOneBudgetForLargeReads) {
+    with_bus();
+    std::string batch;
+    for (int i = 0; i < 300; ++i)
+        batch += "link add " + unique_name("gb") + " type ifb\n";
+    write_file(state_ / "links.batch", batch);
+    ns_->exec_ok("ip -batch " + state_ / "links.batch");
+    start_daemon();
+    const size_t objects = links().size();
+    ASSERT_GE(objects, 300u);
+
+    const int seconds = 6;
+    std::vector<Process*> floods;
+    for (int i = 0; i < 16; ++i)
+        floods.push_back(&spawn({PROMISCD_BUS_FLOOD, std::to_string(seconds),
+                                 "org.freedesktop.DBus.ObjectManager.GetManagedObjects", root_path,
+                                 "--window", "2"},
+                                as(kDeniedUser)));
+    std::this_thread::sleep_for(2s);
+    const double t = now_seconds();
+    auto list = vcall(iface + "ListLeases");
+    EXPECT_NE(list.find("REPLY {\"leases\""), std::string::npos) << list;
+    EXPECT_LT(now_seconds() - t, 1.0) << "root's varlink call waited on the reads";
+    // Anyone's large read meanwhile may be refused, with a message that says
+    // which budget was spent.
+    CommandResult refused;
+    EXPECT_TRUE(wait_until([&] {
+        refused = run({"busctl", "--system", "call", PROMISCD_BUS_NAME, root_path,
+                       "org.freedesktop.DBus.ObjectManager", "GetManagedObjects"},
+                      stack_->env());
+        return refused.status != 0;
+    }));
+    EXPECT_NE(refused.err.find("items per second from all callers together"), std::string::npos)
+        << refused.err;
+
+    long ok = 0, global = 0;
+    for (auto* f : floods) {
+        f->wait(60s);
+        const std::string out = f->log();
+        std::smatch m;
+        if (std::regex_search(out, m, std::regex("OK ([0-9]+)")))
+            ok += std::stol(m[1]);
+        if (std::regex_search(out, m,
+                              std::regex("ERROR org.freedesktop.DBus.Error.LimitsExceeded ([0-9]+)")))
+            global += std::stol(m[1]);
+    }
+    // Each sender alone may make 32 calls, then 16 a second: 16 senders
+    // could have had 16 * (32 + 16 * 6) = 2,048 answers. The shared budget
+    // allows (40,000 + 10,000 * 6) / objects of them, give or take a second.
+    const double allowed = (40000.0 + 10000.0 * (seconds + 2)) / double(objects);
+    EXPECT_LE(double(ok), allowed) << ok << " answers of " << objects << " objects";
+    EXPECT_GT(ok, 0) << "some large reads are still served";
+    EXPECT_GT(global, 0) << "the surplus was refused";
+    // Once the budget refills, everyone is served again.
+    EXPECT_TRUE(wait_until(
+        [&] {
+            return run({"busctl", "--system", "call", PROMISCD_BUS_NAME, root_path,
+                        "org.freedesktop.DBus.ObjectManager", "GetManagedObjects"},
+                       stack_->env())
+                       .status == 0;
+        },
+        10s));
+    ASSERT_TRUE(daemon_->running());
 }
 
 // 2. The flood that once overflowed the daemon's pending replies (oneway
