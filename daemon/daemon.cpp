@@ -84,6 +84,13 @@ varlink::Limits varlink_limits(const config::Config& c) {
     return l;
 }
 
+bus::GuardLimits guard_limits(const config::Config& c) {
+    bus::GuardLimits l;
+    l.items_burst = double(c.reads_items_burst);
+    l.items_per_second = double(c.reads_items_per_second);
+    return l;
+}
+
 } // namespace
 
 struct Daemon::Impl {
@@ -269,7 +276,7 @@ void Daemon::Impl::connect_bus() {
         return objects->objects(); // GetManagedObjects; Introspect lists the children
     };
     guard = std::make_unique<bus::BusGuard>(bus::raw_bus(credentials->driver()),
-                                            [this] { return now(); }, bus::GuardLimits{}, items);
+                                            [this] { return now(); }, guard_limits(config), items);
 }
 
 void Daemon::Impl::start_varlink() {
@@ -390,6 +397,8 @@ void Daemon::Impl::reload() {
     captures->set_compiler_limits(config.filters);
     if (varlink_server)
         varlink_server->set_limits(varlink_limits(config));
+    if (guard)
+        guard->set_limits(guard_limits(config));
     apply_static_leases();
     if (idle)
         idle->set_seconds(config.idle_exit_seconds);

@@ -42,6 +42,7 @@ public:
     // The sender left the bus.
     void forget(const std::string& sender) { buckets_.erase(sender); }
     uint64_t refused() const { return refused_; }
+    void set_limits(const GuardLimits& limits) { limits_ = limits; }
 
     // Whether interface.member is one of the costly reads.
     static bool costly(const char* interface, const char* member);
