@@ -730,6 +730,72 @@ TEST_F(Hostile, ClientsThatNeverReadAreCutOffAndMemoryReturns) {
         << "KiB still resident after the clients left (before " << rss_before << ")";
 }
 
+// 7b. Load with leak accounting: rounds of 150 D-Bus clients and 60 varlink
+// clients taking leases at once (a third of them killed instead of leaving),
+// and captures opened and closed. After the first round (the allocator's
+// working set), more rounds leave nothing behind: no lease, no descriptor,
+// no growth of the resident memory.
+TEST_F(Hostile, LoadLeavesNothingBehind) {
+    with_bus();
+    write_file(config_, R"({"quotas": {"leases_per_uid": 1000, "captures_per_uid": 64},
+                           "authorization": {"checks_waiting_per_uid": 200},
+                           "varlink": {"max_connections_per_uid": 100}})");
+    start_daemon();
+    const std::string varlink_load =
+        "import json, os, socket, sys\n"
+        "path, iface, n = sys.argv[1], sys.argv[2], int(sys.argv[3])\n"
+        "conns = []\n"
+        "for i in range(n):\n"
+        "    c = socket.socket(socket.AF_UNIX); c.connect(path); conns.append(c)\n"
+        "    req = {'method': 'org.promiscd.Promisc.Acquire', 'parameters': {'interface': iface}}\n"
+        "    c.sendall((json.dumps(req) + '\\0').encode())\n"
+        "ok = 0\n"
+        "for c in conns:\n"
+        "    data = b''\n"
+        "    while not data.endswith(b'\\0'):\n"
+        "        data += c.recv(65536)\n"
+        "    ok += b'\"lease\"' in data\n"
+        "print('OK', ok, flush=True)\n"
+        "if n and sys.argv[4:] == ['--kill']:\n"
+        "    os.kill(os.getpid(), 9)\n";
+    auto round = [&](int i) {
+        auto dbus = run(as_user(kAllowedUser,
+                                {"/usr/bin/python3", clients_dir + "many_leases.py", "150", dev_}),
+                        bus_env());
+        EXPECT_EQ(dbus.out, "OK 150\n") << dbus.out << dbus.err;
+        std::vector<std::string> argv = {"/usr/bin/python3", "-c", varlink_load, sock_, dev_, "60"};
+        if (i % 2)
+            argv.push_back("--kill"); // the connections die with the process
+        auto vl = run(as_user(kAllowedUser, argv));
+        EXPECT_NE(vl.out.find("OK 60"), std::string::npos) << vl.out << vl.err;
+        // Five captures on one connection, with a filter each, then gone.
+        auto cap = run({"/usr/bin/python3", clients_dir + "capture_client.py", dev_,
+                        R"({"filter": ["s", "udp port 9"], "promisc": ["b", false]})", "--open",
+                        "5", "--no-read"},
+                       bus_env());
+        size_t opened = 0;
+        for (size_t pos = 0; (pos = cap.out.find("CAPTURE ", pos)) != std::string::npos; ++pos)
+            ++opened;
+        EXPECT_EQ(opened, 5u) << cap.out << cap.err;
+        EXPECT_TRUE(wait_until([&] { return leases().empty(); }, 20s))
+            << leases().size() << " leases left after round " << i;
+    };
+    round(0);
+    std::this_thread::sleep_for(1s);
+    const long rss_before = daemon_rss_kb();
+    const size_t fds_before = daemon_fds();
+    for (int i = 1; i <= 4; ++i)
+        round(i);
+    EXPECT_TRUE(wait_until([&] { return daemon_fds() == fds_before; }, 10s))
+        << daemon_fds() << " descriptors, " << fds_before << " before";
+    std::this_thread::sleep_for(1s);
+    const long rss_after = daemon_rss_kb();
+    EXPECT_LT(rss_after - rss_before, 1024)
+        << "KiB more resident after 4 more rounds (before " << rss_before << " KiB)";
+    EXPECT_FALSE(promisc(dev_));
+    ASSERT_TRUE(daemon_->running());
+}
+
 // 8. Deep nesting is refused before it is parsed, also when messages may be
 // as large as the configuration allows.
 TEST_F(Hostile, DeeplyNestedJsonIsRefused) {
