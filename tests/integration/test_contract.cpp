@@ -423,6 +423,141 @@ TEST_F(Contract, TheSameRequestGetsTheSameAnswerOnBothTransports) {
         EXPECT_EQ(l["policy"], "enforce") << l;
 }
 
+// Every method, as every kind of caller, on both transports: the matrix of
+// docs/SECURITY.md. polkit (this file's rules) allows pdallow acquire and
+// capture and refuses pddeny everything; what the rules leave to the .policy
+// (auth_admin) needs a password, which a call that does not allow
+// interactive authorization is told. Root is never asked. Owners need no
+// authorization for their own leases; someone else's lease or capture is
+// org.promiscd.manage.
+TEST_F(Contract, EveryMethodAsEveryCaller) {
+    write_file(config_, R"({"quotas": {"leases_per_uid": 100}})");
+    start_daemon();
+    // A lease or a capture held by a varlink connection of `who`: every lease
+    // and capture has a D-Bus object too, so both transports can name it.
+    auto hold = [&](const std::string& method, const json& params, const As& who) {
+        auto& c = vclient({vl + method, params.dump()}, who);
+        EXPECT_NE(c.wait_for_output("REPLY"), std::string::npos) << c.log();
+        const std::string out = c.log();
+        const auto pos = out.find("REPLY ");
+        if (pos == std::string::npos)
+            return uint64_t{0};
+        json r = json::parse(out.substr(pos + 6, out.find('\n', pos) - pos - 6));
+        return method == "Acquire" ? r["lease"]["id"].get<uint64_t>()
+                                   : r["capture"].get<uint64_t>();
+    };
+    auto lease_of = [&](const As& who) { return hold("Acquire", {{"interface", ifb_}}, who); };
+    auto capture_of = [&](const As& who) {
+        return hold("OpenCapture", {{"interface", ifb_}, {"promisc", false}}, who);
+    };
+    const std::string IAR = "InteractiveAuthorizationRequired";
+    struct Caller {
+        const char* name;
+        As who;
+        bool root, may_acquire; // pdallow: acquire and capture; pddeny: nothing
+    };
+    const std::vector<Caller> callers = {
+        {"pddeny", as(kDeniedUser), false, false},
+        {"pdallow", as(kAllowedUser), false, true},
+        {"root", {}, true, true},
+    };
+    for (const auto& c : callers) {
+        SCOPED_TRACE(c.name);
+        // What a request that needs an action gets from this caller.
+        auto needs = [&](bool granted) {
+            if (c.root || granted)
+                return std::string("OK");
+            return std::string(c.may_acquire ? IAR : "AccessDenied");
+        };
+        const std::string manage = needs(false); // granted to nobody but root
+        // The same request over both transports; same_target: both name the
+        // same lease or capture, so the answers must match word for word.
+        auto both = [&](const char* what, const std::string& path, const std::string& iface,
+                        const std::string& method, std::vector<std::string> args,
+                        const std::string& vmethod, const json& params,
+                        const std::string& expected, bool same_target = true) {
+            SCOPED_TRACE(what);
+            Answer d = over_dbus(path, iface, method, args, c.who);
+            EXPECT_EQ(d.error, expected) << "D-Bus: " << d;
+            Answer v = over_varlink(vmethod, params, c.who);
+            EXPECT_EQ(v.error, expected) << "varlink: " << v;
+            if (same_target) {
+                EXPECT_EQ(d, v) << "D-Bus and varlink differ";
+            }
+        };
+        auto lease_path = [&](uint64_t id) { return root_path + "/lease/" + std::to_string(id); };
+        // Reads: anyone.
+        both("ListLinks", root_path, manager, "ListLinks", {""}, "ListLinks", json::object(),
+             "OK");
+        both("ListLeases", root_path, manager, "ListLeases", {""}, "ListLeases", json::object(),
+             "OK");
+        // Acquire and capture to a pipe: org.promiscd.promisc.acquire / .capture.
+        both("acquire", root_path, manager, "AcquireLease", {"sa{sv}", dev_, "{}"}, "Acquire",
+             {{"interface", dev_}}, needs(c.may_acquire));
+        both("capture", root_path, manager, "OpenCapture",
+             {"sa{sv}", dev_, R"({"promisc": ["b", false]})"}, "OpenCapture",
+             {{"interface", dev_}, {"promisc", false}}, needs(c.may_acquire));
+        // The raw socket and link policies: administrators only.
+        both("raw socket", root_path, manager, "OpenCapture",
+             {"sa{sv}", dev_, R"({"promisc": ["b", false], "format": ["s", "socket"]})"},
+             "OpenCapture", {{"interface", dev_}, {"promisc", false}, {"format", "socket"}},
+             manage);
+        // (A change: asking for the policy a link already has is answered
+        // without asking anyone, as it changes nothing.)
+        both("policy", root_path, manager, "SetLinkPolicy", {"ss", dev_, "yield"},
+             "SetLinkPolicy", {{"interface", dev_}, {"policy", "yield"}}, manage);
+
+        // Someone else's lease and capture: org.promiscd.manage (root's for the
+        // users, pdallow's for root). A call that is granted ends its target,
+        // so then each transport gets one of its own.
+        const As owner = c.root ? as(kAllowedUser) : As{};
+        uint64_t a = lease_of(owner), b = c.root ? lease_of(owner) : a;
+        both("revoke another's", root_path, manager, "RevokeLease", {"os", lease_path(a), "test"},
+             "Revoke", {{"id", b}, {"reason", "test"}}, manage, a == b);
+        // Release, Renew and Stop of someone else's: org.promiscd.manage is
+        // asked, and any refusal says NotOwner (root: granted; a release is
+        // then a revocation).
+        const std::string not_owner = c.root ? "OK" : "NotOwner";
+        a = lease_of(owner), b = c.root ? lease_of(owner) : a;
+        both("release another's", lease_path(a), lease_iface, "Release", {""}, "Release",
+             {{"id", b}}, not_owner, a == b);
+        a = lease_of(owner);
+        both("renew another's", lease_path(a), lease_iface, "Renew", {"t", "60"}, "Renew",
+             {{"id", a}, {"ttl", 60}}, not_owner);
+        a = capture_of(owner), b = c.root ? capture_of(owner) : a;
+        both("stop another's capture", root_path + "/capture/" + std::to_string(a),
+             std::string(PROMISCD_BUS_NAME) + ".Capture", "Stop", {""}, "StopCapture",
+             {{"id", b}}, not_owner, a == b);
+
+        // One's own lease (the connection that took it): no authorization at
+        // all. pddeny can hold none.
+        if (c.may_acquire) {
+            SCOPED_TRACE("one's own");
+            auto& d = holder({ifb_}, c.who);
+            ASSERT_NE(d.wait_for_output("LEASE "), std::string::npos) << d.log();
+            d.write_stdin("renew 60\n");
+            EXPECT_NE(d.wait_for_output("RENEWED"), std::string::npos) << d.log();
+            d.write_stdin("revoke mine\n");
+            EXPECT_NE(d.wait_for_output("REVOKED"), std::string::npos) << d.log();
+            EXPECT_NE(d.wait_for_output("ENDED released"), std::string::npos) << d.log();
+            auto& v = vclient({vl + "Acquire", json{{"interface", ifb_}}.dump()}, c.who);
+            ASSERT_NE(v.wait_for_output("REPLY"), std::string::npos) << v.log();
+            const std::string out = v.log();
+            const auto pos = out.find("REPLY ");
+            const uint64_t id = json::parse(out.substr(pos + 6, out.find('\n', pos) - pos - 6))
+                                    ["lease"]["id"]
+                                        .get<uint64_t>();
+            size_t mark = v.log().size();
+            v.write_stdin("call " + vl + "Renew " + json{{"id", id}, {"ttl", 60}}.dump() + "\n");
+            EXPECT_NE(v.wait_for_output("REPLY {}", 5s, mark), std::string::npos) << v.log();
+            mark = v.log().size();
+            v.write_stdin("call " + vl + "Revoke " + json{{"id", id}, {"reason", "mine"}}.dump() +
+                          "\n");
+            EXPECT_NE(v.wait_for_output("REPLY {}", 5s, mark), std::string::npos) << v.log();
+        }
+    }
+}
+
 // 1. Every lease has a D-Bus object, whatever created it: --hold, the
 // configuration file, varlink, a capture. Their owners read the same on both
 // transports, and D-Bus can end them.
