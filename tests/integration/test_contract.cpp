@@ -8,9 +8,11 @@
 #include "process.hpp"
 #include "test_paths.h"
 
+#include <algorithm>
 #include <csignal>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -556,6 +558,105 @@ TEST_F(Contract, EveryMethodAsEveryCaller) {
             EXPECT_NE(v.wait_for_output("REPLY {}", 5s, mark), std::string::npos) << v.log();
         }
     }
+}
+
+// The fault matrix: promiscd SIGKILLed at 24 points of a busy run — D-Bus
+// and varlink clients acquiring and releasing, a capture holding a lease, a
+// link renamed and back, static leases reloaded — then started again. After
+// each restart every link's flag is set if and only if a lease on it is
+// active, and the long-lived holders' leases survive (their owners never
+// left the bus). The clients of the busy run are killed with the daemon:
+// mid-call, mid-capture.
+TEST_F(Contract, KilledAtManyPointsKeepsFlagsAndLeasesTrue) {
+    std::vector<std::string> links;
+    for (int i = 0; i < 6; ++i)
+        links.push_back(add_ifb(*ns_));
+    const std::string held_a = links[0], held_b = links[1], stat = links[2];
+    const std::string churned = links[3], vchurned = links[4], captured = links[5];
+    auto config = [&](bool second_static) {
+        json c = {{"static_leases", json::array({{{"interface", stat}, {"reason", "tap"}}})}};
+        if (second_static)
+            c["static_leases"].push_back({{"interface", dev_}, {"reason", "reloaded"}});
+        write_file(config_, c.dump());
+    };
+    config(false);
+    start_daemon();
+    auto& a = holder({held_a});
+    auto& b = holder({held_b});
+    ASSERT_NE(a.wait_for_output("LEASE "), std::string::npos) << a.log();
+    ASSERT_NE(b.wait_for_output("LEASE "), std::string::npos) << b.log();
+    const std::string varlink_churn =
+        "import json, socket, sys\n"
+        "c = socket.socket(socket.AF_UNIX); c.connect(sys.argv[1])\n"
+        "def call(m, p):\n"
+        "    c.sendall((json.dumps({'method': 'org.promiscd.Promisc.' + m, 'parameters': p}) + "
+        "'\\0').encode())\n"
+        "    d = b''\n"
+        "    while not d.endswith(b'\\0'):\n"
+        "        x = c.recv(65536)\n"
+        "        if not x: sys.exit(0)\n"
+        "        d += x\n"
+        "    return json.loads(d[:-1])\n"
+        "while True:\n"
+        "    r = call('Acquire', {'interface': sys.argv[2]})\n"
+        "    if 'error' in r: sys.exit(1)\n"
+        "    call('Release', {'id': r['parameters']['lease']['id']})\n";
+    auto kernel_promisc = [&] {
+        std::set<std::string> on;
+        for (const auto& l : link_states(*ns_))
+            if (std::find(l.flags.begin(), l.flags.end(), "PROMISC") != l.flags.end())
+                on.insert(l.name);
+        return on;
+    };
+    auto wanted = [&] {
+        std::set<std::string> on;
+        const json leases = vreply("ListLeases")["leases"];
+        for (const auto& l : leases)
+            if (l["state"] == "active")
+                on.insert(l["interface"].get<std::string>());
+        return on;
+    };
+    for (int k = 0; k < 24; ++k) {
+        SCOPED_TRACE("kill point " + std::to_string(k));
+        std::vector<Process*> busy;
+        busy.push_back(&spawn({"/usr/bin/python3", clients + "churn.py", "100000", churned}));
+        busy.push_back(&spawn({"/usr/bin/python3", "-c", varlink_churn, sock_, vchurned}));
+        busy.push_back(&vclient(
+            {vl + "OpenCapture", json{{"interface", captured}, {"promisc", true}}.dump()}));
+        // Something else in flight at some of the points.
+        if (k % 3 == 1)
+            ns_->exec_ok("ip link set dev " + churned + " name " + churned + "r && ip link set dev " +
+                         churned + "r name " + churned);
+        if (k % 4 == 2) {
+            config(k % 8 == 2);
+            daemon_->signal(SIGHUP);
+        }
+        // 24 points spread over the first ~half second of the busy run.
+        std::this_thread::sleep_for(std::chrono::milliseconds(20 + (k * 53) % 500));
+        daemon_->signal(SIGKILL);
+        daemon_->wait(10s);
+        for (auto* p : busy)
+            p->signal(SIGKILL);
+        start_daemon();
+        // Settled: the kernel's flags are exactly what the leases want.
+        EXPECT_TRUE(wait_until([&] { return kernel_promisc() == wanted(); }, 10s))
+            << "flags on: " << testing::PrintToString(kernel_promisc())
+            << ", active leases on: " << testing::PrintToString(wanted()) << "\n"
+            << daemon_->log();
+        const auto on = kernel_promisc();
+        EXPECT_TRUE(on.count(held_a) && on.count(held_b)) << "the holders' leases survive";
+        EXPECT_TRUE(on.count(stat)) << "the static lease is back";
+        EXPECT_FALSE(on.count(churned) || on.count(vchurned) || on.count(captured))
+            << "nothing of the killed clients is left";
+        EXPECT_EQ(a.log().find("ENDED"), std::string::npos) << a.log();
+        EXPECT_EQ(b.log().find("ENDED"), std::string::npos) << b.log();
+        if (HasFailure())
+            break;
+    }
+    // The adopted lease is still the holder's own: it can release it.
+    a.write_stdin("release\n");
+    EXPECT_NE(a.wait_for_output("RELEASED"), std::string::npos) << a.log();
+    EXPECT_TRUE(wait_until([&] { return !kernel_promisc().count(held_a); }));
 }
 
 // 1. Every lease has a D-Bus object, whatever created it: --hold, the
