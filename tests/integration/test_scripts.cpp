@@ -8,6 +8,7 @@
 // (SIGINT to the foreground process group) stops it, and then: the flag is
 // clear, the private bus and polkitd are gone, and nothing is left mounted.
 #include "daemon_stack.hpp"
+#include "isolated_host.hpp"
 #include "test_paths.h"
 
 #include <csignal>
@@ -47,38 +48,6 @@ std::string readme_command(const std::string& script) {
             return line;
     }
     return {};
-}
-
-std::string mnt_ns_of(pid_t pid) {
-    std::error_code ec;
-    auto target =
-        std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/ns/mnt", ec).string();
-    return ec ? std::string() : target;
-}
-
-std::string comm_of(pid_t pid) {
-    auto c = read_file("/proc/" + std::to_string(pid) + "/comm");
-    return c.empty() ? c : c.substr(0, c.size() - 1);
-}
-
-// Gone, or a zombie that PID 1 has not reaped yet.
-bool gone(pid_t pid) {
-    auto status = read_file("/proc/" + std::to_string(pid) + "/status");
-    return status.empty() || status.find("State:\tZ") != std::string::npos;
-}
-
-// Every live process in the mount namespace `ns` (as /proc/PID/ns/mnt names it).
-std::map<pid_t, std::string> processes_in(const std::string& ns) {
-    std::map<pid_t, std::string> out;
-    for (const auto& e : std::filesystem::directory_iterator("/proc")) {
-        const auto name = e.path().filename().string();
-        if (name.find_first_not_of("0123456789") != std::string::npos)
-            continue;
-        const pid_t pid = std::stoi(name);
-        if (mnt_ns_of(pid) == ns && !gone(pid))
-            out[pid] = comm_of(pid);
-    }
-    return out;
 }
 
 // Waits for `text` in what a command printed; gives up at once when it exits.
@@ -131,119 +100,47 @@ private:
     int read_end_ = -1;
 };
 
-// `command` run from the source tree, as root, in a network namespace with
-// a veth pair and in a private mount namespace: a tmpfs over /run, writable
-// copies over the directories scripts/run installs into, the build under
-// test at build/. The destructor kills whatever is left in the namespace.
+// `command` run from the source tree, as root, on an isolated host (see
+// IsolatedHost): a network namespace with a veth pair; a tmpfs over /run;
+// writable copies over the directories scripts/run installs into; the build
+// under test at build/. With `with_system_bus`, Debian's own system bus runs
+// there at the standard address before the command starts.
 class IsolatedRun {
 public:
     IsolatedRun(const std::string& command, bool with_system_bus) : veth_(add_veth(ns_)) {
         namespace fs = std::filesystem;
-        host_dbus_policies_ = listing("/usr/share/dbus-1/system.d");
-        host_polkit_actions_ = listing("/usr/share/polkit-1/actions");
-        fs::copy("/usr/share/dbus-1/system.d", stage_ / "dbus-system.d",
-                 fs::copy_options::recursive);
-        fs::copy("/usr/share/polkit-1/actions", stage_ / "polkit-actions",
-                 fs::copy_options::recursive);
-        fs::create_directories(stage_ / "upper");
-        fs::create_directories(stage_ / "work");
-
-        std::string script = "set -e\n"
-                             "mount -t tmpfs -o mode=0755 tmpfs /run\n"
-                             "mount --bind '" +
-                             stage_ / "dbus-system.d" +
-                             "' /usr/share/dbus-1/system.d\n"
-                             "mount --bind '" +
-                             stage_ / "polkit-actions" + "' /usr/share/polkit-1/actions\n";
+        IsolatedHost::Options o;
+        o.netns = &ns_;
+        o.writable_copies = {"/usr/share/dbus-1/system.d", "/usr/share/polkit-1/actions"};
         // scripts/run builds and runs build/: make that the build under test.
         const std::string build_link = kSource + "/build";
         if (fs::weakly_canonical(build_link) != fs::weakly_canonical(kBuild)) {
             if (!fs::exists(build_link))
-                script += "mount -t overlay overlay -o 'lowerdir=" + kSource +
-                          ",upperdir=" + stage_ / "upper" + ",workdir=" + stage_ / "work" + "' '" +
-                          kSource + "'\nmkdir '" + build_link + "'\n";
-            script += "mount --bind '" + kBuild + "' '" + build_link + "'\n";
+                throw std::runtime_error(build_link + " does not exist: scripts/run would "
+                                                      "build the whole tree there");
+            o.binds.emplace_back(kBuild, build_link);
         }
         if (with_system_bus)
-            // Debian's own system bus, at the standard address.
-            script += "mkdir -p /run/dbus\n"
-                      "dbus-daemon --system --fork --nopidfile --print-pid=3 3>'" +
-                      stage_ / "system-bus.pid" + "'\n";
-        // bash runs a simple command line in its own place, so only sudo and
-        // what it runs are in the foreground group, as from a terminal.
-        script += "echo 'itest: isolated'\n"
-                  "cd '" +
-                  kSource +
-                  "'\n"
-                  "exec bash -c \"$1\"\n";
-        write_file(stage_ / "isolate.sh", script);
-
-        Process::Options o;
-        o.log_path = stage_ / "run.log";
-        run_ = std::make_unique<Process>(ns_.wrap({"unshare", "-m", "--propagation", "private",
-                                                   "/bin/sh", stage_ / "isolate.sh", command}),
-                                         o);
-        if (run_->wait_for_output("itest: isolated", 10s) == std::string::npos)
-            throw std::runtime_error("the isolated namespace was not made:\n" + run_->log());
-        mnt_ns_ = mnt_ns_of(run_->pid());
+            o.setup =
+                "mkdir -p /run/dbus\n"
+                "dbus-daemon --system --fork --nopidfile --print-pid=3 3>/run/dbus/itest.pid\n";
+        host_ = std::make_unique<IsolatedHost>(o, command, kSource);
         if (with_system_bus)
-            system_bus_pid_ = std::stoi(read_file(stage_ / "system-bus.pid"));
+            system_bus_pid_ = std::stoi(read_file(
+                "/proc/" + std::to_string(host_->process().pid()) + "/root/run/dbus/itest.pid"));
     }
 
-    ~IsolatedRun() {
-        if (::testing::Test::HasFailure())
-            std::cerr << "===== scripts/run output =====\n" << run_->log();
-        for (int round = 0; round < 50 && !processes_in(mnt_ns_).empty(); ++round) {
-            for (const auto& [pid, comm] : processes_in(mnt_ns_))
-                ::kill(pid, SIGKILL);
-            std::this_thread::sleep_for(100ms);
-        }
-        run_.reset();
-    }
-    IsolatedRun(const IsolatedRun&) = delete;
-    IsolatedRun& operator=(const IsolatedRun&) = delete;
-
-    Process& process() { return *run_; }
+    Process& process() { return host_->process(); }
+    IsolatedHost& host() { return *host_; }
     const Netns& ns() const { return ns_; }
     const std::string& dev() const { return veth_.name; }
-    const std::string& mnt_ns() const { return mnt_ns_; }
-    const std::string& stage() const { return stage_.path(); }
     pid_t system_bus_pid() const { return system_bus_pid_; }
 
-    // argv, run inside the namespaces (as a second shell would), with `env`.
-    std::vector<std::string> inside(const std::map<std::string, std::string>& env,
-                                    std::vector<std::string> argv) const {
-        std::vector<std::string> out = {
-            "nsenter", "--target", std::to_string(run_->pid()), "--mount", "--net", "--", "env"};
-        for (const auto& [k, v] : env)
-            out.push_back(k + "=" + v);
-        out.insert(out.end(), argv.begin(), argv.end());
-        return out;
-    }
-
-    // The host's view is as it was.
-    void expect_host_untouched() const {
-        EXPECT_EQ(listing("/usr/share/dbus-1/system.d"), host_dbus_policies_);
-        EXPECT_EQ(listing("/usr/share/polkit-1/actions"), host_polkit_actions_);
-        EXPECT_EQ(read_file("/proc/self/mountinfo").find(stage_.path()), std::string::npos)
-            << read_file("/proc/self/mountinfo");
-    }
-
 private:
-    static std::set<std::string> listing(const std::string& dir) {
-        std::set<std::string> out;
-        for (const auto& e : std::filesystem::directory_iterator(dir))
-            out.insert(e.path().filename().string());
-        return out;
-    }
-
     Netns ns_;
     VethPair veth_;
-    TempDir stage_;
-    std::unique_ptr<Process> run_;
-    std::string mnt_ns_;
+    std::unique_ptr<IsolatedHost> host_;
     pid_t system_bus_pid_ = -1;
-    std::set<std::string> host_dbus_policies_, host_polkit_actions_;
 };
 
 // Runs the README's command and goes through what a user does with it.
@@ -256,13 +153,13 @@ void lease_then_ctrl_c(IsolatedRun& r, const std::map<std::string, std::string>&
 
     auto busctl = [&](std::vector<std::string> args) {
         args.insert(args.begin(), {"busctl", "--system"});
-        return run(r.inside(bus_env, args));
+        return run(r.host().inside(bus_env, args));
     };
     {
         StalledOutput holder(
-            r.inside(bus_env, {"stdbuf", "-oL", "busctl", "--system", "call", PROMISCD_BUS_NAME,
-                               kRootPath, kManagerIface, "AcquireLease", "sa{sv}", r.dev(), "1",
-                               "reason", "s", "scripts/run test"}));
+            r.host().inside(bus_env, {"stdbuf", "-oL", "busctl", "--system", "call",
+                                      PROMISCD_BUS_NAME, kRootPath, kManagerIface, "AcquireLease",
+                                      "sa{sv}", r.dev(), "1", "reason", "s", "scripts/run test"}));
         auto promisc = [&] {
             auto s = link_state(r.ns(), r.dev());
             return s && s->promisc();
@@ -278,7 +175,7 @@ void lease_then_ctrl_c(IsolatedRun& r, const std::map<std::string, std::string>&
         EXPECT_EQ(l[0][7], "busctl");
 
         // Everything the run started, before Ctrl-C.
-        const auto before = processes_in(r.mnt_ns());
+        const auto before = r.host().processes();
         std::set<std::string> names;
         for (const auto& [pid, comm] : before)
             names.insert(comm);
@@ -295,7 +192,7 @@ void lease_then_ctrl_c(IsolatedRun& r, const std::map<std::string, std::string>&
         for (const auto& [pid, comm] : before) {
             if (pid == r.system_bus_pid() || pid == holder.pid())
                 continue; // the machine's own bus stays; busctl is ours to stop
-            EXPECT_TRUE(wait_until([&] { return gone(pid); }, 10s))
+            EXPECT_TRUE(wait_until([&] { return process_gone(pid); }, 10s))
                 << comm << " (" << pid << ") still runs after Ctrl-C";
         }
     }
@@ -326,9 +223,9 @@ TEST(ScriptsRun, WithoutASystemBusItBringsItsOwn) {
     EXPECT_NE(run.log().find("stopped the private bus and polkitd"), std::string::npos)
         << run.log();
     EXPECT_EQ(run.log().find("polkitd did not start"), std::string::npos) << run.log();
-    EXPECT_TRUE(wait_until([&] { return processes_in(r.mnt_ns()).empty(); }, 10s))
+    EXPECT_TRUE(wait_until([&] { return r.host().processes().empty(); }, 10s))
         << "the namespace (and its mounts) outlived the run";
-    r.expect_host_untouched();
+    r.host().expect_host_untouched();
 }
 
 // A machine with Debian's own system bus (its system.conf): scripts/run
@@ -343,8 +240,8 @@ TEST(ScriptsRun, OnTheSystemBusRootOwnsTheName) {
     ASSERT_TRUE(says(run, "serving on the running system bus")) << run.log();
     lease_then_ctrl_c(r, {}, {"promiscd"});
     EXPECT_EQ(run.log().find("cannot own the bus name"), std::string::npos) << run.log();
-    EXPECT_FALSE(gone(r.system_bus_pid())) << "scripts/run left the machine's bus alone";
-    r.expect_host_untouched();
+    EXPECT_FALSE(process_gone(r.system_bus_pid())) << "scripts/run left the machine's bus alone";
+    r.host().expect_host_untouched();
 }
 
 } // namespace
