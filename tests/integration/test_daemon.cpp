@@ -135,14 +135,20 @@ TEST_F(InProcess, TtlExpiryClearsTheFlag) {
 
 class DaemonProcess : public ::testing::Test {
 protected:
-    void SetUp() override { PROMISCD_REQUIRE_ROOT(); }
+    void SetUp() override {
+        PROMISCD_REQUIRE_ROOT();
+        write_file(state_ / "promiscd.json", "{}\n");
+    }
     TempDir state_;
+    // Every path pinned to the test: nothing of a promiscd on the host
+    // (its state, socket or configuration) is read or touched.
     std::unique_ptr<Process> start(const Netns& ns, std::vector<std::string> args) {
         std::vector<std::string> argv = {PROMISCD_DAEMON_BINARY,
                                          "--log-target=console",
                                          "--log-level=debug",
                                          "--no-bus",
                                          "--state-dir=" + state_.path(),
+                                         "--config=" + state_ / "promiscd.json",
                                          "--varlink=" + state_ / "io.promiscd"};
         argv.insert(argv.end(), args.begin(), args.end());
         return std::make_unique<Process>(ns.wrap(argv));
