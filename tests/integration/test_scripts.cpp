@@ -198,11 +198,20 @@ void lease_then_ctrl_c(IsolatedRun& r, const std::map<std::string, std::string>&
     }
 }
 
-TEST(ScriptsRun, ReadmeCommandIsThere) {
+// The README opens with exactly two commands: run, and test.
+TEST(ScriptsRun, ReadmeOpensWithTheTwoCommands) {
     PROMISCD_REQUIRE_ROOT();
     EXPECT_EQ(readme_command(kScriptsRunTarget), "sudo scripts/run")
         << "the README's first code block names the command a newcomer runs";
     EXPECT_EQ(readme_command("scripts/test"), "sudo scripts/test");
+    const std::string readme = read_file(kSource + "/README.md");
+    const auto start = readme.find('\n', readme.find("```")) + 1;
+    std::istringstream block(readme.substr(start, readme.find("```", start) - start));
+    int commands = 0;
+    for (std::string line; std::getline(block, line);)
+        commands += !line.empty();
+    EXPECT_EQ(commands, 2) << "the first code block: one command to run, one to test";
+    EXPECT_LT(readme.find("```"), readme.find("\n## ")) << "before anything else";
 }
 
 // No system bus (a container, a CI machine): scripts/run starts a private
