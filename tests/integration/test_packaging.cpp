@@ -398,6 +398,107 @@ TEST(Packaging, SeeAlsoReferencesResolve) {
     }
 }
 
+// ------------------------------------------------------------------ meson install
+
+std::string pkg_config_variable(const std::string& package, const std::string& variable) {
+    auto r = run({"pkg-config", "--variable=" + variable, package});
+    return r.ok() ? trim(r.out) : std::string();
+}
+
+// `meson install --destdir` of the build under test puts each file where the
+// program that reads it looks: the directories pkg-config gives (unless the
+// build overrode them), the rest under the prefix.
+TEST(Packaging, InstallPutsFilesWherePkgConfigSays) {
+    PROMISCD_REQUIRE_ROOT();
+    namespace fs = std::filesystem;
+    auto options_json = run({"meson", "introspect", "--buildoptions", PROMISCD_BUILD_ROOT});
+    ASSERT_TRUE(options_json.ok()) << options_json.err;
+    std::map<std::string, std::string> option;
+    for (const auto& o : nlohmann::json::parse(options_json.out))
+        if (o["value"].is_string())
+            option[o["name"]] = o["value"];
+    auto dir = [&](const std::string& opt, const std::string& from_pkg_config) {
+        return option[opt].empty() ? from_pkg_config : option[opt];
+    };
+    const std::string prefix = option["prefix"];
+    const std::string dbus_datadir = pkg_config_variable("dbus-1", "datadir");
+    const std::string unitdir =
+        dir("systemdsystemunitdir", pkg_config_variable("systemd", "systemdsystemunitdir"));
+    ASSERT_FALSE(unitdir.empty());
+    std::string polkitdir = pkg_config_variable("polkit-gobject-1", "policydir");
+    polkitdir =
+        dir("polkit_actiondir", polkitdir.empty() ? "/usr/share/polkit-1/actions" : polkitdir);
+    std::vector<std::string> expected = {
+        unitdir + "/promiscd.service",
+        unitdir + "/promiscd.socket",
+        dir("dbus_policydir", dbus_datadir + "/dbus-1/system.d") + "/" PROMISCD_BUS_NAME ".conf",
+        dir("dbus_system_services_dir", pkg_config_variable("dbus-1", "system_bus_services_dir")) +
+            "/" PROMISCD_BUS_NAME ".service",
+        dir("dbus_interfaces_dir", pkg_config_variable("dbus-1", "interfaces_dir")) +
+            "/" PROMISCD_BUS_NAME ".xml",
+        polkitdir + "/" PROMISCD_ACTION_PREFIX ".policy",
+        prefix + "/" + option["sbindir"] + "/promiscd",
+        prefix + "/" + option["bindir"] + "/promiscctl",
+        prefix + "/" + option["mandir"] + "/man8/promiscd.8",
+        prefix + "/" + option["mandir"] + "/man5/promiscd.json.5",
+        prefix + "/" + option["mandir"] + "/man1/promiscctl.1",
+        prefix + "/" + option["datadir"] + "/doc/promiscd/50-org.promiscd.rules",
+        prefix + "/" + option["datadir"] + "/doc/promiscd/promiscd.json.example",
+    };
+    if (std::string(PROMISCD_DAEMON_USER) != "root")
+        expected.push_back(dir("sysusersdir", pkg_config_variable("systemd", "sysusersdir")) +
+                           "/promiscd.conf");
+
+    TempDir dest;
+    auto install = run({"meson", "install", "-C", PROMISCD_BUILD_ROOT, "--no-rebuild", "--quiet",
+                        "--destdir", dest.path()});
+    ASSERT_TRUE(install.ok()) << install.out << install.err;
+    std::set<std::string> installed;
+    for (const auto& e : fs::recursive_directory_iterator(dest.path()))
+        if (!e.is_directory())
+            installed.insert(e.path().string().substr(dest.path().size()));
+    for (const auto& f : expected)
+        EXPECT_TRUE(installed.count(f)) << f << " is not installed; installed:\n"
+                                        << ::testing::PrintToString(installed);
+    // Nothing else, nowhere else.
+    for (const auto& f : installed)
+        EXPECT_TRUE(std::find(expected.begin(), expected.end(), f) != expected.end() ||
+                    f.rfind(prefix + "/", 0) == 0)
+            << f << " is installed outside the prefix and the directories pkg-config names";
+
+    // The installed unit starts the installed daemon.
+    std::smatch m;
+    const auto unit = read_file(dest / (unitdir.substr(1) + "/promiscd.service"));
+    ASSERT_TRUE(std::regex_search(unit, m, std::regex("\nExecStart=(/[^ \n]+)")));
+    EXPECT_TRUE(installed.count(m[1].str())) << m[1].str();
+    EXPECT_EQ(::access((dest.path() + m[1].str()).c_str(), X_OK), 0) << m[1].str();
+}
+
+// -Dtests=false: no test and no benchmark is built (nor is gtest needed).
+TEST(Packaging, WithoutTestsNoTestOrBenchmarkIsBuilt) {
+    PROMISCD_REQUIRE_ROOT();
+    TempDir build;
+    auto setup = run({"meson", "setup", "-Dtests=false", build / "b", PROMISCD_SOURCE_ROOT});
+    ASSERT_TRUE(setup.ok()) << setup.out << setup.err;
+    auto targets = run({"meson", "introspect", "--targets", build / "b"});
+    ASSERT_TRUE(targets.ok()) << targets.err;
+    std::set<std::string> names;
+    for (const auto& t : nlohmann::json::parse(targets.out))
+        names.insert(t["name"].get<std::string>());
+    EXPECT_TRUE(names.count("promiscd")) << ::testing::PrintToString(names);
+    EXPECT_TRUE(names.count("promiscctl")) << ::testing::PrintToString(names);
+    for (const auto& n : names) {
+        EXPECT_NE(n.rfind("test_", 0), 0u) << n;
+        EXPECT_NE(n.rfind("itest_", 0), 0u) << n;
+        EXPECT_EQ(n.find("harness"), std::string::npos) << n;
+    }
+    for (const char* bench : {"frame_blaster", "bare_relay", "capture_sink"})
+        EXPECT_FALSE(names.count(bench)) << bench;
+    auto tests = run({"meson", "introspect", "--tests", build / "b"});
+    ASSERT_TRUE(tests.ok()) << tests.err;
+    EXPECT_TRUE(nlohmann::json::parse(tests.out).empty()) << tests.out;
+}
+
 TEST(BusStackHarness, TestUsersExistForTheBusAndPolkitdOnly) {
     PROMISCD_REQUIRE_ROOT();
     BusStack bus;
