@@ -883,46 +883,6 @@ TEST_F(Capture, SessionYieldsTheDaemonsFrames) {
     ::unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
 }
 
-// A child whose standard output is a pipe to us; killed and reaped on the
-// way out, whatever happens.
-class PipedChild {
-public:
-    explicit PipedChild(const std::vector<std::string>& argv) {
-        int p[2];
-        if (::pipe2(p, O_CLOEXEC) != 0)
-            throw std::runtime_error("pipe2");
-        pid_ = ::fork();
-        if (pid_ == 0) {
-            ::dup2(p[1], 1);
-            ::setpgid(0, 0);
-            std::vector<char*> args;
-            for (const auto& a : argv)
-                args.push_back(const_cast<char*>(a.c_str()));
-            args.push_back(nullptr);
-            ::execvp(args[0], args.data());
-            ::_exit(127);
-        }
-        ::close(p[1]);
-        read_fd_ = p[0];
-    }
-    ~PipedChild() { stop(); }
-    PipedChild(const PipedChild&) = delete;
-    PipedChild& operator=(const PipedChild&) = delete;
-    int take_read_fd() { return std::exchange(read_fd_, -1); }
-    void stop() {
-        if (read_fd_ >= 0)
-            ::close(std::exchange(read_fd_, -1));
-        if (pid_ > 0) {
-            ::kill(-pid_, SIGTERM);
-            ::waitpid(std::exchange(pid_, -1), nullptr, 0);
-        }
-    }
-
-private:
-    pid_t pid_ = -1;
-    int read_fd_ = -1;
-};
-
 // The same reader on a stream dumpcap wrote (`dumpcap -w -` into a pipe),
 // read while dumpcap is still writing it, then ended by dumpcap's own ISB.
 TEST_F(Capture, SessionReadsADumpcapStream) {

@@ -57,49 +57,6 @@ bool says(Process& p, const std::string& text, std::chrono::milliseconds timeout
     return seen();
 }
 
-// A command whose standard output is a full pipe that nobody reads: a
-// line-buffered busctl writes its reply and blocks there, connected to the
-// bus, so the lease it took (which lives as long as its connection, like
-// every D-Bus lease) stays held. Killed and reaped on the way out.
-class StalledOutput {
-public:
-    explicit StalledOutput(const std::vector<std::string>& argv) {
-        int p[2];
-        if (::pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0)
-            throw std::runtime_error("pipe2");
-        ::fcntl(p[1], F_SETPIPE_SZ, 4096);
-        const std::string fill(4096, 'x');
-        while (::write(p[1], fill.data(), fill.size()) > 0) {
-        }
-        read_end_ = p[0];
-        pid_ = ::fork();
-        if (pid_ == 0) {
-            ::setpgid(0, 0);
-            ::fcntl(p[1], F_SETFL, 0); // blocking again: busctl waits in write()
-            ::dup2(p[1], 1);
-            std::vector<char*> args;
-            for (const auto& a : argv)
-                args.push_back(const_cast<char*>(a.c_str()));
-            args.push_back(nullptr);
-            ::execvp(args[0], args.data());
-            ::_exit(127);
-        }
-        ::close(p[1]);
-    }
-    ~StalledOutput() {
-        ::kill(-pid_, SIGKILL);
-        ::waitpid(pid_, nullptr, 0);
-        ::close(read_end_);
-    }
-    StalledOutput(const StalledOutput&) = delete;
-    StalledOutput& operator=(const StalledOutput&) = delete;
-    pid_t pid() const { return pid_; }
-
-private:
-    pid_t pid_ = -1;
-    int read_end_ = -1;
-};
-
 // `command` run from the source tree, as root, on an isolated host (see
 // IsolatedHost): a network namespace with a veth pair; a tmpfs over /run;
 // writable copies over the directories scripts/run installs into; the build
@@ -156,10 +113,14 @@ void lease_then_ctrl_c(IsolatedRun& r, const std::map<std::string, std::string>&
         return run(r.host().inside(bus_env, args));
     };
     {
-        StalledOutput holder(
+        // busctl keeps its connection, and with it the lease (a D-Bus lease
+        // lives as long as its owner's connection), while it cannot write
+        // its reply: line-buffered output into a full pipe.
+        PipedChild holder(
             r.host().inside(bus_env, {"stdbuf", "-oL", "busctl", "--system", "call",
                                       PROMISCD_BUS_NAME, kRootPath, kManagerIface, "AcquireLease",
-                                      "sa{sv}", r.dev(), "1", "reason", "s", "scripts/run test"}));
+                                      "sa{sv}", r.dev(), "1", "reason", "s", "scripts/run test"}),
+            PipedChild::Output::Stalled);
         auto promisc = [&] {
             auto s = link_state(r.ns(), r.dev());
             return s && s->promisc();

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
+#include <utility>
 
 extern char** environ;
 
@@ -289,6 +290,47 @@ TempDir::TempDir() {
 TempDir::~TempDir() {
     std::error_code ec;
     std::filesystem::remove_all(path_, ec);
+}
+
+PipedChild::PipedChild(const std::vector<std::string>& argv, Output output) {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0)
+        throw std::runtime_error(std::string("pipe2: ") + std::strerror(errno));
+    if (output == Output::Stalled) {
+        // One page, filled: the child's first write blocks.
+        ::fcntl(p[1], F_SETPIPE_SZ, 4096);
+        const std::string fill(4096, 'x');
+        while (::write(p[1], fill.data(), fill.size()) > 0) {
+        }
+    }
+    auto args = argv;
+    auto cargv = cstrs(args);
+    pid_ = ::fork();
+    if (pid_ < 0)
+        throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+    if (pid_ == 0) {
+        ::setpgid(0, 0);
+        ::fcntl(p[1], F_SETFL, 0); // blocking, as a program expects its stdout
+        ::dup2(p[1], 1);
+        ::execvp(cargv[0], cargv.data());
+        ::_exit(127);
+    }
+    ::close(p[1]);
+    read_fd_ = p[0];
+    ::fcntl(read_fd_, F_SETFL, 0);
+}
+
+int PipedChild::take_read_fd() {
+    return std::exchange(read_fd_, -1);
+}
+
+void PipedChild::stop() {
+    if (read_fd_ >= 0)
+        ::close(std::exchange(read_fd_, -1));
+    if (pid_ > 0) {
+        ::kill(-pid_, SIGTERM);
+        ::waitpid(std::exchange(pid_, -1), nullptr, 0);
+    }
 }
 
 std::string read_file(const std::string& path) {

@@ -87,6 +87,27 @@ private:
     int stdin_fd_ = -1;
 };
 
+// A child whose standard output is a pipe to the test; its own process
+// group, killed (SIGTERM) and reaped on the way out, whatever happens.
+class PipedChild {
+public:
+    enum class Output {
+        Read,    // the test reads it (take_read_fd)
+        Stalled, // a full pipe nobody reads: the child blocks in its first write
+    };
+    explicit PipedChild(const std::vector<std::string>& argv, Output output = Output::Read);
+    ~PipedChild() { stop(); }
+    PipedChild(const PipedChild&) = delete;
+    PipedChild& operator=(const PipedChild&) = delete;
+    pid_t pid() const { return pid_; }
+    int take_read_fd();
+    void stop();
+
+private:
+    pid_t pid_ = -1;
+    int read_fd_ = -1;
+};
+
 // Poll pred every `step` until it is true or the deadline passes.
 bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 5s,
                 std::chrono::milliseconds step = 10ms);
