@@ -41,6 +41,7 @@ public:
 
 private:
     void onConflict(const std::string&, const uint32_t&) override {}
+    void onFlagChanged(const std::string&, const bool&, const std::string&) override {}
 };
 
 class Capture final : public sdbus::ProxyInterfaces<gen::Capture_proxy> {

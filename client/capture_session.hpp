@@ -1,20 +1,18 @@
 // A capture as a client program sees it: ask promiscd for one over D-Bus
-// (Manager.OpenCapture), then take frames with next(timeout) as they arrive
-// on the pcapng pipe. The capture belongs to the session's bus connection:
-// it ends when the session is destroyed or the process exits.
+// (Manager.OpenCapture, through the library's Client), then take frames with
+// next(timeout) as they arrive on the pcapng pipe. The capture belongs to the
+// Client's bus connection: it ends when that connection closes (the session
+// is destroyed with its own Client, or the process exits).
 #pragma once
 
 #include "client/capture_reader.hpp"
+#include "client/promisc_client.hpp"
 
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
-
-namespace sdbus {
-class IConnection;
-}
 
 namespace promiscd::client {
 
@@ -33,6 +31,11 @@ public:
     // D-Bus name), DaemonUnreachable when there is no bus or no promiscd.
     explicit CaptureSession(const std::string& interface,
                             const CaptureSessionOptions& options = {});
+    // The same on a Client the caller already has (and keeps alive for as
+    // long as the session): its connection carries the capture, and the
+    // session dispatches it while waiting.
+    CaptureSession(Client& client, const std::string& interface,
+                   const CaptureSessionOptions& options = {});
     // Reads a pcapng stream that is already open (a file, `dumpcap -w -`),
     // taking ownership of fd. There is no Capture object: stop() does
     // nothing and wait_finished() returns nothing.

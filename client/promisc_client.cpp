@@ -19,7 +19,6 @@ namespace {
 
 const std::string kBusName = PROMISCD_BUS_NAME;
 const std::string kRootPath = PROMISCD_OBJECT_PATH;
-const std::string kErrorPrefix = kBusName + ".Error.";
 const std::string kDBusError = "org.freedesktop.DBus.Error.";
 const std::string kPropertiesIface = "org.freedesktop.DBus.Properties";
 const std::string kObjectManagerIface = "org.freedesktop.DBus.ObjectManager";
@@ -102,6 +101,7 @@ public:
 
 private:
     void onConflict(const std::string&, const uint32_t&) override {}
+    void onFlagChanged(const std::string&, const bool&, const std::string&) override {}
 };
 
 class LeaseRemote final : private ProxyHolder,
@@ -112,7 +112,7 @@ public:
         : ProxyHolder(c, path, interactive), Lease_proxy(*proxy), Properties_proxy(*proxy) {}
 
 private:
-    void onEnded(const std::string&) override {}
+    void onEnded(const std::string&, const std::map<std::string, sdbus::Variant>&) override {}
     void onPropertiesChanged(const std::string&, const Props&,
                              const std::vector<std::string>&) override {}
 };
@@ -187,6 +187,9 @@ void update_from(LinkInfo& l, const Props& p) {
     take(p, "Origin", l.origin);
     take(p, "Leases", l.leases);
     take(p, "Policy", l.policy);
+    if (auto it = p.find("ExternalChanges");
+        it != p.end() && it->second.containsValueOfType<std::uint64_t>())
+        l.external_changes = it->second.get<std::uint64_t>();
 }
 
 void update_from(LeaseInfo& l, const Props& p) {
@@ -209,6 +212,22 @@ void update_from(CaptureInfo& c, const Props& p) {
     take(p, "Drops", c.drops);
 }
 
+// Ended's details, when the daemon sends them (the contract added them):
+// for a revocation, who revoked the lease and why.
+void read_end_details(sdbus::Message& msg, LeaseEnd& end) {
+    Props details;
+    try {
+        msg >> details;
+    } catch (const sdbus::Error&) {
+        return; // none, or not a{sv}: the reason alone
+    }
+    take(details, "revoked_by", end.revoked_by);
+    take(details, "message", end.message);
+    if (auto it = details.find("revoked_by_uid");
+        it != details.end() && it->second.containsValueOfType<uint32_t>())
+        end.revoked_by_uid = it->second.get<uint32_t>();
+}
+
 std::vector<std::string> keys(const Props& p) {
     std::vector<std::string> out;
     for (const auto& [k, v] : p)
@@ -224,7 +243,16 @@ const std::string kManagerIface = gen::Manager_proxy::INTERFACE_NAME;
 // A signal as received, parsed inside sd-bus's dispatch and handled after
 // it, so that callbacks may make calls of their own.
 struct Signal {
-    enum class Kind { Added, Removed, Changed, Ended, Finished, Conflict, OwnerChanged };
+    enum class Kind {
+        Added,
+        Removed,
+        Changed,
+        Ended,
+        Finished,
+        Conflict,
+        FlagChanged,
+        OwnerChanged
+    };
     Kind kind = Kind::Changed;
     uint64_t timestamp = 0;
     std::string path;
@@ -232,8 +260,11 @@ struct Signal {
     std::vector<std::string> removed;   // Removed: interfaces
     std::string interface;              // Changed: whose properties
     Props props;                        // Changed
-    std::string text;                   // Ended/Finished reason, Conflict link
+    std::string text;                   // Finished reason, Conflict/FlagChanged link
     uint32_t number = 0;                // Conflict clears
+    LeaseEnd end;                       // Ended: the reason and its details
+    bool on = false;                    // FlagChanged: the flag after the change
+    std::string by;                     // FlagChanged: "promiscd" or "another agent"
     std::string old_owner, new_owner;   // OwnerChanged
 };
 
@@ -253,84 +284,6 @@ std::vector<std::shared_ptr<T>> live(const std::vector<std::weak_ptr<T>>& v) {
 
 } // namespace
 
-// ------------------------------------------------------------------ errors
-
-std::string_view to_string(ErrorKind kind) noexcept {
-    switch (kind) {
-    case ErrorKind::Failed:
-        return "Failed";
-    case ErrorKind::NoSuchInterface:
-        return "NoSuchInterface";
-    case ErrorKind::InvalidArgument:
-        return "InvalidArgument";
-    case ErrorKind::InvalidFilter:
-        return "InvalidFilter";
-    case ErrorKind::QuotaExceeded:
-        return "QuotaExceeded";
-    case ErrorKind::NoSuchLease:
-        return "NoSuchLease";
-    case ErrorKind::NotOwner:
-        return "NotOwner";
-    case ErrorKind::AccessDenied:
-        return "AccessDenied";
-    case ErrorKind::InteractiveAuthorizationRequired:
-        return "InteractiveAuthorizationRequired";
-    case ErrorKind::NotSupported:
-        return "NotSupported";
-    case ErrorKind::DaemonUnreachable:
-        return "DaemonUnreachable";
-    }
-    return "Failed";
-}
-
-ErrorKind error_kind(std::string_view name) noexcept {
-    static const std::pair<const char*, ErrorKind> ours[] = {
-        {"NoSuchInterface", ErrorKind::NoSuchInterface},
-        {"InvalidArgument", ErrorKind::InvalidArgument},
-        {"InvalidFilter", ErrorKind::InvalidFilter},
-        {"QuotaExceeded", ErrorKind::QuotaExceeded},
-        {"NoSuchLease", ErrorKind::NoSuchLease},
-        {"NotOwner", ErrorKind::NotOwner},
-    };
-    if (starts_with(name, kErrorPrefix)) {
-        auto rest = name.substr(kErrorPrefix.size());
-        for (const auto& [n, k] : ours)
-            if (rest == n)
-                return k;
-        return ErrorKind::Failed;
-    }
-    // The bus's own answers when the name has no owner and cannot be
-    // activated, or when the connection itself failed (sd-bus names errno
-    // errors "System.Error.E…").
-    static const char* const unreachable[] = {
-        "org.freedesktop.DBus.Error.ServiceUnknown",
-        "org.freedesktop.DBus.Error.NameHasNoOwner",
-        "org.freedesktop.DBus.Error.NoServer",
-        "org.freedesktop.DBus.Error.Disconnected",
-        "org.freedesktop.DBus.Error.NoReply",
-        "org.freedesktop.DBus.Error.Timeout",
-        "org.freedesktop.DBus.Error.TimedOut",
-        "System.Error.ECONNRESET",
-        "System.Error.ENOTCONN",
-        "System.Error.ECONNREFUSED",
-        "System.Error.ETIMEDOUT",
-        "System.Error.EPIPE",
-        "System.Error.ENOENT",
-    };
-    for (const char* n : unreachable)
-        if (name == n)
-            return ErrorKind::DaemonUnreachable;
-    if (starts_with(name, "org.freedesktop.DBus.Error.Spawn."))
-        return ErrorKind::DaemonUnreachable;
-    if (name == "org.freedesktop.DBus.Error.AccessDenied")
-        return ErrorKind::AccessDenied;
-    if (name == "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired")
-        return ErrorKind::InteractiveAuthorizationRequired;
-    if (name == "org.freedesktop.DBus.Error.NotSupported")
-        return ErrorKind::NotSupported;
-    return ErrorKind::Failed;
-}
-
 // ------------------------------------------------------------------ helpers
 
 UniqueFd& UniqueFd::operator=(UniqueFd&& o) noexcept {
@@ -343,6 +296,19 @@ void UniqueFd::reset(int fd) noexcept {
     if (fd_ >= 0)
         ::close(fd_);
     fd_ = fd;
+}
+
+std::string describe(const LeaseEnd& end) {
+    if (end.reason.empty())
+        return "reason unknown";
+    std::string s = end.reason;
+    if (!end.revoked_by.empty())
+        s += " by " + end.revoked_by;
+    else if (end.revoked_by_uid)
+        s += " by uid " + std::to_string(*end.revoked_by_uid);
+    if (!end.message.empty())
+        s += ": " + end.message;
+    return s;
 }
 
 std::string lease_path(std::uint64_t id) {
@@ -368,17 +334,17 @@ struct Lease::State {
     std::unique_ptr<LeaseRemote> remote;
     LeaseInfo info;
     bool ended = false;
-    std::string end_reason;
+    LeaseEnd end_info;
     std::function<void(const std::string&, const std::string&)> on_state;
     std::function<void(const std::string&)> on_ended;
 
-    void end(const std::string& reason) {
+    void end(const LeaseEnd& how) {
         if (ended)
             return;
         ended = true;
-        end_reason = reason;
+        end_info = how;
         if (on_ended)
-            on_ended(reason);
+            on_ended(how.reason);
     }
 
     void handle(const Signal& s) {
@@ -390,11 +356,11 @@ struct Lease::State {
             if (info.state != before && on_state)
                 on_state(before, info.state);
         } else if (s.kind == Signal::Kind::Ended) {
-            end(s.text);
+            end(s.end);
         } else if (s.kind == Signal::Kind::Removed) {
             // Ended always comes first; this is for a daemon that did not send it.
             if (std::find(s.removed.begin(), s.removed.end(), kLeaseIface) != s.removed.end())
-                end("");
+                end({});
         }
     }
 };
@@ -435,6 +401,7 @@ struct Watcher::State {
     std::map<std::string, LeaseInfo> leases;
     std::map<std::string, CaptureInfo> captures;
     std::function<void(const Event&)> on_event;
+    bool flag_signals = false; // the daemon emits Manager.FlagChanged
 
     void emit(Event e) {
         if (on_event)
@@ -507,14 +474,18 @@ void Client::Impl::on_signal(sdbus::Message& msg) {
             msg >> s.interface >> s.props >> invalidated;
             s.kind = Signal::Kind::Changed;
         } else if (iface == kLeaseIface && member == "Ended") {
-            msg >> s.text;
+            msg >> s.end.reason;
             s.kind = Signal::Kind::Ended;
+            read_end_details(msg, s.end);
         } else if (iface == kCaptureIface && member == "Finished") {
             msg >> s.text;
             s.kind = Signal::Kind::Finished;
         } else if (iface == kManagerIface && member == "Conflict") {
             msg >> s.text >> s.number;
             s.kind = Signal::Kind::Conflict;
+        } else if (iface == kManagerIface && member == "FlagChanged") {
+            msg >> s.text >> s.on >> s.by;
+            s.kind = Signal::Kind::FlagChanged;
         } else {
             return;
         }
@@ -611,6 +582,19 @@ void Watcher::State::load() {
         links.emplace(l.path, std::move(l));
     for (auto& l : impl->list_leases())
         leases.emplace(l.path, std::move(l));
+    // Whether this daemon announces flag changes itself, before the first
+    // one comes: its contract says so.
+    try {
+        auto root = sdbus::createProxy(*impl->connection, kBusName, kRootPath);
+        std::string xml;
+        root->callMethod("Introspect")
+            .onInterface("org.freedesktop.DBus.Introspectable")
+            .storeResultsTo(xml);
+        flag_signals =
+            flag_signals || xml.find("<signal name=\"FlagChanged\"") != std::string::npos;
+    } catch (const sdbus::Error&) {
+        // Not said: FlagChanged events will tell when they come.
+    }
 }
 
 void Watcher::State::fill_command(LeaseInfo& l) {
@@ -778,7 +762,8 @@ void Watcher::State::handle(const Signal& s) {
         break;
     case Signal::Kind::Ended: {
         e.type = Event::Type::LeaseEnded;
-        e.reason = s.text;
+        e.reason = s.end.reason;
+        e.end = s.end;
         if (auto it = leases.find(s.path); it != leases.end()) {
             e.lease = it->second;
             leases.erase(it);
@@ -808,6 +793,14 @@ void Watcher::State::handle(const Signal& s) {
         e.clears = s.number;
         emit(e);
         break;
+    case Signal::Kind::FlagChanged:
+        flag_signals = true;
+        e.type = Event::Type::FlagChanged;
+        e.interface = s.text;
+        e.flag_on = s.on;
+        e.by = s.by;
+        emit(e);
+        break;
     case Signal::Kind::OwnerChanged:
         if (!s.old_owner.empty()) {
             e.type = Event::Type::DaemonStopped;
@@ -827,6 +820,10 @@ Watcher::~Watcher() = default;
 
 void Watcher::on_event(std::function<void(const Event&)> cb) {
     state_->on_event = std::move(cb);
+}
+
+bool Watcher::reports_flag_changes() const {
+    return state_->flag_signals;
 }
 
 std::vector<LinkInfo> Watcher::links() const {
@@ -871,7 +868,10 @@ bool Lease::ended() const noexcept {
     return state_->ended;
 }
 const std::string& Lease::end_reason() const noexcept {
-    return state_->end_reason;
+    return state_->end_info.reason;
+}
+const LeaseEnd& Lease::end() const noexcept {
+    return state_->end_info;
 }
 
 void Lease::on_state_changed(
@@ -891,7 +891,7 @@ void Lease::release() {
     // The caller asked for it: no callback, and the Ended signal that
     // follows is ignored.
     state_->ended = true;
-    state_->end_reason = "released";
+    state_->end_info = LeaseEnd{"released", {}, {}, {}};
 }
 
 void Lease::renew(std::uint64_t ttl_sec) {

@@ -5,6 +5,8 @@
 // its back.
 #pragma once
 
+#include "client/errors.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -17,38 +19,6 @@
 #include <vector>
 
 namespace promiscd::client {
-
-// Every way a request can fail, as a caller needs to tell them apart.
-enum class ErrorKind {
-    Failed,                           // anything else the daemon or the bus said
-    NoSuchInterface,                  // org.promiscd.Promisc1.Error.NoSuchInterface
-    InvalidArgument,                  // ….InvalidArgument
-    InvalidFilter,                    // ….InvalidFilter
-    QuotaExceeded,                    // ….QuotaExceeded
-    NoSuchLease,                      // ….NoSuchLease (also: no object at that lease path)
-    NotOwner,                         // ….NotOwner
-    AccessDenied,                     // org.freedesktop.DBus.Error.AccessDenied (polkit said no)
-    InteractiveAuthorizationRequired, // polkit wants a password and the call did not allow asking
-    NotSupported,                     // the daemon does not offer this (yet)
-    DaemonUnreachable,                // no system bus, or promiscd not on it and not activatable
-};
-
-std::string_view to_string(ErrorKind kind) noexcept;
-// The kind a D-Bus error name stands for (Failed when it is none of ours).
-ErrorKind error_kind(std::string_view dbus_error_name) noexcept;
-
-class Error : public std::runtime_error {
-public:
-    Error(ErrorKind kind, std::string dbus_name, const std::string& message)
-        : std::runtime_error(message), kind_(kind), dbus_name_(std::move(dbus_name)) {}
-    ErrorKind kind() const noexcept { return kind_; }
-    // The D-Bus error name as received; empty when the error was found locally.
-    const std::string& dbus_name() const noexcept { return dbus_name_; }
-
-private:
-    ErrorKind kind_;
-    std::string dbus_name_;
-};
 
 // An owned file descriptor (closed on destruction).
 class UniqueFd {
@@ -77,9 +47,12 @@ struct LinkInfo {
     bool admin_flag = false;       // IFF_PROMISC, the admin bit
     std::uint32_t promiscuity = 0; // the kernel's count
     bool promiscuous = false;      // promiscuity > 0
-    std::string origin;            // "none", "daemon", "admin"
+    std::string origin;            // "none", "daemon", "admin", "unknown"
     std::uint32_t leases = 0;
     std::string policy; // "enforce", "yield"
+    // How often another agent changed the admin flag: from the Link object
+    // and varlink's ListLinks (D-Bus's ListLinks does not carry it).
+    std::optional<std::uint64_t> external_changes;
 };
 
 // A lease as ListLeases and the Lease object describe it.
@@ -88,7 +61,9 @@ struct LeaseInfo {
     std::uint64_t id = 0;
     std::string interface;
     std::string state; // "active", "pending", "overridden"
-    std::string owner; // unique bus name or "varlink:<n>"
+    // A unique bus name, "varlink:<n>", "config:static" (the configuration
+    // file) or "config:hold" (promiscd --hold).
+    std::string owner;
     std::uint32_t uid = 0;
     std::uint32_t pid = 0;
     std::string command; // empty when only signals described the lease
@@ -96,6 +71,18 @@ struct LeaseInfo {
     std::uint64_t acquired_usec = 0; // CLOCK_REALTIME
     std::uint64_t expires_usec = 0;  // CLOCK_REALTIME, 0 = never
 };
+
+// How a lease ended, beyond its reason: for a revocation, who and why.
+struct LeaseEnd {
+    std::string reason;     // "released", "expired", "revoked", ...
+    std::string revoked_by; // e.g. ":1.7 (uid 0, pid 42, promiscctl)"
+    std::optional<std::uint32_t> revoked_by_uid;
+    std::string message; // the revoker's reason, may be empty
+};
+
+// "revoked by :1.7 (uid 0, pid 42, promiscctl): maintenance", or the
+// reason alone ("expired"; "reason unknown" when there is none).
+std::string describe(const LeaseEnd& end);
 
 struct CaptureInfo {
     std::string path;
@@ -136,6 +123,7 @@ struct Event {
         CaptureChanged,
         CaptureFinished,
         Conflict,
+        FlagChanged, // the admin flag, as the daemon saw it change and who changed it
         DaemonStarted,
         DaemonStopped,
     };
@@ -146,8 +134,11 @@ struct Event {
     LeaseInfo lease, previous_lease;  // Lease*
     CaptureInfo capture;              // Capture*
     std::string reason;               // LeaseEnded, CaptureFinished ("" when unknown)
-    std::string interface;            // Conflict
+    LeaseEnd end;                     // LeaseEnded: the reason and, for a revocation, who and why
+    std::string interface;            // Conflict, FlagChanged
     std::uint32_t clears = 0;         // Conflict
+    bool flag_on = false;             // FlagChanged: the flag after the change
+    std::string by;                   // FlagChanged: "promiscd" or "another agent"
 };
 
 // The lease path of an id and back ("/org/promiscd/Promisc1/lease/3" ↔ 3).
@@ -171,6 +162,9 @@ public:
     const LeaseInfo& info() const noexcept; // as last seen
     bool ended() const noexcept;
     const std::string& end_reason() const noexcept;
+    // The reason, and for a revocation who revoked it and why (set before
+    // on_ended's callback runs).
+    const LeaseEnd& end() const noexcept;
 
     void on_state_changed(std::function<void(const std::string& from, const std::string& to)> cb);
     void on_ended(std::function<void(const std::string& reason)> cb);
@@ -228,6 +222,10 @@ public:
     Watcher& operator=(const Watcher&) = delete;
 
     void on_event(std::function<void(const Event&)> cb);
+    // Whether the daemon announces every change of a link's admin flag
+    // with Manager.FlagChanged (FlagChanged events), so that a
+    // LinkChanged's AdminFlag need not be explained.
+    bool reports_flag_changes() const;
     std::vector<LinkInfo> links() const;
     std::vector<LeaseInfo> leases() const;
 

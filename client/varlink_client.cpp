@@ -13,8 +13,6 @@ namespace promiscd::client {
 
 namespace {
 
-constexpr std::string_view kPrefix = "org.promiscd.Promisc.";
-
 std::string errno_text(int err) {
     return std::strerror(err);
 }
@@ -41,35 +39,6 @@ Error lost(const std::string& path) {
 }
 
 } // namespace
-
-ErrorKind varlink_error_kind(std::string_view name) noexcept {
-    if (name == "org.varlink.service.InvalidParameter")
-        return ErrorKind::InvalidArgument;
-    if (name == "org.varlink.service.MethodNotFound" ||
-        name == "org.varlink.service.InterfaceNotFound" ||
-        name == "org.varlink.service.MethodNotImplemented")
-        return ErrorKind::NotSupported;
-    if (name.substr(0, kPrefix.size()) != kPrefix)
-        return ErrorKind::Failed;
-    auto n = name.substr(kPrefix.size());
-    if (n == "NoSuchInterface")
-        return ErrorKind::NoSuchInterface;
-    if (n == "InvalidArgument")
-        return ErrorKind::InvalidArgument;
-    if (n == "InvalidFilter")
-        return ErrorKind::InvalidFilter;
-    if (n == "QuotaExceeded")
-        return ErrorKind::QuotaExceeded;
-    if (n == "NoSuchLease")
-        return ErrorKind::NoSuchLease;
-    if (n == "NotOwner")
-        return ErrorKind::NotOwner;
-    if (n == "AccessDenied")
-        return ErrorKind::AccessDenied;
-    if (n == "InteractiveAuthorizationRequired")
-        return ErrorKind::InteractiveAuthorizationRequired;
-    return ErrorKind::Failed;
-}
 
 VarlinkClient::VarlinkClient(const std::string& path) : path_(path) {
     sockaddr_un addr{};
@@ -125,22 +94,40 @@ void VarlinkClient::call_more(const std::string& method, const nlohmann::json& p
     send({{"method", method}, {"parameters", parameters}, {"more", true}});
 }
 
-nlohmann::json VarlinkClient::call(const std::string& method, const nlohmann::json& parameters) {
+void VarlinkClient::call_oneway(const std::string& method, const nlohmann::json& parameters) {
+    send({{"method", method}, {"parameters", parameters}, {"oneway", true}});
+}
+
+VarlinkClient::Reply VarlinkClient::request(const std::string& method,
+                                            const nlohmann::json& parameters) {
     send({{"method", method}, {"parameters", parameters}});
     auto r = wait(std::chrono::minutes(2));
     if (!r.error.empty())
         raise(r);
-    return std::move(r.parameters);
+    return r;
+}
+
+nlohmann::json VarlinkClient::call(const std::string& method, const nlohmann::json& parameters) {
+    return std::move(request(method, parameters).parameters);
 }
 
 bool VarlinkClient::read_some() {
     if (!fd_ || eof_)
         return false;
     std::array<char, 65536> buf;
+    alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof(int) * kMaxFds)> control;
     // Bounded per call: the caller's loop comes back while more is queued.
     for (int round = 0; round < 16; ++round) {
-        ssize_t n = ::recv(fd_.get(), buf.data(), buf.size(), 0);
+        iovec iov{buf.data(), buf.size()};
+        msghdr mh{};
+        mh.msg_iov = &iov;
+        mh.msg_iovlen = 1;
+        mh.msg_control = control.data();
+        mh.msg_controllen = control.size();
+        ssize_t n = ::recvmsg(fd_.get(), &mh, MSG_CMSG_CLOEXEC);
         if (n > 0) {
+            read_offset_ += static_cast<std::uint64_t>(n);
+            take_fds(mh);
             in_.append(buf.data(), static_cast<size_t>(n));
             parse();
             continue;
@@ -153,6 +140,28 @@ bool VarlinkClient::read_some() {
         return false;
     }
     return true;
+}
+
+void VarlinkClient::take_fds(msghdr& mh) {
+    bool truncated = (mh.msg_flags & MSG_CTRUNC) != 0;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        const size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < n; ++i) {
+            int fd;
+            std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+            // Owned from here, whatever happens next.
+            fds_.emplace_back(read_offset_ - 1, UniqueFd(fd));
+        }
+    }
+    if (truncated) {
+        eof_ = true;
+        fds_.clear();
+        throw Error(ErrorKind::Failed, {},
+                    "promiscd passed more than " + std::to_string(kMaxFds) +
+                        " file descriptors at once over varlink");
+    }
 }
 
 void VarlinkClient::parse() {
@@ -171,6 +180,11 @@ void VarlinkClient::parse() {
             throw Error(ErrorKind::Failed, {}, "promiscd sent an invalid varlink message");
         }
         Reply r;
+        const std::uint64_t last = in_offset_ + nul;
+        while (!fds_.empty() && fds_.front().first <= last) {
+            r.fds.push_back(std::move(fds_.front().second));
+            fds_.pop_front();
+        }
         if (auto p = j.find("parameters"); p != j.end() && p->is_object())
             r.parameters = std::move(*p);
         if (auto c = j.find("continues"); c != j.end() && c->is_boolean())
@@ -180,6 +194,7 @@ void VarlinkClient::parse() {
         replies_.push_back(std::move(r));
     }
     in_.erase(0, start);
+    in_offset_ += start;
     if (in_.size() > kMaxMessage) {
         eof_ = true;
         in_.clear();
@@ -217,7 +232,7 @@ void VarlinkClient::raise(const Reply& r) {
         message = r.error;
     else
         message = r.error + " " + r.parameters.dump();
-    throw Error(varlink_error_kind(r.error), r.error, message);
+    throw VarlinkError(varlink_error_kind(r.error), r.error, message, r.parameters);
 }
 
 } // namespace promiscd::client

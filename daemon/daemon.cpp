@@ -1,24 +1,35 @@
+// Assembly only: what is built in which order, signals, READY and STOPPING.
+// Every rule lives in a unit of its own (ops/, service/, state/recovery,
+// static_leases, idle, status).
 #include "daemon.hpp"
 
 #include "auth/authorizer.hpp"
 #include "auth/polkit_authority.hpp"
 #include "bus/bus_frontend.hpp"
+#include "bus/bus_guard.hpp"
 #include "bus/bus_loop.hpp"
+#include "bus/bus_objects.hpp"
 #include "bus/peer_credentials.hpp"
-#include "capture/capture_manager.hpp"
+#include "bus/raw_bus.hpp"
 #include "config.h"
 #include "config/config.hpp"
+#include "idle.hpp"
 #include "log.hpp"
-#include "state/state_store.hpp"
+#include "ops/audit.hpp"
+#include "ops/operations.hpp"
+#include "service/capture_service.hpp"
+#include "service/lease_service.hpp"
+#include "state/record_store.hpp"
+#include "state/recovery.hpp"
+#include "static_leases.hpp"
+#include "status.hpp"
 #include "varlink/promisc_varlink.hpp"
 #include "varlink/varlink_server.hpp"
 
-#include <algorithm>
 #include <csignal>
 #include <cstring>
 #include <grp.h>
 #include <sdbus-c++/sdbus-c++.h>
-#include <set>
 #include <system_error>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -31,54 +42,6 @@ void check(int r, const char* what) {
     if (r < 0)
         throw std::system_error(-r, std::generic_category(), what);
 }
-
-constexpr const char* static_owner = "static"; // leases from the configuration file
-constexpr const char* hold_owner = "--hold";   // leases from the command line
-
-// A capture that ends may leave the daemon idle (captures without promisc
-// hold no lease, so the service does not see them go).
-class CaptureEnd : public capture::CaptureListener {
-public:
-    explicit CaptureEnd(std::function<void()> f) : f_(std::move(f)) {}
-    void on_capture_finished(const capture::CaptureInfo&, capture::FinishReason) override { f_(); }
-
-private:
-    std::function<void()> f_;
-};
-
-// Keeps the state file and systemd's STATUS= line in step with every change.
-class StateKeeper : public Listener {
-public:
-    StateKeeper(const Service& service, state::StateStore& store, std::function<void()> changed)
-        : service_(service), store_(store), changed_(std::move(changed)) {}
-    void on_command(const core::Command&) override {}
-    void on_changed() override {
-        try {
-            store_.save(state::snapshot(service_.arbiter()));
-        } catch (const state::StateError& e) {
-            log::error(e.what());
-        }
-        size_t active = 0;
-        for (const auto& l : service_.arbiter().leases())
-            if (l.state == core::LeaseState::Active)
-                ++active;
-        auto status = "STATUS=" + std::to_string(service_.arbiter().lease_count()) + " leases (" +
-                      std::to_string(active) + " active), promiscuous mode set on " +
-                      std::to_string(service_.arbiter().daemon_set_links().size()) + " links";
-        if (status != last_status_) {
-            sd_notify(0, status.c_str());
-            last_status_ = status;
-        }
-        if (changed_)
-            changed_();
-    }
-
-private:
-    const Service& service_;
-    state::StateStore& store_;
-    std::function<void()> changed_;
-    std::string last_status_;
-};
 
 std::vector<gid_t> resolve_groups(const std::vector<std::string>& names) {
     std::vector<gid_t> out;
@@ -110,40 +73,55 @@ int activation_socket() {
     return found;
 }
 
+varlink::Limits varlink_limits(const config::Config& c) {
+    varlink::Limits l;
+    l.max_message_bytes = c.varlink_max_message_bytes;
+    l.max_connections_per_uid = c.varlink_max_connections_per_uid;
+    l.max_connections = c.varlink_max_connections;
+    l.max_output_bytes = c.varlink_max_backlog_bytes;
+    l.max_total_output_bytes = c.varlink_max_total_backlog_bytes;
+    l.idle_timeout_usec = c.varlink_idle_timeout_seconds * 1'000'000;
+    return l;
+}
+
 } // namespace
 
 struct Daemon::Impl {
     DaemonOptions options;
     config::Config config;
     std::string config_path;
-    int activation_socket_fd = -1; // the varlink socket systemd passed
+    int activation_socket_fd = -1;
     bool activated = false;
     EventPtr event;
-    std::unique_ptr<Service> service;
-    std::unique_ptr<capture::CaptureManager> captures;
-    std::unique_ptr<CaptureEnd> capture_end;
-    std::unique_ptr<state::StateStore> store;
-    std::unique_ptr<StateKeeper> keeper;
+    std::unique_ptr<service::ChangeStream> changes;
+    std::unique_ptr<state::RecordStore> store;
+    std::unique_ptr<service::LeaseService> leases;
     std::unique_ptr<sdbus::IConnection> connection;
-    std::unique_ptr<bus::BusLoop> bus_loop;
     std::unique_ptr<bus::PeerCredentials> credentials;
+    std::unique_ptr<bus::BusGuard> guard;
     std::unique_ptr<auth::PolkitAuthority> polkit;
     std::unique_ptr<auth::Authorizer> authorizer;
+    std::unique_ptr<service::CaptureService> captures;
+    std::unique_ptr<ops::Audit> audit;
+    std::unique_ptr<ops::Operations> operations;
     std::unique_ptr<bus::BusFrontend> frontend;
+    std::unique_ptr<bus::BusObjects> objects;
+    std::unique_ptr<bus::BusLoop> bus_loop;
     std::unique_ptr<varlink::PromiscVarlink> varlink_handler;
     std::unique_ptr<varlink::Server> varlink_server;
-    EventSourcePtr idle_timer;
+    std::unique_ptr<IdleExit> idle;
+    std::unique_ptr<Status> status;
 
     static int on_signal(sd_event_source* s, const signalfd_siginfo* si, void* userdata);
-    static int on_idle(sd_event_source* s, uint64_t usec, void* userdata);
+    uint64_t now() const { return loop_now(event.get()); }
     void connect_bus();
     void start_varlink();
     void recover();
-    void apply_config();
+    std::vector<StaticLease> wanted_static() const;
     void apply_static_leases();
     void reload();
-    bool idle() const;
-    void update_idle();
+    IdleState idle_state() const;
+    void idle_exit();
     void stop();
 };
 
@@ -157,7 +135,7 @@ Daemon::Daemon(DaemonOptions options) : impl_(std::make_unique<Impl>()) {
 
     sigset_t mask;
     sigemptyset(&mask);
-    for (int sig : {SIGTERM, SIGINT, SIGHUP})
+    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD})
         sigaddset(&mask, sig);
     sigprocmask(SIG_BLOCK, &mask, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
@@ -170,50 +148,65 @@ Daemon::Daemon(DaemonOptions options) : impl_(std::make_unique<Impl>()) {
     d.activation_socket_fd = activation_socket();
     d.activated = d.activation_socket_fd >= 0;
 
-    d.store = std::make_unique<state::StateStore>(
+    d.changes = std::make_unique<service::ChangeStream>(d.event.get());
+    d.store = std::make_unique<state::RecordStore>(
         d.options.state_dir.empty() ? state::default_state_dir() : d.options.state_dir);
-    Service::Options so;
+    service::LeaseService::Options so;
     so.limits = d.config.limits;
     so.netlink_rcvbuf = d.options.netlink_rcvbuf;
-    d.service = std::make_unique<Service>(d.event.get(), so);
-    d.service->arbiter().set_policy_patterns(d.config.policies);
-    d.service->start();
-    d.captures = std::make_unique<capture::CaptureManager>(*d.service);
-    d.capture_end = std::make_unique<CaptureEnd>([&d] { d.update_idle(); });
-    d.captures->add_listener(d.capture_end.get());
+    d.leases = std::make_unique<service::LeaseService>(d.event.get(), so, *d.changes, d.store.get());
+    d.leases->set_policy_patterns(d.config.policies);
+    d.leases->start();
 
     if (d.options.use_bus)
         d.connect_bus();
-    if (!d.authorizer)
-        d.authorizer = std::make_unique<auth::Authorizer>(nullptr);
+    d.authorizer = std::make_unique<auth::Authorizer>(
+        d.polkit.get(), [&d] { return d.now(); }, d.config.authorization);
     d.authorizer->set_allowed_groups(resolve_groups(d.config.allowed_groups));
+    service::CaptureService::Options co;
+    co.compiler = d.config.filters;
+    d.captures = std::make_unique<service::CaptureService>(*d.leases, co);
+    d.audit = std::make_unique<ops::Audit>([&d] { return d.now(); });
+    d.changes->subscribe(d.audit.get());
+    d.operations =
+        std::make_unique<ops::Operations>(*d.leases, d.captures.get(), *d.authorizer, *d.audit);
+    if (d.connection) {
+        d.frontend = std::make_unique<bus::BusFrontend>(*d.connection, *d.credentials,
+                                                        d.guard.get(), *d.operations);
+        d.objects = std::make_unique<bus::BusObjects>(bus::raw_bus(d.credentials->driver()),
+                                                      *d.frontend, *d.leases, d.captures.get());
+    }
     d.start_varlink();
     if (!d.connection && !d.varlink_server)
         throw std::runtime_error("neither D-Bus nor varlink is available: nobody could reach "
                                  "promiscd");
-    if (d.frontend) {
+
+    d.recover();
+    d.status = std::make_unique<Status>(*d.leases, [&d] {
+        if (d.idle)
+            d.idle->update();
+    });
+    d.leases->publish();
+    d.apply_static_leases();
+    // Every object exists before anyone can find the daemon.
+    d.changes->flush();
+
+    if (d.connection) {
         // Without the bus, owners can no longer be tracked: stop cleanly.
         d.bus_loop = std::make_unique<bus::BusLoop>(
-            d.event.get(), *d.connection, [&d](const std::string& why) {
+            d.event.get(), *d.connection,
+            [&d](const std::string& why) {
                 log::error("lost the system bus (" + why + "); stopping");
                 d.stop();
                 sd_event_exit(d.event.get(), 1);
-            });
+            },
+            [&d] { d.changes->flush(); });
     }
-
-    d.recover();
-    d.keeper = std::make_unique<StateKeeper>(*d.service, *d.store, [&d] { d.update_idle(); });
-    d.service->add_listener(d.keeper.get());
-    if (d.frontend)
-        d.frontend->publish();
-    d.apply_static_leases();
-    d.keeper->on_changed();
-
     for (int sig : {SIGTERM, SIGINT, SIGHUP})
         check(sd_event_add_signal(d.event.get(), nullptr, sig, &Impl::on_signal, &d),
               "cannot watch signals");
-
     if (d.connection) {
+        d.objects->announce();
         try {
             d.connection->requestName(PROMISCD_BUS_NAME);
         } catch (const sdbus::Error& e) {
@@ -221,36 +214,35 @@ Daemon::Daemon(DaemonOptions options) : impl_(std::make_unique<Impl>()) {
                                      ": " + e.getMessage());
         }
     }
-    if (d.activated || d.options.exit_on_idle) {
-        sd_event_source* s = nullptr;
-        check(sd_event_add_time(d.event.get(), &s, CLOCK_MONOTONIC, UINT64_MAX, 0, &Impl::on_idle,
-                                &d),
-              "cannot add the idle timer");
-        d.idle_timer.reset(s);
-        sd_event_source_set_enabled(s, SD_EVENT_OFF);
-        d.update_idle();
-    }
+    if (d.activated || d.options.exit_on_idle)
+        d.idle = std::make_unique<IdleExit>(
+            d.event.get(), d.config.idle_exit_seconds, [&d] { return d.idle_state(); },
+            [&d] { d.idle_exit(); });
+    d.status->update();
 }
 
 Daemon::~Daemon() {
     Impl& d = *impl_;
-    if (d.keeper)
-        d.service->remove_listener(d.keeper.get());
-    d.idle_timer.reset();
+    d.idle.reset();
+    d.status.reset();
     d.varlink_server.reset();
     d.varlink_handler.reset();
+    d.objects.reset();
     d.frontend.reset();
-    if (d.captures && d.capture_end)
-        d.captures->remove_listener(d.capture_end.get());
-    d.captures.reset(); // releases its leases: before the service
+    d.operations.reset();
+    d.captures.reset(); // releases its leases: before the lease service
+    if (d.audit)
+        d.changes->unsubscribe(d.audit.get());
+    d.audit.reset();
     if (d.bus_loop)
         d.bus_loop->drain();
     d.authorizer.reset();
     d.polkit.reset();
+    d.guard.reset();
     d.credentials.reset();
     d.bus_loop.reset();
     d.connection.reset(); // flushes what is still queued
-    d.service.reset();
+    d.leases.reset();
 }
 
 void Daemon::Impl::connect_bus() {
@@ -265,9 +257,8 @@ void Daemon::Impl::connect_bus() {
     }
     credentials = std::make_unique<bus::PeerCredentials>(*connection);
     polkit = std::make_unique<auth::PolkitAuthority>(*connection);
-    authorizer = std::make_unique<auth::Authorizer>(polkit.get());
-    frontend = std::make_unique<bus::BusFrontend>(*service, *connection, *credentials, *authorizer,
-                                                  captures.get());
+    guard = std::make_unique<bus::BusGuard>(bus::raw_bus(credentials->driver()),
+                                            [this] { return now(); });
 }
 
 void Daemon::Impl::start_varlink() {
@@ -276,94 +267,98 @@ void Daemon::Impl::start_varlink() {
         fd = varlink::Server::listen_on(options.varlink_path);
     if (fd < 0)
         return;
-    varlink_handler =
-        std::make_unique<varlink::PromiscVarlink>(*service, *authorizer, captures.get());
-    varlink::Limits limits;
-    limits.max_message_bytes = config.varlink_max_message_bytes;
-    limits.max_connections_per_uid = config.varlink_max_connections_per_uid;
-    limits.max_output_bytes = config.varlink_max_backlog_bytes;
-    varlink_server = std::make_unique<varlink::Server>(event.get(), fd, *varlink_handler, limits);
-    varlink_server->on_connections_changed = [this] { update_idle(); };
+    varlink_handler = std::make_unique<varlink::PromiscVarlink>(*operations);
+    varlink_server = std::make_unique<varlink::Server>(event.get(), fd, *varlink_handler,
+                                                       varlink_limits(config));
+    varlink_server->on_connections_changed = [this] {
+        if (idle)
+            idle->update();
+    };
 }
 
 void Daemon::Impl::recover() {
-    std::optional<state::SavedState> saved;
-    try {
-        saved = store->load();
-    } catch (const state::StateError& e) {
-        // Never guess: without a usable record, every flag stays as it is.
-        std::string aside;
+    if (auto why = store->unusable(); !why.empty())
+        log::error("cannot record lease state: " + why +
+                   "; promiscd will refuse new leases until it can");
+    state::Records records = store->load();
+    std::string bus_id;
+    if (credentials) {
         try {
-            aside = store->move_aside();
-        } catch (const state::StateError& e2) {
-            aside = std::string("(") + e2.what() + ")";
-        }
-        log::error("state file " + store->path() + " is unusable (" + e.what() + "); moved to " +
-                   aside + "; promiscuous flags it would have accounted for are left alone");
-        return;
-    }
-    if (!saved)
-        return;
-    // A static lease that is still configured is adopted (no flicker); a
-    // D-Bus owner that is still on the bus keeps its lease.
-    auto still_configured = [this](const core::Lease& l) {
-        if (l.owner.id == hold_owner)
-            return std::find(options.holds.begin(), options.holds.end(), l.interface) !=
-                   options.holds.end();
-        return l.owner.id == static_owner &&
-               std::any_of(
-                   config.static_leases.begin(), config.static_leases.end(),
-                   [&](const config::StaticLease& s) { return s.interface == l.interface; });
-    };
-    auto bus_owner_alive = [this](const core::Owner& o) {
-        if (o.transport != "dbus" || !credentials)
-            return false;
-        try {
-            return credentials->name_has_owner(o.id);
+            bus_id = credentials->bus_id();
         } catch (const sdbus::Error& e) {
-            log::warning("cannot ask the bus about " + o.id + ": " + e.getMessage());
+            log::warning("cannot ask the bus for its id: " + e.getMessage());
+        }
+    }
+    state::SurvivalContext ctx;
+    ctx.same_bus = !bus_id.empty() && bus_id == records.bus_id;
+    for (const auto& s : config.static_leases)
+        ctx.static_leases.insert(s.interface);
+    ctx.holds.insert(options.holds.begin(), options.holds.end());
+    ctx.name_has_owner = [this](const std::string& name) {
+        try {
+            return credentials && credentials->name_has_owner(name);
+        } catch (const sdbus::Error& e) {
+            log::warning("cannot ask the bus about " + name + ": " + e.getMessage());
             return false;
         }
     };
-    auto keep = [&](const core::Lease& l) {
-        return l.owner.transport == "config" ? still_configured(l) : bus_owner_alive(l.owner);
-    };
-    state::Recovery report;
-    auto commands = state::recover(service->arbiter(), *saved, keep, report);
-    service->execute(commands);
-    if (report.adopted || report.ended)
-        log::notice("recovered from the previous run: " + std::to_string(report.adopted) +
-                    " leases adopted, " + std::to_string(report.ended) + " ended");
+    std::vector<int> flagged;
+    for (const auto& v : leases->arbiter().links())
+        if (v.info.admin_flag)
+            flagged.push_back(v.info.ifindex);
+    if (!records.bus_id.empty() && !bus_id.empty() && !ctx.same_bus)
+        log::notice("the system bus was restarted since the last run (bus id " + records.bus_id +
+                    ", now " + bus_id + "): leases of D-Bus clients are not adopted");
+    state::Plan plan = state::plan_recovery(records, ctx, flagged);
+    leases->adopt(plan.adoption);
+    for (const auto& l : plan.ended)
+        log::audit(log::Level::Info, log::id::lease_ended,
+                   "lease " + std::to_string(l.id) + " on " + core::display_name(l.interface) +
+                       " held by " + core::describe(l.owner) +
+                       " ended: owner-gone (while promiscd was not running)",
+                   {{"PROMISCD_LINK", core::display_name(l.interface)},
+                    {"PROMISCD_LEASE", std::to_string(l.id)},
+                    {"PROMISCD_OWNER", core::label(l.owner)},
+                    {"PROMISCD_OWNER_UID", std::to_string(l.owner.uid)},
+                    {"PROMISCD_REASON", "owner-gone"}});
+    for (int idx : plan.unknown)
+        if (auto v = leases->arbiter().link(idx))
+            log::warning("promiscuous mode is on on " + core::display_name(v->info.name) +
+                         " and promiscd's records cannot say who set it (origin unknown); it "
+                         "is left alone");
+    if (!plan.adoption.leases.empty() || !plan.ended.empty())
+        log::notice(
+            "recovered from the previous run: " + std::to_string(plan.adoption.leases.size()) +
+            " leases adopted, " + std::to_string(plan.ended.size()) + " ended");
+    try {
+        store->begin(bus_id, leases->arbiter().next_id());
+    } catch (const service::RecordError& e) {
+        if (store->unusable().empty())
+            log::error(std::string(e.what()) + "; promiscd will refuse new leases until it can");
+    }
+    store->prune(leases->arbiter());
 }
 
-// Static leases: the configuration file's and --hold's, owned by "config".
-void Daemon::Impl::apply_static_leases() {
-    std::map<std::string, std::set<std::string>> wanted; // owner id -> interfaces
-    std::map<std::string, std::string> reasons;
-    for (const auto& s : config.static_leases) {
-        wanted[static_owner].insert(s.interface);
-        reasons[s.interface] = s.reason.empty() ? "static lease (" + config_path + ")" : s.reason;
-    }
+std::vector<StaticLease> Daemon::Impl::wanted_static() const {
+    std::vector<StaticLease> out;
+    for (const auto& s : config.static_leases)
+        out.push_back({kStaticOwner, s.interface,
+                       s.reason.empty() ? "static lease (" + config_path + ")" : s.reason});
     for (const auto& h : options.holds)
-        wanted[hold_owner].insert(h);
-    for (const auto& l : service->arbiter().leases()) {
-        if (l.owner.transport != "config")
-            continue;
-        if (wanted[l.owner.id].erase(l.interface) == 0)
-            service->release(l.id, core::EndReason::Released); // no longer configured
-    }
-    for (const auto& [owner, names] : wanted) {
-        for (const auto& name : names) {
-            core::LeaseRequest req;
-            req.interface = name;
-            req.owner = {"config", owner, 0, static_cast<uint32_t>(::getpid()), "promiscd"};
-            req.reason = owner == hold_owner ? "static lease (--hold)" : reasons[name];
-            req.wait = true;
-            try {
-                service->acquire(req);
-            } catch (const core::Error& e) {
-                log::error("static lease on " + name + ": " + e.what());
-            }
+        out.push_back({kHoldOwner, h, "static lease (--hold)"});
+    return out;
+}
+
+void Daemon::Impl::apply_static_leases() {
+    auto plan = plan_static(wanted_static(), leases->arbiter().lease_table(),
+                            static_cast<uint32_t>(::getpid()));
+    for (auto id : plan.release)
+        leases->release(id, core::EndReason::Released);
+    for (const auto& req : plan.acquire) {
+        try {
+            leases->acquire(req);
+        } catch (const core::Error& e) {
+            log::error("static lease on " + core::display_name(req.interface) + ": " + e.what());
         }
     }
 }
@@ -377,71 +372,48 @@ void Daemon::Impl::reload() {
         return;
     }
     config = std::move(fresh);
-    service->arbiter().set_limits(config.limits);
-    service->arbiter().set_policy_patterns(config.policies);
+    leases->set_limits(config.limits);
+    leases->set_policy_patterns(config.policies);
     authorizer->set_allowed_groups(resolve_groups(config.allowed_groups));
-    if (varlink_server) {
-        varlink::Limits limits = varlink_server->limits();
-        limits.max_message_bytes = config.varlink_max_message_bytes;
-        limits.max_connections_per_uid = config.varlink_max_connections_per_uid;
-        limits.max_output_bytes = config.varlink_max_backlog_bytes;
-        varlink_server->set_limits(limits);
-    }
+    authorizer->set_limits(config.authorization);
+    captures->set_compiler_limits(config.filters);
+    if (varlink_server)
+        varlink_server->set_limits(varlink_limits(config));
     apply_static_leases();
-    update_idle();
+    if (idle)
+        idle->set_seconds(config.idle_exit_seconds);
     log::notice("reloaded the configuration from " + config_path);
 }
 
-bool Daemon::Impl::idle() const {
-    return service->arbiter().lease_count() == 0 && (!captures || captures->captures().empty()) &&
-           (!varlink_server || varlink_server->connections() == 0);
+IdleState Daemon::Impl::idle_state() const {
+    return {leases->arbiter().lease_count(), captures->count(),
+            varlink_server ? varlink_server->connections() : 0, operations->pending()};
 }
 
-void Daemon::Impl::update_idle() {
-    if (!idle_timer)
-        return;
-    if (config.idle_exit_seconds == 0 || !idle()) {
-        sd_event_source_set_enabled(idle_timer.get(), SD_EVENT_OFF);
-        return;
-    }
-    int enabled = SD_EVENT_OFF;
-    sd_event_source_get_enabled(idle_timer.get(), &enabled);
-    if (enabled != SD_EVENT_OFF)
-        return; // already counting down
-    sd_event_source_set_time(idle_timer.get(),
-                             service->now() + config.idle_exit_seconds * core::usec_per_sec);
-    sd_event_source_set_enabled(idle_timer.get(), SD_EVENT_ONESHOT);
-}
-
-int Daemon::Impl::on_idle(sd_event_source*, uint64_t, void* userdata) {
-    auto* d = static_cast<Impl*>(userdata);
-    if (!d->idle())
-        return 0;
-    log::info("idle for " + std::to_string(d->config.idle_exit_seconds) + " s; exiting");
+void Daemon::Impl::idle_exit() {
+    log::info("idle for " + std::to_string(config.idle_exit_seconds) + " s; exiting");
     // Give the name back first, then answer what was already queued for it:
     // later callers start a new instance through activation.
-    if (d->connection) {
+    if (connection) {
         try {
-            d->connection->releaseName(PROMISCD_BUS_NAME);
+            connection->releaseName(PROMISCD_BUS_NAME);
         } catch (const sdbus::Error& e) {
             log::warning("cannot release the bus name: " + e.getMessage());
         }
-        if (d->bus_loop)
-            d->bus_loop->drain();
+        if (bus_loop)
+            bus_loop->drain();
     }
-    d->stop();
-    sd_event_exit(d->event.get(), 0);
-    return 0;
+    stop();
+    sd_event_exit(event.get(), 0);
 }
 
 void Daemon::Impl::stop() {
     sd_notify(0, "STOPPING=1\nSTATUS=Clearing promiscuous flags");
-    service->shutdown();
-    try {
-        store->save(state::snapshot(service->arbiter(), true));
-    } catch (const state::StateError& e) {
-        log::error(e.what());
-    }
+    captures->shutdown();
+    leases->shutdown();
+    store->clear();
+    // Owners are told (daemon-shutdown) before the loop ends.
+    changes->flush();
 }
 
 int Daemon::Impl::on_signal(sd_event_source* s, const signalfd_siginfo* si, void* userdata) {
@@ -465,8 +437,7 @@ int Daemon::run() {
         serving += std::string(", serving ") + PROMISCD_BUS_NAME;
     if (d.varlink_server)
         serving += serving.empty() ? ", serving varlink" : " and varlink";
-    log::info("watching " + std::to_string(d.service->arbiter().links().size()) + " links" +
-              serving);
+    log::info("watching " + std::to_string(d.leases->arbiter().link_count()) + " links" + serving);
     int r = sd_event_loop(d.event.get());
     if (r < 0) {
         log::error(std::string("event loop failed: ") + std::strerror(-r));

@@ -4,7 +4,7 @@
 // flags cleared and owners told before exit).
 #pragma once
 
-#include "service.hpp"
+#include <cstdint>
 
 #include <memory>
 #include <string>

@@ -77,6 +77,11 @@ void write(Level l, std::string_view text) {
 
 void audit(Level l, std::string_view message_id, std::string_view text,
            std::initializer_list<Field> fields) {
+    audit(l, message_id, text, std::vector<Field>(fields));
+}
+
+void audit(Level l, std::string_view message_id, std::string_view text,
+           const std::vector<Field>& fields) {
     if (static_cast<int>(l) > static_cast<int>(current))
         return;
     if (to_journal()) {

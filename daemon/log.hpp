@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace promiscd::log {
 
@@ -42,7 +43,8 @@ inline constexpr std::string_view flag_set = "6f1f2b3c9d3a4e0b8f6d5a1c2e7b9a01";
 inline constexpr std::string_view flag_cleared = "6f1f2b3c9d3a4e0b8f6d5a1c2e7b9a02";
 inline constexpr std::string_view lease_granted = "6f1f2b3c9d3a4e0b8f6d5a1c2e7b9a03";
 inline constexpr std::string_view lease_ended = "6f1f2b3c9d3a4e0b8f6d5a1c2e7b9a04";
-inline constexpr std::string_view lease_denied = "6f1f2b3c9d3a4e0b8f6d5a1c2e7b9a05";
+// Any refused request (acquire, revoke, open-capture, ...): PROMISCD_OPERATION says which.
+inline constexpr std::string_view request_denied = "6f1f2b3c9d3a4e0b8f6d5a1c2e7b9a05";
 inline constexpr std::string_view conflict = "6f1f2b3c9d3a4e0b8f6d5a1c2e7b9a06";
 inline constexpr std::string_view lease_state = "6f1f2b3c9d3a4e0b8f6d5a1c2e7b9a07";
 } // namespace id
@@ -55,5 +57,7 @@ struct Field {
 // An audit record: MESSAGE plus MESSAGE_ID plus fields.
 void audit(Level level, std::string_view message_id, std::string_view text,
            std::initializer_list<Field> fields);
+void audit(Level level, std::string_view message_id, std::string_view text,
+           const std::vector<Field>& fields);
 
 } // namespace promiscd::log

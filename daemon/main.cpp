@@ -1,5 +1,6 @@
 // promiscd: parse arguments, build the service, run the loop.
 #include "config.h"
+#include "core/errors.hpp"
 #include "core/names.hpp"
 #include "daemon.hpp"
 #include "log.hpp"

@@ -42,16 +42,25 @@ int report(const client::Error& e, const Globals& g, bool varlink) {
                      "org.promiscd.manage (an administrator).\n";
         return kNotAuthorized;
     case ErrorKind::InteractiveAuthorizationRequired:
-        std::cerr << "hint: polkit wants an administrator to authenticate. Run promiscctl on a "
-                     "terminal with a polkit agent\n"
-                     "      (without --no-ask-password), as root, or join group 'promisc' for "
-                     "leases and captures.\n";
+        std::cerr << "hint: polkit wants a password (yours or an administrator's, as its rules "
+                     "say). On a terminal promiscctl\n";
+        if (varlink)
+            std::cerr << "      asks for it over D-Bus only (--transport=dbus): the varlink "
+                         "interface cannot let polkit ask.\n";
+        else
+            std::cerr << "      asks for it through pkttyagent, unless --no-ask-password is "
+                         "given.\n";
+        std::cerr << "      Or run it as root, or join group 'promisc' for leases and "
+                     "captures.\n";
         return kNotAuthorized;
     case ErrorKind::NotOwner:
         std::cerr << "hint: only the process holding a lease may release it; anyone else needs "
                      "polkit's org.promiscd.manage\n"
                      "      (run as root, or ask an administrator).\n";
         return kNotAuthorized;
+    case ErrorKind::LimitsExceeded:
+        std::cerr << "hint: promiscd has too many requests in flight; try again in a moment.\n";
+        return kFailed;
     case ErrorKind::DaemonUnreachable: {
         if (varlink) {
             std::cerr << "hint: is promiscd.socket listening on " << g.varlink_socket
@@ -89,6 +98,15 @@ public:
         return CLI::Formatter::make_option_opts(opt);
     }
 };
+
+// A whole decimal number, as the options that take counts want it.
+bool parse_number(const std::string& text, std::uint64_t& out) {
+    if (text.empty() || text.size() > 19 ||
+        text.find_first_not_of("0123456789") != std::string::npos)
+        return false;
+    out = std::stoull(text);
+    return true;
+}
 
 int usage_error(const std::string& message) {
     std::cerr << "promiscctl: " << message << "\nTry 'promiscctl --help' for more information.\n";
@@ -129,12 +147,13 @@ Transport& Context::transport() {
     return *transport_;
 }
 
+PolkitAgent Context::polkit_agent() {
+    if (resolved() != TransportKind::DBus)
+        return {};
+    return PolkitAgent::start_if_useful(globals_.ask_password);
+}
+
 client::Client& Context::client() {
-    if (resolved() == TransportKind::Varlink)
-        throw client::Error(client::ErrorKind::NotSupported, {},
-                            "this command needs D-Bus for now, and promiscctl is using varlink "
-                            "(the system bus or promiscd on it is not reachable, or "
-                            "--transport=varlink was given)");
     if (!client_) {
         client::Client::Options o;
         // Only someone at a terminal can answer a polkit agent's question.
@@ -194,9 +213,17 @@ int main(int argc, char** argv) {
         "hold", "Hold a lease on LINK until Ctrl-C or SIGTERM, printing its state changes");
     HoldArgs hold_args;
     hold_cmd->add_option("LINK", hold_args.link, "Interface name")->required();
-    hold_cmd->add_option("--ttl", hold_args.ttl, "End the lease after SEC seconds")
+    hold_cmd->add_option("--ttl", hold_args.ttl, "End the lease after SEC seconds (0: no expiry)")
         ->type_name("SEC")
-        ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40));
+        ->check(CLI::Validator(
+            [](std::string& v) -> std::string {
+                std::uint64_t n = 0;
+                if (!parse_number(v, n) || n > (std::uint64_t{1} << 40))
+                    return "SEC must be a number of seconds, 0 (no expiry) or more (got '" + v +
+                           "')";
+                return {};
+            },
+            "", "SEC"));
     hold_cmd->add_option("--reason", hold_args.reason, "Why, shown to administrators")
         ->type_name("TEXT");
     hold_cmd->add_flag("--wait", hold_args.wait,
@@ -233,26 +260,76 @@ int main(int argc, char** argv) {
         ->required()
         ->check(CLI::IsMember({"enforce", "yield"}));
 
-    auto* capture_cmd =
-        app.add_subcommand("capture", "Capture frames on LINK into FILE or standard output");
+    auto* capture_cmd = app.add_subcommand(
+        "capture", "Capture frames on LINK into FILE or standard output, as tcpdump -w does");
     CaptureArgs cap_args;
-    std::string cap_file;
+    std::string cap_file, cap_interface;
+    std::vector<std::string> cap_words;
+    std::uint32_t cap_buffer_mib = 0;
     bool no_promisc = false;
-    capture_cmd->add_option("LINK", cap_args.link, "Interface name")->required();
-    capture_cmd->add_option("-f,--filter", cap_args.filter, "pcap-filter expression")
+    capture_cmd
+        ->add_option("-i,--interface", cap_interface,
+                     "The link to capture on (without -i: the first word)")
+        ->type_name("LINK");
+    capture_cmd
+        ->add_option("WORDS", cap_words,
+                     "[LINK] [FILTER...]: LINK unless -i gives it, then a pcap-filter expression "
+                     "as tcpdump takes it: 'promiscctl capture -i eth0 tcp port 80'")
+        ->type_name("");
+    capture_cmd
+        ->add_option("-f,--filter", cap_args.filter,
+                     "The pcap-filter expression as one argument (instead of trailing words)")
         ->type_name("FILTER");
     capture_cmd->add_option("-w,--write", cap_file, "Write to FILE ('-': standard output)")
         ->type_name("FILE");
-    capture_cmd->add_option("-c,--count", cap_args.count, "Stop after COUNT frames")
+    capture_cmd
+        ->add_option("-c,--count", cap_args.count,
+                     "Stop after COUNT frames (default: until Ctrl-C)")
         ->type_name("COUNT")
-        ->check(CLI::PositiveNumber);
-    capture_cmd->add_option("-s,--snaplen", cap_args.snaplen, "Bytes kept of each frame")
+        ->check(CLI::Validator(
+            [](std::string& v) -> std::string {
+                std::uint64_t n = 0;
+                if (!parse_number(v, n) || n == 0)
+                    return "COUNT must be a number of frames, 1 or more (got '" + v +
+                           "'); leave -c out to capture until Ctrl-C";
+                return {};
+            },
+            "", "COUNT"));
+    capture_cmd
+        ->add_option("-s,--snaplen", cap_args.snaplen,
+                     "Keep at most SNAPLEN bytes of each frame (0: all of it, up to 262144)")
         ->type_name("SNAPLEN")
-        ->check(CLI::Range(std::uint32_t{1}, std::uint32_t{262144}));
-    capture_cmd->add_option("--format", cap_args.format, "pcapng (default) or pcap")
+        ->check(CLI::Validator(
+            [](std::string& v) -> std::string {
+                std::uint64_t n = 0;
+                if (!parse_number(v, n) || n > 262144)
+                    return "SNAPLEN must be a number of bytes from 0 (the default, 262144) to "
+                           "262144 (got '" +
+                           v + "')";
+                return {};
+            },
+            "", "SNAPLEN"));
+    capture_cmd
+        ->add_option("-B,--buffer-size", cap_buffer_mib,
+                     "The kernel's capture buffer, in MiB (as dumpcap's -B; default: promiscd's, "
+                     "4 MiB)")
+        ->type_name("MiB")
+        ->check(CLI::Validator(
+            [](std::string& v) -> std::string {
+                std::uint64_t n = 0;
+                if (!parse_number(v, n) || n == 0 || n > 4095)
+                    return "the buffer size is in MiB, from 1 to 4095 (got '" + v +
+                           "'); promiscd's configuration sets the largest it allows";
+                return {};
+            },
+            "", "MiB"));
+    capture_cmd
+        ->add_option("-F,--format", cap_args.format,
+                     "File format: pcapng (the default) or pcap (tcpdump's classic format)")
+        ->type_name("FORMAT")
         ->check(CLI::IsMember({"pcapng", "pcap"}));
-    capture_cmd->add_flag("--no-promisc", no_promisc,
-                          "Do not hold a lease (no promiscuous mode) while capturing");
+    capture_cmd->add_flag("-p,--no-promisc", no_promisc,
+                          "Do not put LINK into promiscuous mode (hold no lease), as tcpdump -p");
 
     auto* monitor_cmd = app.add_subcommand("monitor", "Print events as they happen");
 
@@ -261,6 +338,18 @@ int main(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
         if (e.get_exit_code() == 0)
             return app.exit(e); // --help, --version
+        // A first word that is no command reaches CLI11 as an argument of
+        // the default command, which takes none.
+        if (dynamic_cast<const CLI::ExtrasError*>(&e) && app.get_subcommands().empty()) {
+            auto rest = app.remaining();
+            if (!rest.empty() && !rest.front().empty() && rest.front()[0] != '-') {
+                std::string names;
+                for (const auto* sub : app.get_subcommands({}))
+                    names += (names.empty() ? "" : ", ") + sub->get_name();
+                return usage_error("unknown command " + quote(rest.front()) +
+                                   " (commands: " + names + ")");
+            }
+        }
         return usage_error(e.what());
     }
 
@@ -275,6 +364,7 @@ int main(int argc, char** argv) {
     if (capture_cmd->parsed() && capture_cmd->count("--write"))
         cap_args.file = cap_file;
     cap_args.promisc = !no_promisc;
+    cap_args.buffer_size = cap_buffer_mib << 20;
 
     Context ctx(g);
     try {
@@ -290,8 +380,10 @@ int main(int argc, char** argv) {
             return revoke(ctx, revoke_lease, revoke_reason);
         if (policy_cmd->parsed())
             return policy(ctx, policy_link, policy_value);
-        if (capture_cmd->parsed())
+        if (capture_cmd->parsed()) {
+            resolve_capture_words(cap_args, cap_interface, cap_words);
             return capture(ctx, cap_args);
+        }
         if (monitor_cmd->parsed())
             return monitor(ctx);
         return status(ctx, status_links);

@@ -1,6 +1,7 @@
 // capture: the daemon opens the packet socket and hands over a pipe carrying
-// the stream; promiscctl copies it to a file or standard output, counting
-// frames on the way for a dumpcap-like progress line and summary.
+// the stream (over D-Bus or varlink, with the fd); promiscctl copies it to a
+// file or standard output, counting frames on the way for dumpcap's live
+// "Packets: N  Dropped: M" line and its closing statistics.
 #include "commands.hpp"
 #include "event_loop.hpp"
 #include "stream_counter.hpp"
@@ -16,10 +17,22 @@ namespace promiscd::ctl {
 
 namespace {
 
-// Reasons the daemon gives in Finished that mean "done as asked".
+// Reasons the daemon gives in Finished that mean "done as asked" (none: a
+// Finished lost with a daemon that stopped, after a complete stream).
 bool finished_normally(const std::string& reason) {
     return reason.empty() || reason == "count-reached" || reason == "stopped" ||
            reason == "reader-closed";
+}
+
+// What a reason means to the person who started the capture.
+std::string explain_finish(const std::string& reason) {
+    if (reason == "link-removed")
+        return "link-removed (the link disappeared)";
+    if (reason == "owner-gone")
+        return "owner-gone (promiscd lost this promiscctl's connection)";
+    if (reason == "daemon-shutdown")
+        return "daemon-shutdown (promiscd stopped)";
+    return reason;
 }
 
 // Writes all of it; false when the reader went away (EPIPE).
@@ -42,6 +55,28 @@ bool write_all(int fd, const std::uint8_t* data, size_t n, const std::string& wh
 
 } // namespace
 
+void resolve_capture_words(CaptureArgs& args, const std::string& interface_option,
+                           const std::vector<std::string>& words) {
+    auto filter_words = words.begin();
+    if (!interface_option.empty()) {
+        args.link = interface_option;
+    } else if (!words.empty()) {
+        args.link = words.front();
+        ++filter_words;
+    } else {
+        throw UsageError("capture: no link to capture on; name it with -i LINK (or as the first "
+                         "word: 'promiscctl capture eth0')");
+    }
+    std::string filter;
+    for (auto it = filter_words; it != words.end(); ++it)
+        filter += (filter.empty() ? "" : " ") + *it;
+    if (!filter.empty() && !args.filter.empty())
+        throw UsageError("capture: two filters, " + quote(args.filter) + " (-f) and " +
+                         quote(filter) + " (the trailing words); give one of them");
+    if (!filter.empty())
+        args.filter = filter;
+}
+
 int capture(Context& ctx, const CaptureArgs& args) {
     const bool to_stdout = !args.file || *args.file == "-";
     if (to_stdout && ::isatty(STDOUT_FILENO) == 1)
@@ -49,12 +84,13 @@ int capture(Context& ctx, const CaptureArgs& args) {
                          "with standard output redirected");
     const bool quiet = ctx.globals().quiet;
     const std::string where = to_stdout ? std::string("standard output") : quote(*args.file);
-    // The live line needs a person watching stderr and a file for the data.
+    // The live line needs a person watching stderr and a file for the data,
+    // as dumpcap and tshark show it.
     const bool progress = !quiet && !to_stdout && ::isatty(STDERR_FILENO) == 1;
 
-    auto& client = ctx.client();
+    auto& transport = ctx.transport();
     EventLoop loop;
-    std::unique_ptr<client::Capture> cap;
+    std::unique_ptr<OpenedCapture> cap;
     bool stopping = false;
     for (int sig : {SIGINT, SIGTERM, SIGHUP})
         loop.on_signal(sig, [&] {
@@ -76,8 +112,12 @@ int capture(Context& ctx, const CaptureArgs& args) {
     opts.snaplen = args.snaplen;
     opts.promisc = args.promisc;
     opts.format = args.format;
+    opts.buffer_size = args.buffer_size;
     opts.count = args.count;
-    cap = client.open_capture(args.link, opts);
+    {
+        auto agent = ctx.polkit_agent();
+        cap = transport.open_capture(args.link, opts);
+    }
     client::UniqueFd in = cap->take_fd();
     ::fcntl(in.get(), F_SETFL, ::fcntl(in.get(), F_GETFL) | O_NONBLOCK);
 
@@ -107,9 +147,10 @@ int capture(Context& ctx, const CaptureArgs& args) {
     bool reader_gone = false;
     std::string finish_reason;
     bool finish_seen = false;
+    std::string lost; // why the transport's connection ended, if it did
     auto done = [&] {
-        // Done when both the stream and the Capture object have ended; the
-        // object's Finished follows the end of the stream.
+        // Done when both the stream and the capture have ended; the
+        // daemon's Finished follows the end of the stream.
         if (eof && finish_seen)
             loop.exit(finished_normally(finish_reason) ? kSuccess : kFailed);
     };
@@ -118,6 +159,16 @@ int capture(Context& ctx, const CaptureArgs& args) {
         finish_reason = reason;
         done();
     });
+    // Over varlink only the end of the stream tells, and the reason is
+    // what promiscctl knows of it.
+    auto inferred_reason = [&]() -> std::string {
+        if (stopping)
+            return "stopped";
+        if (args.count && counter.packets() >= args.count)
+            return "count-reached";
+        return lost.empty() ? "ended by promiscd (over varlink it does not say why; see its log)"
+                            : lost;
+    };
 
     sd_event_source* io = nullptr;
     io = loop.on_io(in.get(), EPOLLIN, [&](uint32_t) {
@@ -136,11 +187,15 @@ int capture(Context& ctx, const CaptureArgs& args) {
             if (n == 0) {
                 eof = true;
                 sd_event_source_set_enabled(io, SD_EVENT_OFF);
-                if (!finish_seen) {
+                if (!finish_seen && !cap->reports_finish()) {
+                    finish_seen = true;
+                    finish_reason = inferred_reason();
+                } else if (!finish_seen) {
                     // Finished may be lost with a daemon that stopped; the
                     // data is complete either way.
                     loop.after(std::chrono::seconds(1), [&] {
                         finish_seen = true;
+                        finish_reason = lost;
                         done();
                     });
                 }
@@ -165,27 +220,22 @@ int capture(Context& ctx, const CaptureArgs& args) {
         }
     });
 
-    std::uint64_t last_packets = 0;
-    auto line = [&](double rate) {
-        std::uint64_t drops = std::max(cap->info().drops, counter.dropped().value_or(0));
-        char rate_text[32];
-        std::snprintf(rate_text, sizeof rate_text, "%.0f", rate);
-        std::cerr << "\r\x1b[K" << counter.packets() << " packets, "
-                  << format_bytes(counter.stream_bytes()) << " written, "
-                  << (drops ? ctx.err_style().red(std::to_string(drops)) : std::to_string(drops))
-                  << " dropped, " << rate_text << " packets/s" << std::flush;
-    };
+    auto dropped = [&] { return std::max(cap->info().drops, counter.dropped().value_or(0)); };
     if (progress) {
-        constexpr auto period = std::chrono::milliseconds(500);
-        loop.every(period, [&] {
-            double rate = static_cast<double>(counter.packets() - last_packets) * 1000.0 /
-                          static_cast<double>(period.count());
-            last_packets = counter.packets();
-            line(rate);
+        loop.every(std::chrono::milliseconds(500), [&] {
+            std::uint64_t drops = dropped();
+            std::cerr << "\r\x1b[KPackets: " << counter.packets() << "  Dropped: "
+                      << (drops ? ctx.err_style().red(std::to_string(drops))
+                                : std::to_string(drops))
+                      << std::flush;
         });
     }
 
-    loop.attach(client);
+    transport.attach(loop, [&](const client::Error& e) {
+        // The daemon went away: what it sent is still in the pipe, and the
+        // stream ends when the daemon has let go of it.
+        lost = e.what();
+    });
     int code = loop.run();
     if (progress)
         std::cerr << "\r\x1b[K";
@@ -193,7 +243,7 @@ int capture(Context& ctx, const CaptureArgs& args) {
         throw client::Error(client::ErrorKind::Failed, {},
                             "cannot write " + where + ": " + std::strerror(errno));
 
-    std::uint64_t drops = std::max(cap->info().drops, counter.dropped().value_or(0));
+    const std::uint64_t drops = dropped();
     if (!quiet) {
         std::uint64_t received = counter.received().value_or(counter.packets() + drops);
         received = std::max(received, counter.packets() + drops);
@@ -207,13 +257,13 @@ int capture(Context& ctx, const CaptureArgs& args) {
                   << received << '/' << drops << " (" << pct << "%)\n"
                   << "Bytes written: " << format_bytes(counter.stream_bytes()) << '\n';
         if (!finish_reason.empty())
-            std::cerr << "Capture ended: " << finish_reason << '\n';
+            std::cerr << "Capture ended: " << explain_finish(finish_reason) << '\n';
         else if (reader_gone)
             std::cerr << "Capture ended: the reader of standard output closed it\n";
     }
-    if (code != kSuccess && !finished_normally(finish_reason))
+    if (code != kSuccess && !finish_reason.empty() && !finished_normally(finish_reason))
         std::cerr << "promiscctl: the capture on " << quote(args.link)
-                  << " ended: " << finish_reason << '\n';
+                  << " ended: " << explain_finish(finish_reason) << '\n';
     return code;
 }
 

@@ -22,12 +22,32 @@ std::string describe(const Lease& l) {
     return "lease " + std::to_string(l.id()) + " on " + l.info().interface;
 }
 
-std::string explain_state(const std::string& state) {
-    if (state == "overridden")
-        return " (someone else cleared the flag; promiscd does not fight it)";
+// The link's policy as the daemon has it now ("" when it cannot say).
+std::string policy_of(Transport& t, const std::string& link) {
+    try {
+        for (const auto& l : t.list_links())
+            if (l.name == link)
+                return l.policy;
+    } catch (const client::Error&) {
+    }
+    return {};
+}
+
+// What a state means, for the lease's link: an overridden lease under
+// "enforce" is one promiscd fought for and gave up on; under "yield" it
+// let the other agent have its way at once.
+std::string explain_state(Transport& t, const std::string& link, const std::string& state) {
     if (state == "pending")
         return " (the link is absent; the lease applies when it appears)";
-    return {};
+    if (state != "overridden")
+        return {};
+    const std::string policy = policy_of(t, link);
+    if (policy == "yield")
+        return " (someone else cleared the flag; under policy yield promiscd leaves it cleared)";
+    if (policy == "enforce")
+        return " (another agent kept clearing the flag; promiscd set it again, then stopped "
+               "fighting)";
+    return " (someone else cleared the flag and promiscd no longer sets it again)";
 }
 
 const std::string kLeaseIdHelp = "a lease id (a number, see 'promiscctl leases') or a lease path";
@@ -67,10 +87,13 @@ int hold(Context& ctx, const HoldArgs& args) {
     for (int sig : {SIGINT, SIGTERM, SIGHUP})
         loop.on_signal(sig, stop);
 
-    lease = client.acquire(args.link, {args.ttl, args.reason, args.wait});
+    {
+        auto agent = ctx.polkit_agent();
+        lease = client.acquire(args.link, {args.ttl, args.reason, args.wait});
+    }
     if (!quiet) {
         std::cout << "Holding " << describe(*lease) << " (" << lease->info().state << ")"
-                  << explain_state(lease->info().state) << ".\n";
+                  << explain_state(client, args.link, lease->info().state) << ".\n";
         if (args.ttl)
             std::cout << "It expires in " << format_timespan(args.ttl * 1'000'000) << ".\n";
         std::cout << "Press Ctrl-C (or send SIGTERM) to release it.\n" << std::flush;
@@ -78,7 +101,8 @@ int hold(Context& ctx, const HoldArgs& args) {
     lease->on_state_changed([&](const std::string& from, const std::string& to) {
         if (!quiet)
             std::cout << "Lease " << lease->id() << " on " << lease->info().interface << ": "
-                      << from << " -> " << to << explain_state(to) << ".\n"
+                      << from << " -> " << to << explain_state(client, lease->info().interface, to)
+                      << ".\n"
                       << std::flush;
     });
     lease->on_ended([&](const std::string& reason) {
@@ -90,8 +114,9 @@ int hold(Context& ctx, const HoldArgs& args) {
             loop.exit(kSuccess);
             return;
         }
+        // "revoked by :1.7 (uid 0, pid 42, promiscctl): maintenance"
         std::cerr << "promiscctl: " << describe(*lease)
-                  << " ended: " << (reason.empty() ? "reason unknown" : reason) << '\n';
+                  << " ended: " << client::describe(lease->end()) << '\n';
         loop.exit(kFailed);
     });
     client.on_daemon_presence([&](bool running) {
@@ -136,17 +161,22 @@ int run(Context& ctx, const RunArgs& args) {
                 ::kill(child, sig);
         });
 
-    auto lease = client.acquire(args.link, {0, args.reason, args.wait});
+    std::unique_ptr<Lease> lease;
+    {
+        // Only for the request: the command gets the terminal to itself.
+        auto agent = ctx.polkit_agent();
+        lease = client.acquire(args.link, {0, args.reason, args.wait});
+    }
     // The command owns standard output; promiscctl speaks on standard error.
     lease->on_state_changed([&](const std::string& from, const std::string& to) {
         if (!quiet)
             std::cerr << "promiscctl: " << describe(*lease) << ": " << from << " -> " << to
-                      << explain_state(to) << '\n';
+                      << explain_state(client, lease->info().interface, to) << '\n';
     });
-    lease->on_ended([&](const std::string& reason) {
+    lease->on_ended([&](const std::string&) {
         std::cerr << "promiscctl: warning: " << describe(*lease) << " ended ("
-                  << (reason.empty() ? "reason unknown" : reason) << ") while "
-                  << quote(args.command[0]) << " runs\n";
+                  << client::describe(lease->end()) << ") while " << quote(args.command[0])
+                  << " runs\n";
     });
     client.attach(loop, [&](const client::Error& e) {
         std::cerr << "promiscctl: warning: " << e.what() << "; the lease is gone while "
@@ -193,17 +223,25 @@ int run(Context& ctx, const RunArgs& args) {
 }
 
 int release(Context& ctx, const std::string& lease) {
-    ctx.transport().release(lease_path_of(lease));
+    auto path = lease_path_of(lease);
+    auto& transport = ctx.transport();
+    auto agent = ctx.polkit_agent();
+    transport.release(path);
     return kSuccess;
 }
 
 int revoke(Context& ctx, const std::string& lease, const std::string& reason) {
-    ctx.transport().revoke(lease_path_of(lease), reason);
+    auto path = lease_path_of(lease);
+    auto& transport = ctx.transport();
+    auto agent = ctx.polkit_agent();
+    transport.revoke(path, reason);
     return kSuccess;
 }
 
 int policy(Context& ctx, const std::string& link, const std::string& policy) {
-    ctx.transport().set_policy(link, policy);
+    auto& transport = ctx.transport();
+    auto agent = ctx.polkit_agent();
+    transport.set_policy(link, policy);
     return kSuccess;
 }
 

@@ -27,6 +27,11 @@ std::string flag_cause(const LinkInfo& l) {
 
 // "root (uid 0), pid 123 (python3)"
 std::string owner_of(const LeaseInfo& l) {
+    // Leases promiscd holds by its own configuration have no process.
+    if (l.owner == "config:static")
+        return "promiscd's configuration (static lease, owner config:static)";
+    if (l.owner == "config:hold")
+        return "promiscd --hold (owner config:hold)";
     std::string s = user_label(l.uid);
     if (user_name(l.uid))
         s += " (uid " + std::to_string(l.uid) + ")";

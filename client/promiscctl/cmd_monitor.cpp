@@ -3,6 +3,7 @@
 #include "event_loop.hpp"
 
 #include <iostream>
+#include <set>
 
 namespace promiscd::ctl {
 
@@ -48,15 +49,18 @@ bool flag_set_by_daemon(const Event& e) {
     return e.previous_link.origin == "daemon" && l.leases == 0;
 }
 
-std::string link_change(const Event& e) {
+// flag_events: the daemon tells each flag change with its own event (and
+// who made it), so the properties that follow need not be explained.
+std::string link_change(const Event& e, bool flag_events = false) {
     const auto& l = e.link;
     const auto& p = e.previous_link;
     std::vector<std::string> parts;
     if (has(e.changed, "Name") && !p.name.empty())
         parts.push_back("renamed from " + p.name);
-    if (has(e.changed, "AdminFlag"))
+    // AdminFlag and Origin: said by the FlagChanged event when there is one.
+    if (!flag_events && has(e.changed, "AdminFlag"))
         parts.push_back(flag_change(e));
-    else if (has(e.changed, "Origin"))
+    else if (!flag_events && has(e.changed, "Origin"))
         parts.push_back("origin " + p.origin + " -> " + l.origin);
     if (has(e.changed, "Promiscuity"))
         parts.push_back("kernel promiscuity " + std::to_string(p.promiscuity) + " -> " +
@@ -84,8 +88,34 @@ std::string owner_text(const client::LeaseInfo& l) {
     return s;
 }
 
+// What promiscctl remembers between events to tell more than each says.
+struct History {
+    // Links whose flag another agent cleared last: promiscd setting it
+    // again is its policy "enforce" at work.
+    std::set<std::string> cleared_outside;
+    // The daemon announces every flag change (FlagChanged).
+    bool flag_events = false;
+};
+
+std::string flag_event(const Event& e, History& h) {
+    const bool ours = e.by == "promiscd";
+    const bool restored = e.flag_on && ours && h.cleared_outside.count(e.interface);
+    if (!e.flag_on && !ours)
+        h.cleared_outside.insert(e.interface);
+    else
+        h.cleared_outside.erase(e.interface);
+    if (restored)
+        return "promiscuous flag on again, set back by promiscd (policy enforce: its leases "
+               "still hold)";
+    if (e.flag_on)
+        return ours ? "promiscuous flag on, set by promiscd"
+                    : "promiscuous flag on, set outside promiscd";
+    return ours ? "promiscuous flag off, cleared by promiscd (no lease left)"
+                : "promiscuous flag off, cleared outside promiscd";
+}
+
 // The line for an event, empty for those not worth one.
-std::string text_of(const Event& e, const Style& st, std::uint64_t now) {
+std::string text_of(const Event& e, const Style& st, std::uint64_t now, History& h) {
     switch (e.type) {
     case Type::LinkAdded:
         return "link " + st.bold(e.link.name) + " (index " + std::to_string(e.link.index) +
@@ -94,7 +124,7 @@ std::string text_of(const Event& e, const Style& st, std::uint64_t now) {
         return "link " + st.bold(e.link.name) + " (index " + std::to_string(e.link.index) +
                ") removed";
     case Type::LinkChanged: {
-        auto what = link_change(e);
+        auto what = link_change(e, h.flag_events);
         return what.empty() ? std::string() : "link " + st.bold(e.link.name) + ": " + what;
     }
     case Type::LeaseGranted: {
@@ -120,7 +150,13 @@ std::string text_of(const Event& e, const Style& st, std::uint64_t now) {
         return out.empty() ? out : lease_name(e.lease) + ": " + out;
     }
     case Type::LeaseEnded:
-        return lease_name(e.lease) + " ended" + (e.reason.empty() ? "" : ": " + e.reason);
+        // "ended: revoked by :1.7 (uid 0, pid 42, promiscctl): maintenance"
+        return lease_name(e.lease) + " ended" +
+               (e.reason.empty()
+                    ? ""
+                    : ": " + client::describe(e.end.reason.empty()
+                                                  ? client::LeaseEnd{e.reason, {}, {}, {}}
+                                                  : e.end));
     case Type::CaptureStarted: {
         std::string s = capture_name(e.capture) + " started";
         if (!e.capture.filter.empty())
@@ -131,10 +167,17 @@ std::string text_of(const Event& e, const Style& st, std::uint64_t now) {
     }
     case Type::CaptureChanged:
         return {}; // counters tick with every batch of frames
-    case Type::CaptureFinished:
-        return capture_name(e.capture) + " finished" + (e.reason.empty() ? "" : ": " + e.reason) +
-               " (" + std::to_string(e.capture.packets) + " packets, " +
-               std::to_string(e.capture.drops) + " dropped)";
+    case Type::CaptureFinished: {
+        std::string s =
+            capture_name(e.capture) + " finished" + (e.reason.empty() ? "" : ": " + e.reason);
+        // The Capture object's counters; varlink's event has none.
+        if (!e.capture.path.empty())
+            s += " (" + std::to_string(e.capture.packets) + " packets, " +
+                 std::to_string(e.capture.drops) + " dropped)";
+        return s;
+    }
+    case Type::FlagChanged:
+        return "link " + st.bold(e.interface) + ": " + flag_event(e, h);
     case Type::Conflict:
         return st.red("conflict") + " on " + st.bold(e.interface) +
                ": another agent cleared the promiscuous flag " + std::to_string(e.clears) +
@@ -169,6 +212,8 @@ const char* json_name(Type t) {
         return "capture-finished";
     case Type::Conflict:
         return "conflict";
+    case Type::FlagChanged:
+        return "flag-changed";
     case Type::DaemonStarted:
         return "daemon-started";
     case Type::DaemonStopped:
@@ -178,7 +223,7 @@ const char* json_name(Type t) {
 }
 
 // The JSON object for an event; null for those not reported.
-nlohmann::json json_of(const Event& e) {
+nlohmann::json json_of(const Event& e, History& h) {
     nlohmann::json j = {{"timestamp", e.timestamp_usec}, {"event", json_name(e.type)}};
     switch (e.type) {
     case Type::LinkAdded:
@@ -205,6 +250,12 @@ nlohmann::json json_of(const Event& e) {
     case Type::LeaseEnded:
         j["lease"] = to_json(e.lease);
         j["reason"] = e.reason;
+        if (!e.end.revoked_by.empty())
+            j["revoked_by"] = e.end.revoked_by;
+        if (e.end.revoked_by_uid)
+            j["revoked_by_uid"] = *e.end.revoked_by_uid;
+        if (!e.end.message.empty())
+            j["message"] = e.end.message;
         break;
     case Type::CaptureStarted:
         j["capture"] = to_json(e.capture);
@@ -219,6 +270,16 @@ nlohmann::json json_of(const Event& e) {
         j["interface"] = e.interface;
         j["clears"] = e.clears;
         break;
+    case Type::FlagChanged: {
+        const bool restored =
+            e.flag_on && e.by == "promiscd" && h.cleared_outside.count(e.interface);
+        flag_event(e, h); // keeps the history
+        j["interface"] = e.interface;
+        j["flag"] = e.flag_on;
+        j["by"] = e.by;
+        j["restored"] = restored;
+        break;
+    }
     case Type::DaemonStarted:
     case Type::DaemonStopped:
         break;
@@ -237,13 +298,15 @@ int monitor(Context& ctx) {
     auto watcher = client.watch();
     const auto json = ctx.globals().json;
     const Style& st = ctx.style();
+    History history;
     watcher->on_event([&](const Event& e) {
         if (json != JsonMode::Off) {
-            auto j = json_of(e);
+            auto j = json_of(e, history);
             if (!j.is_null())
                 print_json(std::cout, j, json);
         } else {
-            auto line = text_of(e, st, now_usec());
+            history.flag_events = watcher->reports_flag_changes();
+            auto line = text_of(e, st, now_usec(), history);
             if (!line.empty())
                 std::cout << st.grey(format_timestamp(e.timestamp_usec)) << ' ' << line << '\n';
         }

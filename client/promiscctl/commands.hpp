@@ -41,11 +41,17 @@ struct CaptureArgs {
     std::string link;
     std::string filter;
     std::optional<std::string> file; // "-" or none: standard output
-    std::uint64_t count = 0;
-    std::uint32_t snaplen = 0;
+    std::uint64_t count = 0;         // 0: until stopped
+    std::uint32_t snaplen = 0;       // 0: the daemon's default
+    std::uint32_t buffer_size = 0;   // bytes; 0: the daemon's default
     std::string format = "pcapng";
     bool promisc = true;
 };
+// The capture's link and filter from tcpdump's conventions: -i LINK, or the
+// first word; then the filter as the remaining words, or -f FILTER (not
+// both). Throws UsageError.
+void resolve_capture_words(CaptureArgs& args, const std::string& interface_option,
+                           const std::vector<std::string>& words);
 int capture(Context& ctx, const CaptureArgs& args);
 
 int monitor(Context& ctx);

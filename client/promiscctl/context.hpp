@@ -5,6 +5,7 @@
 #include "client/promisc_client.hpp"
 #include "client/varlink_client.hpp"
 #include "output.hpp"
+#include "polkit_agent.hpp"
 #include "transport.hpp"
 
 #include <memory>
@@ -50,13 +51,16 @@ public:
     const Style& err_style() const noexcept { return err_style_; }
     // The way to promiscd --transport chose (auto: decided on first use).
     Transport& transport();
-    // The D-Bus client itself, for what only D-Bus offers (capture).
-    client::Client& client();
+    // A polkit text agent for a request that may need authorization, kept
+    // for as long as the returned object lives: on a terminal, over D-Bus
+    // (the varlink interface has no way to allow interactive authorization).
+    PolkitAgent polkit_agent();
     // Whether the transport in use (once decided) is varlink.
     bool using_varlink() const noexcept { return resolved_ == TransportKind::Varlink; }
 
 private:
     TransportKind resolved();
+    client::Client& client();
 
     Globals globals_;
     Style style_;

@@ -170,7 +170,7 @@ std::string quote(std::string_view s) {
 }
 
 nlohmann::json to_json(const client::LinkInfo& l) {
-    return {
+    nlohmann::json j = {
         {"name", l.name},
         {"index", l.index},
         {"path", l.path},
@@ -181,6 +181,9 @@ nlohmann::json to_json(const client::LinkInfo& l) {
         {"leases", l.leases},
         {"policy", l.policy},
     };
+    if (l.external_changes)
+        j["external_changes"] = *l.external_changes;
+    return j;
 }
 
 nlohmann::json to_json(const client::LeaseInfo& l) {

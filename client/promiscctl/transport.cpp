@@ -33,6 +33,7 @@ public:
     void on_ended(std::function<void(const std::string&)> cb) override {
         l_->on_ended(std::move(cb));
     }
+    const client::LeaseEnd& end() const override { return l_->end(); }
     void release() override { l_->release(); }
     bool refresh() override { return l_->refresh(); }
 
@@ -46,11 +47,28 @@ public:
     void on_event(std::function<void(const client::Event&)> cb) override {
         w_->on_event(std::move(cb));
     }
+    bool reports_flag_changes() const override { return w_->reports_flag_changes(); }
     std::size_t link_count() const override { return w_->links().size(); }
     std::size_t lease_count() const override { return w_->leases().size(); }
 
 private:
     std::unique_ptr<client::Watcher> w_;
+};
+
+class DbusCapture : public OpenedCapture {
+public:
+    explicit DbusCapture(std::unique_ptr<client::Capture> c) : c_(std::move(c)) {}
+    std::uint64_t id() const override { return c_->id(); }
+    client::UniqueFd take_fd() override { return c_->take_fd(); }
+    const client::CaptureInfo& info() const override { return c_->info(); }
+    bool reports_finish() const override { return true; }
+    void on_finished(std::function<void(const std::string&)> cb) override {
+        c_->on_finished(std::move(cb));
+    }
+    void stop() override { c_->stop(); }
+
+private:
+    std::unique_ptr<client::Capture> c_;
 };
 
 class DbusTransport : public Transport {
@@ -72,6 +90,10 @@ public:
     }
     std::unique_ptr<EventStream> watch() override {
         return std::make_unique<DbusStream>(c_.watch());
+    }
+    std::unique_ptr<OpenedCapture> open_capture(const std::string& interface,
+                                                const client::CaptureOptions& o) override {
+        return std::make_unique<DbusCapture>(c_.open_capture(interface, o));
     }
     void attach(EventLoop& loop, std::function<void(const Error&)> on_lost) override {
         loop.attach(c_, std::move(on_lost));
@@ -112,6 +134,17 @@ LeaseInfo lease_of(const json& j) {
     return l;
 }
 
+// How a lease ended, from an Acquire's last reply or a lease-ended event.
+client::LeaseEnd end_of(const json& j, std::string reason) {
+    client::LeaseEnd end;
+    end.reason = std::move(reason);
+    end.revoked_by = str(j, "revoked_by");
+    end.message = str(j, "message");
+    if (auto it = j.find("revoked_by_uid"); it != j.end() && it->is_number_unsigned())
+        end.revoked_by_uid = it->get<std::uint32_t>();
+    return end;
+}
+
 LinkInfo link_of(const json& j) {
     LinkInfo l;
     l.name = str(j, "name");
@@ -122,6 +155,8 @@ LinkInfo link_of(const json& j) {
     l.origin = str(j, "origin");
     l.leases = num<std::uint32_t>(j, "leases");
     l.policy = str(j, "policy");
+    if (auto it = j.find("external_changes"); it != j.end() && it->is_number_unsigned())
+        l.external_changes = it->get<std::uint64_t>();
     return l;
 }
 
@@ -212,20 +247,21 @@ public:
     void on_ended(std::function<void(const std::string&)> cb) override {
         on_ended_ = std::move(cb);
     }
+    const client::LeaseEnd& end() const override { return end_; }
     void release() override {
         // The lease lives as long as its connection.
         close();
         ended_ = true;
-        reason_ = "released";
+        end_ = client::LeaseEnd{"released", {}, {}, {}};
     }
     bool refresh() override { return !ended_; }
 
 private:
     void finish(const client::VarlinkClient::Reply& r) {
         ended_ = true;
-        reason_ = r.error.empty() ? str(r.parameters, "ended") : r.error;
+        end_ = end_of(r.parameters, r.error.empty() ? str(r.parameters, "ended") : r.error);
         if (on_ended_)
-            on_ended_(reason_);
+            on_ended_(end_.reason);
     }
     void handle(const client::VarlinkClient::Reply& r) override {
         if (ended_)
@@ -244,7 +280,7 @@ private:
 
     LeaseInfo info_;
     bool ended_ = false;
-    std::string reason_;
+    client::LeaseEnd end_;
     std::function<void(const std::string&, const std::string&)> on_state_;
     std::function<void(const std::string&)> on_ended_;
 };
@@ -264,6 +300,7 @@ public:
             client::VarlinkClient::raise(first);
     }
     void on_event(std::function<void(const client::Event&)> cb) override { cb_ = std::move(cb); }
+    bool reports_flag_changes() const override { return true; } // its "flag" events
     std::size_t link_count() const override { return links_.size(); }
     std::size_t lease_count() const override { return leases_.size(); }
 
@@ -302,21 +339,28 @@ private:
             e.type = Type::LeaseEnded;
             e.lease = lease;
             e.reason = str(j, "reason");
+            e.end = end_of(j, e.reason);
             leases_.erase(lease.id);
+        } else if (type == "lease-renewed") {
+            e.type = Type::LeaseChanged;
+            e.lease = lease;
+            auto prev = leases_.find(lease.id);
+            e.previous_lease = prev != leases_.end() ? prev->second : lease;
+            e.changed.push_back("Expires");
+            leases_[lease.id] = lease;
+        } else if (type == "capture-started" || type == "capture-finished") {
+            e.type = type == "capture-started" ? Type::CaptureStarted : Type::CaptureFinished;
+            e.capture.id = num<std::uint64_t>(j, "capture");
+            e.capture.interface = str(j, "interface");
+            e.reason = str(j, "reason");
         } else if (type == "flag") {
-            e.type = Type::LinkChanged;
-            auto& link = links_[str(j, "interface")];
-            link.name = str(j, "interface");
-            e.previous_link = link;
-            bool on = j.value("flag", false);
-            bool ours = str(j, "by") == "promiscd";
-            link.admin_flag = on;
-            link.origin = on ? (ours ? "daemon" : "admin") : "none";
-            e.previous_link.origin = on ? e.previous_link.origin : (ours ? "daemon" : "admin");
-            if (!on && ours)
-                link.leases = 0;
-            e.link = link;
-            e.changed = {"AdminFlag"};
+            e.type = Type::FlagChanged;
+            e.interface = str(j, "interface");
+            e.flag_on = j.value("flag", false);
+            e.by = str(j, "by");
+            auto& link = links_[e.interface];
+            link.name = e.interface;
+            link.admin_flag = e.flag_on;
         } else if (type == "conflict") {
             e.type = Type::Conflict;
             e.interface = str(j, "interface");
@@ -346,6 +390,61 @@ private:
     std::map<std::string, LinkInfo> links_;
     std::map<std::uint64_t, LeaseInfo> leases_;
     std::function<void(const client::Event&)> cb_;
+};
+
+// Over varlink a capture lives as long as the connection that opened it:
+// closing it is the way to stop the capture.
+class VarlinkCapture : public OpenedCapture, public Stream {
+public:
+    VarlinkCapture(const std::string& path, const std::string& interface,
+                   const client::CaptureOptions& o)
+        : Stream(path) {
+        json p = {{"interface", interface}, {"promisc", o.promisc}};
+        if (!o.filter.empty())
+            p["filter"] = o.filter;
+        if (o.snaplen)
+            p["snaplen"] = o.snaplen;
+        if (!o.format.empty())
+            p["format"] = o.format;
+        if (o.buffer_size)
+            p["buffer_size"] = o.buffer_size;
+        if (o.count)
+            p["count"] = o.count;
+        auto reply = conn().request(kIface + ".OpenCapture", p);
+        if (reply.fds.size() != 1)
+            throw Error(ErrorKind::Failed, {},
+                        "promiscd answered OpenCapture with " + std::to_string(reply.fds.size()) +
+                            " file descriptors instead of the capture stream");
+        fd_ = std::move(reply.fds.front());
+        info_.id = num<std::uint64_t>(reply.parameters, "capture");
+        info_.interface = interface;
+        info_.filter = o.filter;
+        info_.format = o.format;
+    }
+    std::uint64_t id() const override { return info_.id; }
+    client::UniqueFd take_fd() override { return std::move(fd_); }
+    const client::CaptureInfo& info() const override { return info_; }
+    bool reports_finish() const override { return false; }
+    void on_finished(std::function<void(const std::string&)> cb) override {
+        on_finished_ = std::move(cb);
+    }
+    void stop() override {
+        if (stopped_)
+            return;
+        stopped_ = true;
+        close();
+        if (on_finished_)
+            on_finished_("stopped");
+    }
+
+private:
+    void handle(const client::VarlinkClient::Reply&) override {}
+    bool closed() override { return stopped_; }
+
+    client::UniqueFd fd_;
+    client::CaptureInfo info_;
+    bool stopped_ = false;
+    std::function<void(const std::string&)> on_finished_;
 };
 
 class VarlinkTransport : public Transport {
@@ -388,6 +487,12 @@ public:
         auto s = std::make_unique<VarlinkStream>(path_);
         streams_.push_back(s.get());
         return s;
+    }
+    std::unique_ptr<OpenedCapture> open_capture(const std::string& interface,
+                                                const client::CaptureOptions& o) override {
+        auto c = std::make_unique<VarlinkCapture>(path_, interface, o);
+        streams_.push_back(c.get());
+        return c;
     }
     void attach(EventLoop& loop, std::function<void(const Error&)> on_lost) override {
         for (auto* s : streams_)

@@ -27,10 +27,33 @@ public:
     virtual bool ended() const = 0;
     virtual void on_state_changed(std::function<void(const std::string&, const std::string&)>) = 0;
     virtual void on_ended(std::function<void(const std::string& reason)>) = 0;
+    // How it ended (for a revocation: who and why), once ended() is true.
+    virtual const client::LeaseEnd& end() const = 0;
     // Ends the lease (over varlink: closes its connection).
     virtual void release() = 0;
     // Re-reads it after promiscd came back (D-Bus); false when it is gone.
     virtual bool refresh() = 0;
+};
+
+// A capture promiscctl opened: the stream's fd and how the capture ends.
+class OpenedCapture {
+public:
+    virtual ~OpenedCapture() = default;
+    virtual std::uint64_t id() const = 0;
+    // The read end of the pipe carrying the stream.
+    virtual client::UniqueFd take_fd() = 0;
+    // Counters as the daemon last published them (D-Bus); over varlink
+    // nothing is published and the stream's closing statistics tell.
+    virtual const client::CaptureInfo& info() const = 0;
+    // Whether the daemon says why a capture finished (D-Bus's Finished);
+    // over varlink the end of the stream is all there is.
+    virtual bool reports_finish() const = 0;
+    // Called with the reason once the capture has finished (D-Bus), or with
+    // "stopped" once stop() has ended it (varlink).
+    virtual void on_finished(std::function<void(const std::string& reason)>) = 0;
+    // Ends the capture: the daemon writes the closing statistics, then the
+    // stream ends. Over varlink this closes the capture's connection.
+    virtual void stop() = 0;
 };
 
 // The daemon's event stream, with the links and leases it started from.
@@ -38,6 +61,8 @@ class EventStream {
 public:
     virtual ~EventStream() = default;
     virtual void on_event(std::function<void(const client::Event&)> cb) = 0;
+    // Whether FlagChanged events tell every change of a link's admin flag.
+    virtual bool reports_flag_changes() const = 0;
     virtual std::size_t link_count() const = 0;
     virtual std::size_t lease_count() const = 0;
 };
@@ -56,6 +81,8 @@ public:
     virtual std::unique_ptr<HeldLease> acquire(const std::string& interface,
                                                const client::LeaseOptions& options) = 0;
     virtual std::unique_ptr<EventStream> watch() = 0;
+    virtual std::unique_ptr<OpenedCapture> open_capture(const std::string& interface,
+                                                        const client::CaptureOptions& options) = 0;
 
     // Runs the transport's connections from loop. on_lost runs once if the
     // daemon becomes unreachable; without it loop.run() throws the error.

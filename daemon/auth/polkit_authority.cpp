@@ -20,15 +20,12 @@ constexpr std::chrono::microseconds plain_timeout = std::chrono::seconds(25);
 using SubjectArg = sdbus::Struct<std::string, std::map<std::string, sdbus::Variant>>;
 using ResultArg = sdbus::Struct<bool, bool, std::map<std::string, std::string>>;
 
-bool means_unreachable(const std::string& name) {
+// Only the bus driver's "nobody has that name" means polkit is not there.
+// A timeout, a refusal by the bus (LimitsExceeded, AccessDenied) or an error
+// from polkit itself says nothing about who may do what: fail closed.
+bool means_not_on_bus(const std::string& name) {
     return name == "org.freedesktop.DBus.Error.ServiceUnknown" ||
-           name == "org.freedesktop.DBus.Error.NameHasNoOwner" ||
-           name == "org.freedesktop.DBus.Error.NoReply" ||
-           name == "org.freedesktop.DBus.Error.Timeout" ||
-           name == "org.freedesktop.DBus.Error.TimedOut" ||
-           name == "org.freedesktop.DBus.Error.Disconnected" ||
-           name == "org.freedesktop.DBus.Error.UnknownObject" ||
-           name == "org.freedesktop.DBus.Error.UnknownMethod";
+           name == "org.freedesktop.DBus.Error.NameHasNoOwner";
 }
 
 } // namespace
@@ -69,11 +66,13 @@ uint64_t PolkitAuthority::check(const Subject& subject, const std::string& actio
                     const std::string& name = error->getName();
                     if (name == "org.freedesktop.PolicyKit1.Error.Cancelled") {
                         a.verdict = Verdict::Cancelled;
-                    } else {
+                    } else if (means_not_on_bus(name)) {
                         a.verdict = Verdict::Unavailable;
-                        a.detail = means_unreachable(name)
-                                       ? "polkit is unavailable (" + name + ")"
-                                       : "polkit check failed: " + error->getMessage();
+                        a.detail = "polkit is unavailable (not on the bus: " + name + ")";
+                    } else {
+                        a.verdict = Verdict::Error;
+                        a.detail =
+                            "the polkit check failed (" + name + ": " + error->getMessage() + ")";
                     }
                 } else if (result.get<0>()) {
                     a.verdict = Verdict::Allowed;
@@ -105,10 +104,12 @@ void PolkitAuthority::cancel(uint64_t ticket) {
         return;
     std::string id = it->second.cancellation_id;
     try {
-        proxy_->callMethodAsync("CancelCheckAuthorization")
+        // No reply expected: it would count against the bus's limit of
+        // pending replies, and there is nothing to do with it.
+        proxy_->callMethod("CancelCheckAuthorization")
             .onInterface(authority_iface)
             .withArguments(id)
-            .uponReplyInvoke([](const sdbus::Error*) {});
+            .dontExpectReply();
     } catch (const sdbus::Error&) {
         // polkit gone as well: nothing to cancel there.
     }

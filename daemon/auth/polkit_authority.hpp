@@ -25,15 +25,20 @@ struct Subject {
 
 enum class Verdict {
     Allowed,
-    Denied,      // polkit said no
-    Challenge,   // authentication would be needed, and interaction was not allowed
-    Unavailable, // polkit could not be asked (fail closed)
+    Denied,    // polkit said no
+    Challenge, // authentication would be needed, and interaction was not allowed
+    // polkit is not on the bus (nobody owns its name and none can be
+    // activated): the one case the configuration's allowed_groups are for.
+    Unavailable,
+    // Any other failure (the bus refused or timed out the call, polkit
+    // answered with an error): a denial, never a reason to fall back.
+    Error,
     Cancelled,
 };
 
 struct Answer {
     Verdict verdict = Verdict::Denied;
-    std::string detail; // for Unavailable: why
+    std::string detail; // for Unavailable and Error: why
 };
 
 class PolkitAuthority {

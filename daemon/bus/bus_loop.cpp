@@ -17,8 +17,9 @@ void check(int r, const char* what) {
 } // namespace
 
 BusLoop::BusLoop(sd_event* event, sdbus::IConnection& connection,
-                 std::function<void(const std::string&)> on_failure)
-    : event_(event), connection_(connection), on_failure_(std::move(on_failure)) {
+                 std::function<void(const std::string&)> on_failure, std::function<void()> between)
+    : event_(event), connection_(connection), on_failure_(std::move(on_failure)),
+      between_(std::move(between)) {
     auto poll = connection_.getEventLoopPollData();
     sd_event_source* s = nullptr;
     check(sd_event_add_io(event_, &s, poll.fd, EPOLLIN, &BusLoop::on_io, this), "bus io source");
@@ -36,11 +37,24 @@ BusLoop::BusLoop(sd_event* event, sdbus::IConnection& connection,
 BusLoop::~BusLoop() = default;
 
 void BusLoop::drain() {
+    process(SIZE_MAX);
+}
+
+void BusLoop::process(size_t max_messages) {
     if (failed_)
         return;
     try {
-        while (connection_.processPendingRequest()) {
+        more_ = false;
+        for (size_t i = 0; i < max_messages; ++i) {
+            if (!connection_.processPendingRequest())
+                return;
+            if (between_)
+                between_();
         }
+        // The slice is used up and sd-bus may hold more messages in its read
+        // buffer than it has parsed: the socket is then no longer readable,
+        // so come back at once, after the others' turn.
+        more_ = true;
     } catch (const std::exception& e) {
         failed_ = true;
         sd_event_source_set_enabled(io_.get(), SD_EVENT_OFF);
@@ -60,30 +74,30 @@ void BusLoop::refresh() {
     if (poll.events & POLLOUT)
         events |= EPOLLOUT;
     sd_event_source_set_io_events(io_.get(), events);
-    if (poll.timeout_usec == UINT64_MAX) {
+    const uint64_t when = more_ ? 0 : poll.timeout_usec;
+    if (when == UINT64_MAX) {
         sd_event_source_set_enabled(time_.get(), SD_EVENT_OFF);
     } else {
-        sd_event_source_set_time(time_.get(), poll.timeout_usec);
+        sd_event_source_set_time(time_.get(), when);
         sd_event_source_set_enabled(time_.get(), SD_EVENT_ONESHOT);
     }
 }
 
 int BusLoop::on_io(sd_event_source*, int, uint32_t, void* userdata) {
-    static_cast<BusLoop*>(userdata)->drain();
+    static_cast<BusLoop*>(userdata)->process(kSlice);
     return 0;
 }
 
 int BusLoop::on_time(sd_event_source*, uint64_t, void* userdata) {
-    static_cast<BusLoop*>(userdata)->drain();
+    static_cast<BusLoop*>(userdata)->process(kSlice);
     return 0;
 }
 
 int BusLoop::on_prepare(sd_event_source*, void* userdata) {
-    auto* self = static_cast<BusLoop*>(userdata);
-    // Work queued by other sources (signals, timers) is processed first, so
-    // nothing waits for the next wake-up.
-    self->drain();
-    self->refresh();
+    // Only the poll data: messages still queued after a slice make sd-bus
+    // report a timeout of 0, so the time source is due at once, after the
+    // other sources that are ready have had their turn.
+    static_cast<BusLoop*>(userdata)->refresh();
     return 0;
 }
 

@@ -156,9 +156,17 @@ PacketSocket::PacketSocket(const PacketSocketOptions& options) {
         link_type_ = kLinkTypeEthernet;
     }
 
-    const BpfProgram program = cooked_ ? compile_cooked_filter(options.filter, snaplen_)
-                                       : compile_filter(options.filter, DLT_EN10MB, snaplen_);
-    attach_filter(fd_.get(), program);
+    if (options.program) {
+        // Compiled beforehand (off the loop) for the link type the caller saw.
+        if (options.program_cooked != cooked_) {
+            throw FilterError(options.filter, "the link's type changed while the filter was "
+                                              "compiled; try again");
+        }
+        attach_filter(fd_.get(), *options.program);
+    } else {
+        attach_filter(fd_.get(), cooked_ ? compile_cooked_filter(options.filter, snaplen_)
+                                         : compile_filter(options.filter, DLT_EN10MB, snaplen_));
+    }
 
     const int version = TPACKET_V3;
     if (setsockopt(fd_.get(), SOL_PACKET, PACKET_VERSION, &version, sizeof version) != 0) {
@@ -204,6 +212,9 @@ PacketSocket::PacketSocket(const PacketSocketOptions& options) {
         throw_errno("mmap of the packet ring");
     }
     ring_ = static_cast<std::uint8_t*>(ring);
+    // Children (the filter compiler) neither need the captured frames nor
+    // should pay for copying the ring's page tables.
+    (void)madvise(ring_, block_size_ * block_count_, MADV_DONTFORK);
 
     sockaddr_ll addr{};
     addr.sll_family = AF_PACKET;

@@ -3,6 +3,7 @@
 // order; the reader walks a block's packets and gives the block back.
 #pragma once
 
+#include "capture/filter.hpp"
 #include "capture/unique_fd.hpp"
 
 #include <array>
@@ -24,6 +25,10 @@ struct PacketSocketOptions {
     std::size_t block_size = 0;                  // 0: chosen from snaplen and buffer_size
     std::chrono::milliseconds block_timeout{50}; // a partly filled block is handed over after this
     bool cooked = false; // SOCK_DGRAM + LINKTYPE_LINUX_SLL2 on one interface
+    // The filter compiled beforehand (FilterCompiler), for a cooked socket or
+    // not; `filter` then only names it in messages.
+    std::optional<BpfProgram> program{};
+    bool program_cooked = false;
 };
 
 // One packet as the ring holds it. Valid until its block is released.

@@ -109,6 +109,7 @@ Config parse(const std::string& text, const std::string& origin) {
         r.number("leases_per_uid", c.limits.leases_per_uid, 1, big);
         r.number("leases_total", c.limits.leases_total, 1, big);
         r.number("captures_per_uid", c.limits.captures_per_uid, 0, 4096);
+        r.number("captures_total", c.limits.captures_total, 0, 4096);
         r.finish();
     }
     if (const json* q = top.object("conflict")) {
@@ -156,11 +157,32 @@ Config parse(const std::string& text, const std::string& origin) {
     }
     top.number("idle_exit_seconds", c.idle_exit_seconds, 0, 7 * 24 * 3600);
     top.number("max_capture_buffer", c.limits.max_capture_buffer, 64 * 1024, size_t{1} << 31);
+    top.number("capture_memory_total", c.limits.capture_memory_total, 64 * 1024, size_t{1} << 40);
+    if (const json* a = top.object("authorization")) {
+        Reader r(*a, "authorization", origin);
+        r.number("checks_in_flight", c.authorization.in_flight_total, 1, 100);
+        r.number("checks_in_flight_per_uid", c.authorization.in_flight_per_caller, 1, 100);
+        r.number("checks_waiting_per_uid", c.authorization.queued_per_caller, 0, 100000);
+        r.number("checks_waiting", c.authorization.queued_total, 0, 1000000);
+        r.finish();
+    }
+    if (const json* f = top.object("filters")) {
+        Reader r(*f, "filters", origin);
+        r.number("max_terms", c.filters.max_terms, 1, 1000);
+        r.number("cpu_ms", c.filters.cpu_ms, 10, 600000);
+        r.number("compilations_in_flight", c.filters.queue.in_flight_total, 1, 64);
+        r.number("compilations_waiting", c.filters.queue.queued_total, 0, 100000);
+        r.finish();
+    }
     if (const json* v = top.object("varlink")) {
         Reader r(*v, "varlink", origin);
         r.number("max_message_bytes", c.varlink_max_message_bytes, 1024, 16 * 1024 * 1024);
         r.number("max_connections_per_uid", c.varlink_max_connections_per_uid, 1, 4096);
+        r.number("max_connections", c.varlink_max_connections, 1, 65536);
         r.number("max_backlog_bytes", c.varlink_max_backlog_bytes, 64 * 1024, size_t{1} << 30);
+        r.number("max_total_backlog_bytes", c.varlink_max_total_backlog_bytes, 64 * 1024,
+                 size_t{1} << 34);
+        r.number("idle_timeout_seconds", c.varlink_idle_timeout_seconds, 0, 7 * 24 * 3600);
         r.finish();
     }
     top.finish();

@@ -4,7 +4,9 @@
 // keys and wrong types are errors naming the key and the file.
 #pragma once
 
+#include "capture/filter_compiler.hpp"
 #include "core/arbiter.hpp"
+#include "sched/fair_queue.hpp"
 
 #include <cstdint>
 #include <stdexcept>
@@ -30,7 +32,14 @@ struct Config {
     uint64_t idle_exit_seconds = 30; // 0: never
     size_t varlink_max_message_bytes = 64 * 1024;
     unsigned varlink_max_connections_per_uid = 16;
-    size_t varlink_max_backlog_bytes = 4 * 1024 * 1024; // unread replies before a disconnect
+    unsigned varlink_max_connections = 256;
+    size_t varlink_max_backlog_bytes = 1024 * 1024; // unread replies before a disconnect
+    size_t varlink_max_total_backlog_bytes = 32 * 1024 * 1024;
+    uint64_t varlink_idle_timeout_seconds = 60; // 0: never
+    // polkit checks in flight and waiting (per uid and in all).
+    sched::QueueLimits authorization{32, 2, 16, 512};
+    // Capture filters: terms, CPU time, compilations in flight and waiting.
+    capture::CompilerLimits filters{};
 };
 
 class ConfigError : public std::runtime_error {

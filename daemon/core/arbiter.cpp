@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <fnmatch.h>
-#include <set>
 
 namespace promiscd::core {
 
@@ -12,19 +11,34 @@ std::string seconds_text(Usec usec) {
     return std::to_string(usec / usec_per_sec) + " s";
 }
 
+// 0: no expiry. Otherwise at least a second and at most the limit.
 void validate_ttl(Usec ttl, const Limits& limits) {
+    if (ttl == 0)
+        return;
     if (ttl < usec_per_sec)
-        throw Error(ErrorCode::InvalidArgument, "ttl must be at least 1 second");
+        throw Error(ErrorCode::InvalidArgument, "ttl must be at least 1 second (or 0: no expiry)");
     if (ttl > limits.max_ttl)
         throw Error(ErrorCode::InvalidArgument, "ttl " + seconds_text(ttl) +
                                                     " is longer than the limit of " +
                                                     seconds_text(limits.max_ttl));
 }
 
+std::optional<Usec> expiry(std::optional<Usec> ttl, Usec now) {
+    if (!ttl || *ttl == 0)
+        return std::nullopt;
+    return now + *ttl;
+}
+
 } // namespace
 
+std::string label(const Owner& o) {
+    if (o.transport == "dbus")
+        return o.id;
+    return o.transport + ":" + o.id;
+}
+
 std::string describe(const Owner& o) {
-    std::string s = o.transport + ":" + o.id + " (uid " + std::to_string(o.uid);
+    std::string s = label(o) + " (uid " + std::to_string(o.uid);
     if (o.pid)
         s += ", pid " + std::to_string(o.pid);
     if (!o.command.empty())
@@ -34,26 +48,115 @@ std::string describe(const Owner& o) {
 
 Arbiter::Arbiter(Limits limits) : limits_(limits) {}
 
+// ---------------------------------------------------------------- indexes
+
+Arbiter::LeaseIt Arbiter::insert_lease(Lease lease) {
+    const LeaseId id = lease.id;
+    by_name_[lease.interface].insert(id);
+    by_owner_[{lease.owner.transport, lease.owner.id}].insert(id);
+    ++per_uid_[lease.owner.uid];
+    if (lease.expires)
+        expiries_.emplace(*lease.expires, id);
+    if (lease.state == LeaseState::Active)
+        ++active_;
+    return leases_.insert_or_assign(id, std::move(lease)).first;
+}
+
+void Arbiter::erase_lease(LeaseIt it) {
+    const Lease& l = it->second;
+    if (auto n = by_name_.find(l.interface); n != by_name_.end()) {
+        n->second.erase(l.id);
+        if (n->second.empty())
+            by_name_.erase(n);
+    }
+    if (auto o = by_owner_.find({l.owner.transport, l.owner.id}); o != by_owner_.end()) {
+        o->second.erase(l.id);
+        if (o->second.empty())
+            by_owner_.erase(o);
+    }
+    if (auto u = per_uid_.find(l.owner.uid); u != per_uid_.end() && --u->second == 0)
+        per_uid_.erase(u);
+    if (l.expires)
+        expiries_.erase({*l.expires, l.id});
+    if (l.state == LeaseState::Active)
+        --active_;
+    leases_.erase(it);
+}
+
+void Arbiter::set_expiry(Lease& lease, std::optional<Usec> expires) {
+    if (lease.expires)
+        expiries_.erase({*lease.expires, lease.id});
+    lease.expires = expires;
+    if (expires)
+        expiries_.emplace(*expires, lease.id);
+}
+
+void Arbiter::set_state(Lease& lease, LeaseState state) {
+    if (lease.state == LeaseState::Active)
+        --active_;
+    lease.state = state;
+    if (state == LeaseState::Active)
+        ++active_;
+}
+
+void Arbiter::set_daemon(LinkRec& rec, bool daemon_set) {
+    rec.daemon_set = daemon_set;
+    if (daemon_set)
+        daemon_set_.insert(rec.info.ifindex);
+    else
+        daemon_set_.erase(rec.info.ifindex);
+}
+
+Arbiter::LinkRec& Arbiter::insert_link(const LinkInfo& info) {
+    LinkRec rec;
+    rec.info = info;
+    link_by_name_[info.name] = info.ifindex;
+    return links_.insert_or_assign(info.ifindex, std::move(rec)).first->second;
+}
+
+void Arbiter::erase_link(std::map<int, LinkRec>::iterator it) {
+    if (auto n = link_by_name_.find(it->second.info.name);
+        n != link_by_name_.end() && n->second == it->first)
+        link_by_name_.erase(n);
+    daemon_set_.erase(it->first);
+    links_.erase(it);
+}
+
+void Arbiter::rename_link(LinkRec& rec, const std::string& name) {
+    if (auto n = link_by_name_.find(rec.info.name);
+        n != link_by_name_.end() && n->second == rec.info.ifindex)
+        link_by_name_.erase(n);
+    rec.info.name = name;
+    link_by_name_[name] = rec.info.ifindex;
+}
+
 // ---------------------------------------------------------------- lookups
 
 Arbiter::LinkRec* Arbiter::rec_by_name(const std::string& name) {
-    for (auto& [idx, rec] : links_)
-        if (rec.info.name == name)
-            return &rec;
-    return nullptr;
+    auto n = link_by_name_.find(name);
+    if (n == link_by_name_.end())
+        return nullptr;
+    auto it = links_.find(n->second);
+    return it == links_.end() ? nullptr : &it->second;
 }
 
 const Arbiter::LinkRec* Arbiter::rec_by_name(const std::string& name) const {
-    for (const auto& [idx, rec] : links_)
-        if (rec.info.name == name)
-            return &rec;
-    return nullptr;
+    return const_cast<Arbiter*>(this)->rec_by_name(name);
 }
 
 unsigned Arbiter::count_on(const std::string& name) const {
-    return static_cast<unsigned>(std::count_if(leases_.begin(), leases_.end(), [&](const auto& kv) {
-        return kv.second.interface == name;
-    }));
+    auto it = by_name_.find(name);
+    return it == by_name_.end() ? 0 : static_cast<unsigned>(it->second.size());
+}
+
+unsigned Arbiter::leases_of_uid(uint32_t uid) const {
+    auto it = per_uid_.find(uid);
+    return it == per_uid_.end() ? 0 : it->second;
+}
+
+size_t Arbiter::leases_of_owner(const std::string& transport, const std::string& id) const {
+    auto it = by_owner_.find({transport, id});
+    return it == by_owner_.end() ? 0 : it->second.size();
 }
 
 const Lease* Arbiter::find(LeaseId id) const {
@@ -96,10 +199,12 @@ LinkView Arbiter::view(const LinkRec& rec) const {
     v.info = rec.info;
     v.origin = !rec.info.admin_flag ? Origin::None
                : rec.daemon_set     ? Origin::Daemon
+               : rec.unknown        ? Origin::Unknown
                                     : Origin::Admin;
     v.policy = policy_for(rec.info.name);
     v.leases = count_on(rec.info.name);
     v.overridden = rec.overridden;
+    v.external_changes = rec.external_changes;
     return v;
 }
 
@@ -124,43 +229,28 @@ std::optional<LinkView> Arbiter::link_by_name(const std::string& name) const {
     return std::nullopt;
 }
 
-std::vector<int> Arbiter::daemon_set_links() const {
-    std::vector<int> out;
-    for (const auto& [idx, rec] : links_)
-        if (rec.daemon_set && rec.info.admin_flag)
-            out.push_back(idx);
-    return out;
-}
-
 std::optional<Usec> Arbiter::next_expiry() const {
-    std::optional<Usec> next;
-    for (const auto& [id, l] : leases_)
-        if (l.expires && (!next || *l.expires < *next))
-            next = l.expires;
-    return next;
+    if (expiries_.empty())
+        return std::nullopt;
+    return expiries_.begin()->first;
 }
 
 // ---------------------------------------------------------------- the rule
 
 // Brings one interface name to the state its leases call for. Every event
-// ends here, so the rules of DESIGN.md "Lease semantics" are in one place.
+// ends here, so the rules of "Lease semantics" are in one place.
 void Arbiter::reconcile(const std::string& name, Commands& out) {
-    std::vector<Lease*> held;
-    for (auto& [id, l] : leases_)
-        if (l.interface == name)
-            held.push_back(&l);
-
     LinkRec* rec = rec_by_name(name);
+    const bool held = count_on(name) > 0;
     LeaseState target = LeaseState::Pending;
     if (rec) {
-        if (held.empty()) {
+        if (!held) {
             // Clear only what the daemon set; an administrator's flag survives.
             if (rec->daemon_set && rec->info.admin_flag) {
                 out.push_back(SetFlag{rec->info.ifindex, name, false});
                 rec->info.admin_flag = false;
-                rec->expect = false;
             }
-            rec->daemon_set = false;
+            set_daemon(*rec, false);
             rec->overridden = false;
             rec->clears.clear();
             return;
@@ -172,29 +262,33 @@ void Arbiter::reconcile(const std::string& name, Commands& out) {
             if (!rec->info.admin_flag) {
                 out.push_back(SetFlag{rec->info.ifindex, name, true});
                 rec->info.admin_flag = true;
-                rec->expect = true;
-                rec->daemon_set = true;
+                set_daemon(*rec, true);
+                rec->unknown = false;
             }
             target = LeaseState::Active;
         }
     }
-    for (Lease* l : held) {
-        if (l->state != target) {
-            out.emplace_back(std::in_place_type<LeaseStateChanged>, l->id, l->state, target);
-            l->state = target;
+    if (!held)
+        return;
+    for (LeaseId id : by_name_.at(name)) {
+        Lease& l = leases_.at(id);
+        if (l.state != target) {
+            out.emplace_back(std::in_place_type<LeaseStateChanged>, l.id, l.state, target);
+            set_state(l, target);
         }
     }
 }
 
-void Arbiter::end_lease(std::map<LeaseId, Lease>::iterator it, EndReason reason, Commands& out) {
+void Arbiter::end_lease(LeaseIt it, EndReason reason, Commands& out,
+                        std::optional<Revocation> revocation) {
     Lease ended = it->second;
-    leases_.erase(it);
-    out.push_back(LeaseEnded{std::move(ended), reason});
+    erase_lease(it);
+    out.push_back(LeaseEnded{std::move(ended), reason, std::move(revocation)});
 }
 
 // ---------------------------------------------------------------- requests
 
-AcquireResult Arbiter::acquire(const LeaseRequest& req, Usec now) {
+void Arbiter::check_acquire(const LeaseRequest& req) const {
     validate_interface_name(req.interface);
     if (req.ttl)
         validate_ttl(*req.ttl, limits_);
@@ -202,11 +296,8 @@ AcquireResult Arbiter::acquire(const LeaseRequest& req, Usec now) {
         throw Error(ErrorCode::InvalidArgument, "reason is longer than " +
                                                     std::to_string(limits_.max_reason_length) +
                                                     " bytes");
-    auto held_by_uid =
-        static_cast<unsigned>(std::count_if(leases_.begin(), leases_.end(), [&](const auto& kv) {
-            return kv.second.owner.uid == req.owner.uid;
-        }));
-    if (held_by_uid >= limits_.leases_per_uid)
+    const unsigned held_by_uid = leases_of_uid(req.owner.uid);
+    if (req.owner.uid != 0 && held_by_uid >= limits_.leases_per_uid)
         throw Error(ErrorCode::QuotaExceeded, "uid " + std::to_string(req.owner.uid) +
                                                   " already holds " + std::to_string(held_by_uid) +
                                                   " leases (limit " +
@@ -218,17 +309,26 @@ AcquireResult Arbiter::acquire(const LeaseRequest& req, Usec now) {
     if (!rec_by_name(req.interface) && !req.wait)
         throw Error(ErrorCode::NoSuchInterface,
                     "interface " + quote(req.interface) + " does not exist");
+}
 
+Lease Arbiter::preview(const LeaseRequest& req, Usec now) const {
     Lease lease;
-    lease.id = next_id_++;
+    lease.id = next_id_;
     lease.interface = req.interface;
     lease.owner = req.owner;
     lease.reason = req.reason;
     lease.acquired = now;
-    if (req.ttl)
-        lease.expires = now + *req.ttl;
-    LeaseId id = lease.id;
-    leases_.emplace(id, std::move(lease));
+    lease.expires = expiry(req.ttl, now);
+    lease.capture = req.capture;
+    return lease;
+}
+
+AcquireResult Arbiter::acquire(const LeaseRequest& req, Usec now) {
+    check_acquire(req);
+    Lease lease = preview(req, now);
+    ++next_id_;
+    const LeaseId id = lease.id;
+    insert_lease(std::move(lease));
 
     AcquireResult result;
     result.id = id;
@@ -241,15 +341,22 @@ AcquireResult Arbiter::acquire(const LeaseRequest& req, Usec now) {
     return result;
 }
 
-Commands Arbiter::release(LeaseId id, EndReason reason) {
+Commands Arbiter::release(LeaseId id, EndReason reason, std::optional<Revocation> revocation) {
     auto it = leases_.find(id);
     if (it == leases_.end())
         get(id); // throws the precise NoSuchLease
     std::string name = it->second.interface;
     Commands out;
-    end_lease(it, reason, out);
+    end_lease(it, reason, out, std::move(revocation));
     reconcile(name, out);
     return out;
+}
+
+Lease Arbiter::preview_renew(LeaseId id, Usec ttl, Usec now) const {
+    Lease l = get(id);
+    validate_ttl(ttl, limits_);
+    l.expires = expiry(ttl, now);
+    return l;
 }
 
 Commands Arbiter::renew(LeaseId id, Usec ttl, Usec now) {
@@ -257,20 +364,21 @@ Commands Arbiter::renew(LeaseId id, Usec ttl, Usec now) {
     if (it == leases_.end())
         get(id);
     validate_ttl(ttl, limits_);
-    it->second.expires = now + ttl;
+    set_expiry(it->second, expiry(ttl, now));
     return {};
 }
 
 Commands Arbiter::owner_gone(const std::string& transport, const std::string& owner_id) {
     Commands out;
+    auto o = by_owner_.find({transport, owner_id});
+    if (o == by_owner_.end())
+        return out;
+    const std::set<LeaseId> ids = o->second;
     std::set<std::string> names;
-    for (auto it = leases_.begin(); it != leases_.end();) {
-        auto next = std::next(it);
-        if (it->second.owner.transport == transport && it->second.owner.id == owner_id) {
-            names.insert(it->second.interface);
-            end_lease(it, EndReason::OwnerGone, out);
-        }
-        it = next;
+    for (LeaseId id : ids) {
+        auto it = leases_.find(id);
+        names.insert(it->second.interface);
+        end_lease(it, EndReason::OwnerGone, out);
     }
     for (const auto& name : names)
         reconcile(name, out);
@@ -280,13 +388,10 @@ Commands Arbiter::owner_gone(const std::string& transport, const std::string& ow
 Commands Arbiter::expire(Usec now) {
     Commands out;
     std::set<std::string> names;
-    for (auto it = leases_.begin(); it != leases_.end();) {
-        auto next = std::next(it);
-        if (it->second.expires && *it->second.expires <= now) {
-            names.insert(it->second.interface);
-            end_lease(it, EndReason::Expired, out);
-        }
-        it = next;
+    while (!expiries_.empty() && expiries_.begin()->first <= now) {
+        auto it = leases_.find(expiries_.begin()->second);
+        names.insert(it->second.interface);
+        end_lease(it, EndReason::Expired, out);
     }
     for (const auto& name : names)
         reconcile(name, out);
@@ -312,13 +417,15 @@ Commands Arbiter::set_policy(const std::string& interface, Policy policy, Usec /
 
 Commands Arbiter::shutdown() {
     Commands out;
-    for (auto& [idx, rec] : links_) {
-        if (rec.daemon_set && rec.info.admin_flag) {
+    for (int idx : std::set<int>(daemon_set_)) {
+        LinkRec& rec = links_.at(idx);
+        if (rec.info.admin_flag) {
             out.push_back(SetFlag{idx, rec.info.name, false});
             rec.info.admin_flag = false;
-            rec.expect = false;
         }
-        rec.daemon_set = false;
+        set_daemon(rec, false);
+    }
+    for (auto& [idx, rec] : links_) {
         rec.overridden = false;
         rec.clears.clear();
     }
@@ -329,26 +436,30 @@ Commands Arbiter::shutdown() {
 
 // ---------------------------------------------------------------- link events
 
-void Arbiter::apply_info(LinkRec& rec, const LinkInfo& info, Usec now, Commands& out) {
+void Arbiter::apply_info(LinkRec& rec, const LinkInfo& info, FlagNews news, Usec now,
+                         Commands& out) {
     const bool old_flag = rec.info.admin_flag;
     const std::string old_name = rec.info.name;
     LinkInfo incoming = info;
-    if (rec.expect) {
-        if (info.admin_flag == *rec.expect)
-            rec.expect.reset();
-        else
-            incoming.admin_flag = old_flag; // queued before our change: stale
-    }
+    // Queued before a change of ours was acknowledged, or its echo: the table
+    // already holds what the kernel did since.
+    if (news == FlagNews::Superseded)
+        incoming.admin_flag = old_flag;
+    if (old_name != incoming.name)
+        rename_link(rec, incoming.name);
     rec.info = incoming;
 
     if (old_name != incoming.name)
         reconcile(old_name, out); // the leases follow the name, not the link
 
-    if (old_flag != incoming.admin_flag)
+    if (old_flag != incoming.admin_flag) {
+        ++rec.external_changes;
         out.push_back(ExternalFlagChange{incoming.ifindex, incoming.name, incoming.admin_flag});
+    }
     if (old_flag && !incoming.admin_flag) {
         // Someone else cleared the flag: it is no longer ours to clear.
-        rec.daemon_set = false;
+        set_daemon(rec, false);
+        rec.unknown = false;
         if (count_on(incoming.name) > 0 && !rec.overridden) {
             if (policy_for(incoming.name) == Policy::Yield) {
                 rec.overridden = true;
@@ -371,25 +482,21 @@ void Arbiter::apply_info(LinkRec& rec, const LinkInfo& info, Usec now, Commands&
     reconcile(incoming.name, out);
 }
 
-Commands Arbiter::link_changed(const LinkInfo& info, Usec now) {
+Commands Arbiter::link_changed(const LinkInfo& info, Usec now, FlagNews news) {
     Commands out;
     // Names are unique at any one time: a record elsewhere with this name is
     // stale (its removal or rename was missed).
-    std::vector<int> stale;
-    for (const auto& [idx, rec] : links_)
-        if (idx != info.ifindex && rec.info.name == info.name)
-            stale.push_back(idx);
-    for (int idx : stale)
-        links_.erase(idx);
+    if (auto n = link_by_name_.find(info.name);
+        n != link_by_name_.end() && n->second != info.ifindex)
+        if (auto stale = links_.find(n->second); stale != links_.end())
+            erase_link(stale);
 
     auto it = links_.find(info.ifindex);
     if (it == links_.end()) {
-        LinkRec rec;
-        rec.info = info;
-        links_.emplace(info.ifindex, std::move(rec));
+        insert_link(info);
         reconcile(info.name, out);
     } else {
-        apply_info(it->second, info, now, out);
+        apply_info(it->second, info, news, now, out);
     }
     return out;
 }
@@ -400,7 +507,7 @@ Commands Arbiter::link_removed(int ifindex) {
     if (it == links_.end())
         return out;
     std::string name = it->second.info.name;
-    links_.erase(it);
+    erase_link(it);
     reconcile(name, out);
     return out;
 }
@@ -430,10 +537,9 @@ Commands Arbiter::set_flag_failed(int ifindex, bool on) {
     if (it == links_.end())
         return {};
     LinkRec& rec = it->second;
-    rec.expect.reset();
     rec.info.admin_flag = !on;
     if (on)
-        rec.daemon_set = false;
+        set_daemon(rec, false);
     return {};
 }
 
@@ -442,7 +548,9 @@ Commands Arbiter::set_flag_failed(int ifindex, bool on) {
 void Arbiter::adopt(const Lease& lease) {
     Lease copy = lease;
     copy.state = LeaseState::Pending;
-    leases_[copy.id] = std::move(copy);
+    if (auto it = leases_.find(copy.id); it != leases_.end())
+        erase_lease(it);
+    insert_lease(std::move(copy));
     next_id_ = std::max(next_id_, lease.id + 1);
 }
 
@@ -450,13 +558,19 @@ void Arbiter::adopt_daemon_flag(int ifindex, const std::string& name) {
     auto it = links_.find(ifindex);
     // Never guess: a link that changed name or lost the flag is not ours.
     if (it != links_.end() && it->second.info.name == name && it->second.info.admin_flag)
-        it->second.daemon_set = true;
+        set_daemon(it->second, true);
+}
+
+void Arbiter::adopt_unknown_flag(int ifindex) {
+    auto it = links_.find(ifindex);
+    if (it != links_.end() && it->second.info.admin_flag && !it->second.daemon_set)
+        it->second.unknown = true;
 }
 
 Commands Arbiter::finish_adoption() {
     std::set<std::string> names;
-    for (const auto& [id, l] : leases_)
-        names.insert(l.interface);
+    for (const auto& [name, ids] : by_name_)
+        names.insert(name);
     for (const auto& [idx, rec] : links_)
         names.insert(rec.info.name);
     Commands out;

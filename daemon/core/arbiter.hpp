@@ -1,6 +1,8 @@
 // The lease arbiter: the lease table and the per-link promiscuity state
 // machine. Pure: events (with the time as an argument) in, commands out; no
-// sockets, no clocks. Every rule of "Lease semantics" in DESIGN.md lives here.
+// sockets, no clocks. Every rule of "Lease semantics" in docs/DESIGN.md lives
+// here. Indexed by interface name, owner, uid and expiry, so every event
+// costs what it touches, not what the table holds.
 #pragma once
 
 #include "errors.hpp"
@@ -11,7 +13,9 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -34,15 +38,19 @@ struct Owner {
     bool operator==(const Owner&) const = default;
 };
 
-// "dbus::1.42 (uid 1000, pid 4242, wireshark)", for messages.
+// How clients see an owner, the same on every transport: a D-Bus unique name
+// (":1.42"), "varlink:<connection>", "config:static" or "config:hold".
+std::string label(const Owner& owner);
+// ":1.42 (uid 1000, pid 4242, wireshark)", for messages.
 std::string describe(const Owner& owner);
 
 struct LeaseRequest {
     std::string interface;
     Owner owner;
-    std::optional<Usec> ttl; // relative, microseconds
+    std::optional<Usec> ttl; // relative, microseconds; nullopt: no expiry
     std::string reason;
-    bool wait = false; // allow a pending lease on an absent link
+    bool wait = false;    // allow a pending lease on an absent link
+    bool capture = false; // held by a capture (ends with it, and at a restart)
 };
 
 struct Lease {
@@ -53,12 +61,15 @@ struct Lease {
     std::string reason;
     Usec acquired = 0;
     std::optional<Usec> expires;
+    bool capture = false;
     bool operator==(const Lease&) const = default;
 };
 
 struct Limits {
-    unsigned leases_per_uid = 32;
-    unsigned leases_total = 1024;
+    // Per uid other than 0 (root is bounded only by the total): a hypervisor
+    // running as root may hold a lease per tap.
+    unsigned leases_per_uid = 64;
+    unsigned leases_total = 16384;
     // Enforce stops fighting when another agent clears the flag more than
     // conflict_max_clears times within conflict_window.
     unsigned conflict_max_clears = 5;
@@ -69,7 +80,10 @@ struct Limits {
     // ring of up to max_capture_buffer bytes and a pipe, so they are counted
     // apart from leases.
     unsigned captures_per_uid = 8;
+    unsigned captures_total = 64;
     size_t max_capture_buffer = size_t{64} << 20;
+    // Kernel ring memory of all captures together (each reserves its buffer).
+    size_t capture_memory_total = size_t{256} << 20;
 };
 
 // Commands: what the adapters must do or tell, in order.
@@ -85,9 +99,17 @@ struct LeaseStateChanged {
     LeaseState to = LeaseState::Pending;
     bool operator==(const LeaseStateChanged&) const = default;
 };
+// Who revoked a lease and why, for its owner and the audit record.
+struct Revocation {
+    std::string by; // describe() of the revoker
+    uint32_t by_uid = 0;
+    std::string message; // the revoker's reason, may be empty
+    bool operator==(const Revocation&) const = default;
+};
 struct LeaseEnded {
     Lease lease;
     EndReason reason = EndReason::Released;
+    std::optional<Revocation> revocation;
     bool operator==(const LeaseEnded&) const = default;
 };
 // Another agent keeps clearing the flag; enforce gave up on this link.
@@ -120,6 +142,8 @@ struct LinkView {
     Policy policy = Policy::Enforce;
     unsigned leases = 0;
     bool overridden = false;
+    uint64_t external_changes = 0; // times another agent changed the admin bit
+    bool operator==(const LinkView&) const = default;
 };
 
 class Arbiter {
@@ -127,9 +151,17 @@ public:
     explicit Arbiter(Limits limits = {});
 
     // -- Lease requests. Each throws Error and changes nothing when refused.
+    // Throws what acquire() would, without changing anything.
+    void check_acquire(const LeaseRequest& request) const;
+    // The lease acquire() would grant now (same id), for a write-ahead record.
+    Lease preview(const LeaseRequest& request, Usec now) const;
     AcquireResult acquire(const LeaseRequest& request, Usec now);
-    Commands release(LeaseId id, EndReason reason = EndReason::Released);
+    Commands release(LeaseId id, EndReason reason = EndReason::Released,
+                     std::optional<Revocation> revocation = std::nullopt);
+    // ttl 0: no expiry from now on.
     Commands renew(LeaseId id, Usec ttl, Usec now);
+    // What renew() would make of the lease (same checks), without changing it.
+    Lease preview_renew(LeaseId id, Usec ttl, Usec now) const;
     // Ends every lease of this owner with reason owner-gone.
     Commands owner_gone(const std::string& transport, const std::string& owner_id);
     // Ends the leases whose TTL has passed.
@@ -143,11 +175,17 @@ public:
     Commands shutdown();
 
     // -- Link events from rtnetlink.
-    Commands link_changed(const LinkInfo& info, Usec now); // RTM_NEWLINK: new, changed or renamed
+    // Whether a notification's admin bit is news. The kernel queues the echo
+    // of every RTM_SETLINK of ours behind the notifications already waiting,
+    // and the table changed when the command was issued: what was queued up to
+    // that echo says nothing new about the bit (the adapter tells which).
+    enum class FlagNews { Current, Superseded };
+    // RTM_NEWLINK: new, changed or renamed.
+    Commands link_changed(const LinkInfo& info, Usec now, FlagNews news = FlagNews::Current);
     Commands link_removed(int ifindex);                    // RTM_DELLINK
     // A full dump after missed notifications: reconcile the whole table.
     Commands links_resynced(const std::vector<LinkInfo>& links, Usec now);
-    // The adapter could not apply a SetFlag: forget what was expected of it.
+    // The adapter could not apply a SetFlag: the bit is as it was.
     Commands set_flag_failed(int ifindex, bool on);
 
     // -- Crash recovery: re-install a lease saved before a crash, keeping its
@@ -157,6 +195,9 @@ public:
     // the daemon's (no flicker) and a flag nobody holds any more is cleared.
     void adopt(const Lease& lease);
     void adopt_daemon_flag(int ifindex, const std::string& name);
+    // The admin bit is on and promiscd cannot tell who set it (its records
+    // were unusable): origin "unknown", never cleared by promiscd.
+    void adopt_unknown_flag(int ifindex);
     Commands finish_adoption();
     void set_next_id(LeaseId next) { next_id_ = std::max(next_id_, next); }
     LeaseId next_id() const { return next_id_; }
@@ -166,39 +207,61 @@ public:
     // Throws Error(NoSuchLease) naming the id ("has ended" when it did).
     const Lease& get(LeaseId id) const;
     std::vector<Lease> leases() const;
+    const std::map<LeaseId, Lease>& lease_table() const { return leases_; }
     std::vector<LinkView> links() const;
     std::optional<LinkView> link(int ifindex) const;
     std::optional<LinkView> link_by_name(const std::string& name) const;
     Policy policy_for(const std::string& name) const;
-    // Links whose flag the daemon set and must clear (for the state file).
-    std::vector<int> daemon_set_links() const;
+    // Links whose flag the daemon set and must clear.
+    const std::set<int>& daemon_set_links() const { return daemon_set_; }
     const Limits& limits() const { return limits_; }
     void set_limits(const Limits& limits) { limits_ = limits; }
     size_t lease_count() const { return leases_.size(); }
+    size_t link_count() const { return links_.size(); }
+    size_t active_count() const { return active_; }
+    unsigned leases_of_uid(uint32_t uid) const;
+    size_t leases_of_owner(const std::string& transport, const std::string& id) const;
 
 private:
     struct LinkRec {
         LinkInfo info;
         bool daemon_set = false; // the daemon set the flag and owes a clear
+        bool unknown = false;    // on at a start without records: not ours to clear
         bool overridden = false; // leases yielded or enforcement gave up
         std::deque<Usec> clears; // external clears within the window
-        // After a SetFlag the kernel's older notifications may still be queued;
-        // flag values other than this are stale until one matching it arrives.
-        std::optional<bool> expect;
+        uint64_t external_changes = 0;
     };
+    using LeaseIt = std::map<LeaseId, Lease>::iterator;
 
     LinkRec* rec_by_name(const std::string& name);
     const LinkRec* rec_by_name(const std::string& name) const;
     void reconcile(const std::string& name, Commands& out);
-    void end_lease(std::map<LeaseId, Lease>::iterator it, EndReason reason, Commands& out);
-    void apply_info(LinkRec& rec, const LinkInfo& info, Usec now, Commands& out);
+    void end_lease(LeaseIt it, EndReason reason, Commands& out,
+                   std::optional<Revocation> revocation = std::nullopt);
+    void apply_info(LinkRec& rec, const LinkInfo& info, FlagNews news, Usec now, Commands& out);
     LinkView view(const LinkRec& rec) const;
     unsigned count_on(const std::string& name) const;
+    // Index upkeep: every change to the tables goes through these.
+    LeaseIt insert_lease(Lease lease);
+    void erase_lease(LeaseIt it);
+    void set_expiry(Lease& lease, std::optional<Usec> expires);
+    void set_state(Lease& lease, LeaseState state);
+    void set_daemon(LinkRec& rec, bool daemon_set);
+    LinkRec& insert_link(const LinkInfo& info);
+    void erase_link(std::map<int, LinkRec>::iterator it);
+    void rename_link(LinkRec& rec, const std::string& name);
 
     Limits limits_;
     LeaseId next_id_ = 1;
     std::map<LeaseId, Lease> leases_;
+    std::unordered_map<std::string, std::set<LeaseId>> by_name_;
+    std::map<std::pair<std::string, std::string>, std::set<LeaseId>> by_owner_;
+    std::unordered_map<uint32_t, unsigned> per_uid_;
+    std::set<std::pair<Usec, LeaseId>> expiries_;
+    size_t active_ = 0;
     std::map<int, LinkRec> links_;
+    std::unordered_map<std::string, int> link_by_name_;
+    std::set<int> daemon_set_;
     std::map<std::string, Policy> policies_;
     std::vector<std::pair<std::string, Policy>> patterns_;
 };

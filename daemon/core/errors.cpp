@@ -14,6 +14,8 @@ std::string_view error_name(ErrorCode code) {
         return "QuotaExceeded";
     case ErrorCode::NoSuchLease:
         return "NoSuchLease";
+    case ErrorCode::NoSuchCapture:
+        return "NoSuchCapture";
     case ErrorCode::NotOwner:
         return "NotOwner";
     case ErrorCode::AccessDenied:
@@ -22,6 +24,8 @@ std::string_view error_name(ErrorCode code) {
         return "InteractiveAuthorizationRequired";
     case ErrorCode::Failed:
         return "Failed";
+    case ErrorCode::LimitsExceeded:
+        return "LimitsExceeded";
     }
     return "Failed";
 }

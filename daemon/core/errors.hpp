@@ -14,10 +14,14 @@ enum class ErrorCode {
     InvalidFilter,
     QuotaExceeded,
     NoSuchLease,
+    NoSuchCapture,
     NotOwner,
     AccessDenied,
     InteractiveAuthorizationRequired,
     Failed, // the kernel or another component refused; the message says what
+    // Too many requests of this caller (or of everyone) are waiting, or a
+    // costly read came too often: nothing was done; try again later.
+    LimitsExceeded,
 };
 
 // "NoSuchInterface", "InvalidArgument", ...

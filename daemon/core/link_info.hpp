@@ -19,6 +19,8 @@ struct LinkInfo {
     uint8_t operstate = 0;
     // All ifi_flags, for display.
     uint32_t flags = 0;
+    // ifi_type (ARPHRD_*): whether captures see Ethernet frames or cooked ones.
+    uint16_t type = 1;
 
     bool operator==(const LinkInfo&) const = default;
 };

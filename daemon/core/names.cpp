@@ -47,6 +47,8 @@ std::string_view to_string(Origin o) {
         return "daemon";
     case Origin::Admin:
         return "admin";
+    case Origin::Unknown:
+        return "unknown";
     }
     return "none";
 }
@@ -92,6 +94,115 @@ std::string quote(std::string_view s) {
         }
     }
     out += "'";
+    return out;
+}
+
+namespace {
+
+// Length of the valid UTF-8 sequence at s[i], or 0 when the byte there does
+// not start one (overlong forms, surrogates and code points past U+10FFFF
+// are invalid).
+size_t utf8_sequence(std::string_view s, size_t i) {
+    const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+    const unsigned char c = b(i);
+    if (c < 0x80)
+        return 1;
+    size_t n = 0;
+    unsigned lo = 0x80, hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        if (c == 0xe0)
+            lo = 0xa0;
+        if (c == 0xed)
+            hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        if (c == 0xf0)
+            lo = 0x90;
+        if (c == 0xf4)
+            hi = 0x8f;
+    } else {
+        return 0;
+    }
+    if (i + n > s.size())
+        return 0;
+    if (b(i + 1) < lo || b(i + 1) > hi)
+        return 0;
+    for (size_t k = 2; k < n; ++k)
+        if (b(i + k) < 0x80 || b(i + k) > 0xbf)
+            return 0;
+    return n;
+}
+
+int hex_digit(char c) {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+} // namespace
+
+bool valid_utf8(std::string_view s) {
+    for (size_t i = 0; i < s.size();) {
+        size_t n = utf8_sequence(s, i);
+        if (n == 0)
+            return false;
+        i += n;
+    }
+    return true;
+}
+
+std::string display_name(std::string_view raw) {
+    std::string out;
+    out.reserve(raw.size());
+    for (size_t i = 0; i < raw.size();) {
+        if (raw[i] == '\\') {
+            out += "\\\\";
+            ++i;
+            continue;
+        }
+        size_t n = utf8_sequence(raw, i);
+        if (n == 0) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned char>(raw[i]));
+            out += buf;
+            ++i;
+            continue;
+        }
+        out.append(raw.substr(i, n));
+        i += n;
+    }
+    return out;
+}
+
+std::string parse_display_name(std::string_view d) {
+    std::string out;
+    out.reserve(d.size());
+    for (size_t i = 0; i < d.size(); ++i) {
+        if (d[i] != '\\') {
+            out += d[i];
+            continue;
+        }
+        if (i + 1 < d.size() && d[i + 1] == '\\') {
+            out += '\\';
+            ++i;
+            continue;
+        }
+        int h = i + 3 < d.size() && d[i + 1] == 'x' ? hex_digit(d[i + 2]) : -1;
+        int l = h >= 0 ? hex_digit(d[i + 3]) : -1;
+        if (h < 0 || l < 0)
+            throw Error(ErrorCode::InvalidArgument,
+                        "invalid interface name " + quote(d) +
+                            ": '\\' must be followed by '\\' or by 'x' and two hex digits");
+        out += static_cast<char>(h * 16 + l);
+        i += 3;
+    }
     return out;
 }
 

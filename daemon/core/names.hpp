@@ -11,7 +11,9 @@ namespace promiscd::core {
 enum class LeaseState { Active, Pending, Overridden };
 enum class EndReason { Released, Expired, OwnerGone, Revoked, DaemonShutdown };
 enum class Policy { Enforce, Yield };
-enum class Origin { None, Daemon, Admin };
+// Who set the admin bit. Unknown: it was on when promiscd started without a
+// usable record of its own flags, so promiscd does not know and never clears it.
+enum class Origin { None, Daemon, Admin, Unknown };
 
 std::string_view to_string(LeaseState s);
 std::string_view to_string(EndReason r);
@@ -30,5 +32,15 @@ void validate_interface_name(std::string_view name);
 // The name quoted for a message, with control characters escaped and long
 // input shortened, so a hostile name cannot forge log lines.
 std::string quote(std::string_view s);
+
+// Link names are bytes; D-Bus strings and JSON must be UTF-8. The display
+// form escapes '\' as "\\" and every byte that is not part of valid UTF-8
+// as "\xNN" (lower-case hex); everything else is kept. It is what clients
+// see and what they send back.
+bool valid_utf8(std::string_view s);
+std::string display_name(std::string_view raw);
+// The raw name of a display form. Throws Error(InvalidArgument) for a '\'
+// not followed by '\' or "xNN".
+std::string parse_display_name(std::string_view display);
 
 } // namespace promiscd::core

@@ -1,8 +1,11 @@
 #include "promisc_varlink.hpp"
 
 #include "config.h"
+#include "core/names.hpp"
 #include "log.hpp"
+#include "ops/requests.hpp"
 #include "varlink_description.h"
+#include "varlink_service.hpp"
 
 #include <cerrno>
 #include <fstream>
@@ -18,55 +21,82 @@ using nlohmann::json;
 namespace {
 
 const std::string iface = PROMISCD_VARLINK_INTERFACE;
-const std::string service_iface = "org.varlink.service";
 
-struct InvalidParameter {
-    std::string parameter;
-};
-
-// Parameters are checked strictly: unknown names and wrong types are errors
-// that name the parameter.
+// Parameters of a method: the fixed ones are taken out by name; what is left
+// are the operation's options (checked, with their messages, by ops).
 class Params {
 public:
     explicit Params(const json& p) : p_(p) {}
+    // Every parameter must be one of these (for methods without options).
     void allow(std::initializer_list<const char*> names) const {
         for (const auto& [k, v] : p_.items()) {
             bool known = false;
             for (const char* n : names)
                 known |= k == n;
-            if (!known)
-                throw InvalidParameter{k};
+            if (!known) {
+                std::string list;
+                for (const char* n : names)
+                    list += std::string(list.empty() ? "" : ", ") + n;
+                throw Error(ErrorCode::InvalidArgument,
+                            "unknown parameter " + quote(k) +
+                                (list.empty() ? " (this method takes none)"
+                                              : " (known parameters: " + list + ")"));
+            }
         }
     }
-    std::optional<std::string> str(const char* key, bool required = false) const {
+    std::string str(const char* key) const {
         auto it = p_.find(key);
-        if (it == p_.end() || it->is_null()) {
-            if (required)
-                throw InvalidParameter{key};
-            return std::nullopt;
-        }
+        if (it == p_.end() || it->is_null())
+            throw Error(ErrorCode::InvalidArgument, std::string("missing parameter '") + key + "'");
         if (!it->is_string())
-            throw InvalidParameter{key};
+            throw Error(ErrorCode::InvalidArgument,
+                        std::string("parameter '") + key + "' must be a string");
         return it->get<std::string>();
     }
-    std::optional<uint64_t> uint(const char* key, bool required = false) const {
-        auto it = p_.find(key);
-        if (it == p_.end() || it->is_null()) {
-            if (required)
-                throw InvalidParameter{key};
-            return std::nullopt;
-        }
-        if (!it->is_number_unsigned())
-            throw InvalidParameter{key};
-        return it->get<uint64_t>();
-    }
-    std::optional<bool> boolean(const char* key) const {
+    std::optional<std::string> opt_str(const char* key) const {
         auto it = p_.find(key);
         if (it == p_.end() || it->is_null())
             return std::nullopt;
-        if (!it->is_boolean())
-            throw InvalidParameter{key};
-        return it->get<bool>();
+        return str(key);
+    }
+    uint64_t uint(const char* key) const {
+        auto it = p_.find(key);
+        if (it == p_.end() || it->is_null())
+            throw Error(ErrorCode::InvalidArgument, std::string("missing parameter '") + key + "'");
+        if (!it->is_number_unsigned())
+            throw Error(ErrorCode::InvalidArgument,
+                        std::string("parameter '") + key + "' must be an unsigned integer");
+        return it->get<uint64_t>();
+    }
+    // Everything but `except`, as options.
+    ops::Options options(std::initializer_list<const char*> except) const {
+        ops::Options out;
+        for (const auto& [k, v] : p_.items()) {
+            bool skip = false;
+            for (const char* e : except)
+                skip |= k == e;
+            if (skip)
+                continue;
+            ops::Value value;
+            if (v.is_string())
+                value = ops::Value::string(v.get<std::string>());
+            else if (v.is_boolean())
+                value = ops::Value::boolean(v.get<bool>());
+            else if (v.is_number_unsigned())
+                value = ops::Value::unsigned_(v.get<uint64_t>());
+            else if (v.is_number_integer())
+                value = ops::Value::signed_(v.get<int64_t>());
+            else if (v.is_null())
+                value = ops::Value::null();
+            else if (v.is_number_float())
+                value = ops::Value::other("a number with a fraction");
+            else if (v.is_array())
+                value = ops::Value::other("an array");
+            else
+                value = ops::Value::other("an object");
+            out.emplace(k, std::move(value));
+        }
+        return out;
     }
 
 private:
@@ -85,28 +115,31 @@ uint64_t proc_start_time(pid_t pid) {
     std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
     std::string s((std::istreambuf_iterator<char>(f)), {});
     auto close = s.rfind(')');
-    if (close == std::string::npos)
+    if (close == std::string::npos || close + 2 > s.size())
         return 0;
     std::istringstream in(s.substr(close + 2));
     std::string field;
     for (int i = 3; i <= 22 && (in >> field); ++i)
         if (i == 22)
-            return std::stoull(field);
+            return std::strtoull(field.c_str(), nullptr, 10);
     return 0;
-}
-
-bool process_alive(int pidfd) {
-    if (pidfd < 0)
-        return true; // no pidfd: the start time is all we have
-    return ::syscall(SYS_pidfd_send_signal, pidfd, 0, nullptr, 0) == 0 || errno != ESRCH;
-}
-
-Usec seconds_to_usec(uint64_t s) {
-    return s > UINT64_MAX / usec_per_sec ? UINT64_MAX : s * usec_per_sec;
 }
 
 void send_error(Connection& c, const Error& e) {
     c.error(iface + "." + std::string(error_name(e.code())), {{"message", e.what()}});
+}
+
+// A reply for an operation: the error, or what encode() makes of the value.
+template <typename T, typename Encode>
+auto answer(std::weak_ptr<Connection> weak, Encode encode) {
+    return [weak, encode](ops::Result<T> r) {
+        auto c = weak.lock();
+        if (!c || !c->open())
+            return;
+        if (auto* e = std::get_if<Error>(&r))
+            return send_error(*c, *e);
+        encode(*c, std::get<T>(r));
+    };
 }
 
 } // namespace
@@ -115,94 +148,83 @@ const char* interface_description() {
     return promisc_varlink_description;
 }
 
-PromiscVarlink::PromiscVarlink(Service& service, auth::Authorizer& authorizer,
-                               capture::CaptureManager* captures)
-    : service_(service), authorizer_(authorizer), captures_(captures) {
-    service_.add_listener(this);
+PromiscVarlink::PromiscVarlink(ops::Operations& operations)
+    : ops_(operations), leases_(operations.leases()),
+      service_({"promiscd", "promiscd", PROMISCD_VERSION, "https://github.com/promiscd/promiscd"}) {
+    service_.add_interface(iface, interface_description());
+    leases_.changes().subscribe(this);
     sd_event_source* s = nullptr;
-    if (sd_event_add_defer(service_.event(), &s, &PromiscVarlink::on_deferred, this) >= 0) {
+    if (sd_event_add_defer(leases_.event(), &s, &PromiscVarlink::on_deferred, this) >= 0) {
         deferred_.reset(s);
         sd_event_source_set_enabled(s, SD_EVENT_OFF);
     }
 }
 
 PromiscVarlink::~PromiscVarlink() {
-    service_.remove_listener(this);
+    leases_.changes().unsubscribe(this);
+}
+
+std::string PromiscVarlink::internal_error() const {
+    return iface + ".Failed";
 }
 
 json PromiscVarlink::lease_json(const Lease& l) const {
     return {{"id", l.id},
-            {"interface", l.interface},
+            {"interface", display_name(l.interface)},
             {"state", std::string(to_string(l.state))},
-            {"owner", l.owner.transport == "config" ? l.owner.transport : l.owner.id},
+            {"owner", label(l.owner)},
             {"uid", l.owner.uid},
             {"pid", l.owner.pid},
-            {"command", l.owner.command},
+            {"command", display_name(l.owner.command)},
             {"reason", l.reason},
-            {"acquired", service_.realtime(l.acquired)},
-            {"expires", l.expires ? json(service_.realtime(*l.expires)) : json(nullptr)}};
+            {"acquired", leases_.realtime(l.acquired)},
+            {"expires", l.expires ? json(leases_.realtime(*l.expires)) : json(nullptr)}};
 }
 
 json PromiscVarlink::link_json(const LinkView& v) const {
-    return {{"name", v.info.name},
-            {"index", v.info.ifindex},
-            {"admin_flag", v.info.admin_flag},
-            {"promiscuity", v.info.promiscuity},
-            {"promiscuous", v.info.promiscuity > 0},
-            {"origin", std::string(to_string(v.origin))},
-            {"leases", v.leases},
-            {"policy", std::string(to_string(v.policy))}};
+    json j = {{"name", display_name(v.info.name)},
+              {"index", v.info.ifindex},
+              {"admin_flag", v.info.admin_flag},
+              {"promiscuity", v.info.promiscuity},
+              {"promiscuous", v.info.promiscuity > 0},
+              {"origin", std::string(to_string(v.origin))},
+              {"leases", v.leases},
+              {"policy", std::string(to_string(v.policy))},
+              {"external_changes", v.external_changes}};
+    if (!valid_utf8(v.info.name)) {
+        json bytes = json::array();
+        for (unsigned char ch : v.info.name)
+            bytes.push_back(ch);
+        j["name_bytes"] = std::move(bytes);
+    }
+    return j;
 }
 
 // ---------------------------------------------------------------- dispatch
 
 void PromiscVarlink::call(const ConnPtr& c, Call call) {
     const std::string& m = call.method;
+    if (service_.answer(*c, call))
+        return;
     try {
-        if (m == service_iface + ".GetInfo") {
-            Params(call.parameters).allow({});
-            c->reply({{"vendor", "promiscd"},
-                      {"product", "promiscd"},
-                      {"version", PROMISCD_VERSION},
-                      {"url", "https://github.com/promiscd/promiscd"},
-                      {"interfaces", {service_iface, iface}}});
-        } else if (m == service_iface + ".GetInterfaceDescription") {
-            Params p(call.parameters);
-            p.allow({"interface"});
-            auto name = *p.str("interface", true);
-            if (name == iface)
-                c->reply({{"description", interface_description()}});
-            else if (name == service_iface)
-                c->reply({{"description",
-                           "interface org.varlink.service\n"
-                           "method GetInfo() -> (vendor: string, product: string, version: "
-                           "string, url: string, interfaces: []string)\n"
-                           "method GetInterfaceDescription(interface: string) -> (description: "
-                           "string)\n"
-                           "error InterfaceNotFound (interface: string)\n"
-                           "error MethodNotFound (method: string)\n"
-                           "error MethodNotImplemented (method: string)\n"
-                           "error InvalidParameter (parameter: string)\n"}});
-            else
-                c->error(service_iface + ".InterfaceNotFound", {{"interface", name}});
-        } else if (m == iface + ".ListLinks") {
+        if (m == iface + ".ListLinks") {
             Params(call.parameters).allow({});
             json links = json::array();
-            for (const auto& v : service_.arbiter().links())
+            for (const auto& v : leases_.arbiter().links())
                 links.push_back(link_json(v));
-            c->reply({{"links", links}});
+            c->reply({{"links", std::move(links)}});
         } else if (m == iface + ".ListLeases") {
             Params(call.parameters).allow({});
             json leases = json::array();
-            for (const auto& l : service_.arbiter().leases())
+            for (const auto& [id, l] : leases_.arbiter().lease_table())
                 leases.push_back(lease_json(l));
-            c->reply({{"leases", leases}});
+            c->reply({{"leases", std::move(leases)}});
         } else if (m == iface + ".Acquire") {
             method_acquire(c, call);
         } else if (m == iface + ".Release") {
-            method_release_or_renew(c, call, false);
+            method_release(c, call);
         } else if (m == iface + ".Renew") {
-            method_release_or_renew(c, call, true);
+            method_renew(c, call);
         } else if (m == iface + ".Revoke") {
             method_revoke(c, call);
         } else if (m == iface + ".SetLinkPolicy") {
@@ -210,245 +232,152 @@ void PromiscVarlink::call(const ConnPtr& c, Call call) {
         } else if (m == iface + ".Monitor") {
             method_monitor(c, call);
         } else if (m == iface + ".OpenCapture") {
-            if (captures_)
-                method_open_capture(c, call);
-            else
-                c->error(service_iface + ".MethodNotImplemented", {{"method", m}});
+            method_open_capture(c, call);
+        } else if (m == iface + ".StopCapture") {
+            method_stop_capture(c, call);
         } else {
-            auto dot = m.rfind('.');
-            std::string interface = dot == std::string::npos ? m : m.substr(0, dot);
-            if (interface != iface && interface != service_iface)
-                c->error(service_iface + ".InterfaceNotFound", {{"interface", interface}});
-            else
-                c->error(service_iface + ".MethodNotFound", {{"method", m}});
+            Service::method_not_found(*c, m);
         }
-    } catch (const InvalidParameter& e) {
-        c->error(service_iface + ".InvalidParameter", {{"parameter", e.parameter}});
     } catch (const Error& e) {
         send_error(*c, e);
     }
 }
 
-auth::Caller PromiscVarlink::caller_of(const Connection& c) {
-    const auto& peer = c.peer();
-    auth::Caller caller;
+std::optional<ops::Caller> PromiscVarlink::caller_of(const ConnPtr& c) {
+    const auto& peer = c->peer();
+    // The start time and command are read by pid: make sure that pid is
+    // still our peer (a pidfd cannot be recycled).
+    if (peer.uid != 0 && !c->peer_alive()) {
+        send_error(*c, Error(ErrorCode::AccessDenied, "the calling process has exited"));
+        return std::nullopt;
+    }
+    ops::Caller caller;
+    caller.transport = "varlink";
+    caller.id = owner_id(*c);
+    caller.uid = peer.uid;
+    caller.pid = static_cast<uint32_t>(peer.pid);
+    caller.command = proc_comm(peer.pid);
     caller.subject.kind = auth::Subject::Kind::UnixProcess;
     caller.subject.pid = static_cast<uint32_t>(peer.pid);
     caller.subject.uid = peer.uid;
     caller.subject.start_time = proc_start_time(peer.pid);
-    caller.uid = peer.uid;
-    caller.pid = static_cast<uint32_t>(peer.pid);
-    caller.command = proc_comm(peer.pid);
     caller.groups = peer.groups;
     caller.groups.push_back(peer.gid);
     return caller;
 }
 
-void PromiscVarlink::authorize(const ConnPtr& c, auth::Action action, Proceed proceed,
-                               Refuse refuse) {
-    auth::Caller caller = caller_of(*c);
-    // The start time was read by pid: make sure that pid is still our peer.
-    if (caller.uid != 0 && !process_alive(c->peer().pidfd)) {
-        send_error(*c, Error(ErrorCode::AccessDenied, "the calling process has exited"));
-        return;
-    }
-    std::weak_ptr<Connection> weak = c;
-    uint64_t conn_id = c->id();
-    auto ticket = std::make_shared<uint64_t>(0);
-    *ticket = authorizer_.authorize(
-        caller, action, {},
-        [this, weak, conn_id, ticket, caller, proceed, refuse](const std::optional<Error>& denied) {
-            auto range = tickets_.equal_range(conn_id);
-            for (auto it = range.first; it != range.second; ++it)
-                if (it->second == *ticket) {
-                    tickets_.erase(it);
-                    break;
-                }
-            auto conn = weak.lock();
-            if (!conn || !conn->open())
-                return; // gone while polkit thought about it: nothing granted
-            if (!denied)
-                proceed(caller);
-            else
-                send_error(*conn, refuse ? refuse(*denied) : *denied);
-        });
-    if (*ticket)
-        tickets_.emplace(conn_id, *ticket);
-}
-
 void PromiscVarlink::method_acquire(const ConnPtr& c, const Call& call) {
     Params p(call.parameters);
-    p.allow({"interface", "ttl", "reason", "wait"});
-    LeaseRequest req;
-    req.interface = *p.str("interface", true);
-    validate_interface_name(req.interface);
-    if (auto ttl = p.uint("ttl"))
-        req.ttl = seconds_to_usec(*ttl);
-    req.reason = p.str("reason").value_or("");
-    req.wait = p.boolean("wait").value_or(false);
-    bool more = call.more;
+    LeaseRequest req = ops::decode_acquire(p.str("interface"), p.options({"interface"}));
+    auto caller = caller_of(c);
+    if (!caller)
+        return;
+    const bool more = call.more && !call.oneway;
     std::weak_ptr<Connection> weak = c;
-    authorize(c, auth::Action::Acquire,
-              [this, weak, req, more](const auth::Caller& caller) mutable {
-                  auto conn = weak.lock();
-                  if (!conn || !conn->open())
-                      return;
-                  req.owner = {"varlink", owner_id(*conn), caller.uid, caller.pid, caller.command};
-                  try {
-                      LeaseId id = service_.acquire(req);
-                      if (more)
-                          watchers_[id] = conn;
-                      conn->reply({{"lease", lease_json(service_.arbiter().get(id))}}, more);
-                  } catch (const Error& e) {
-                      send_error(*conn, e);
-                  }
-              });
+    ops_.acquire(*caller, req,
+                 answer<LeaseId>(weak, [this, more, weak](Connection& conn, LeaseId id) {
+                     if (more)
+                         watchers_[id] = weak;
+                     conn.reply({{"lease", lease_json(leases_.arbiter().get(id))}}, more);
+                 }));
 }
 
-void PromiscVarlink::method_release_or_renew(const ConnPtr& c, const Call& call, bool renew) {
+void PromiscVarlink::method_release(const ConnPtr& c, const Call& call) {
     Params p(call.parameters);
-    if (renew)
-        p.allow({"id", "ttl"});
-    else
-        p.allow({"id"});
-    LeaseId id = *p.uint("id", true);
-    std::optional<Usec> ttl;
-    if (renew)
-        ttl = seconds_to_usec(*p.uint("ttl", true));
-    const Lease& lease = service_.arbiter().get(id); // NoSuchLease
-    std::weak_ptr<Connection> weak = c;
-    auto act = [this, weak, id, ttl, renew](bool owner) {
-        auto conn = weak.lock();
-        if (!conn || !conn->open())
-            return;
-        try {
-            if (renew)
-                service_.renew(id, *ttl);
-            else
-                service_.release(id, owner ? EndReason::Released : EndReason::Revoked);
-            conn->reply(json::object());
-        } catch (const Error& e) {
-            send_error(*conn, e);
-        }
-    };
-    if (lease.owner.transport == "varlink" && lease.owner.id == owner_id(*c)) {
-        act(true);
+    p.allow({"id"});
+    LeaseId id = p.uint("id");
+    auto caller = caller_of(c);
+    if (!caller)
         return;
-    }
-    // Someone else's lease: only a manager may.
-    authorize(
-        c, auth::Action::Manage, [act](const auth::Caller&) { act(false); },
-        [id, uid = c->peer().uid](const Error&) {
-            return Error(ErrorCode::NotOwner,
-                         "lease " + std::to_string(id) + " belongs to someone else, and uid " +
-                             std::to_string(uid) + " may not manage others' leases");
-        });
+    ops_.release(*caller, id, answer<ops::Unit>(c, [](Connection& conn, ops::Unit) {
+        conn.reply(json::object());
+    }));
+}
+
+void PromiscVarlink::method_renew(const ConnPtr& c, const Call& call) {
+    Params p(call.parameters);
+    p.allow({"id", "ttl"});
+    LeaseId id = p.uint("id");
+    Usec ttl = ops::decode_ttl(p.uint("ttl"));
+    auto caller = caller_of(c);
+    if (!caller)
+        return;
+    ops_.renew(*caller, id, ttl, answer<ops::Unit>(c, [](Connection& conn, ops::Unit) {
+        conn.reply(json::object());
+    }));
 }
 
 void PromiscVarlink::method_revoke(const ConnPtr& c, const Call& call) {
     Params p(call.parameters);
     p.allow({"id", "reason"});
-    LeaseId id = *p.uint("id", true);
-    std::string reason = p.str("reason").value_or("");
-    service_.arbiter().get(id);
-    std::weak_ptr<Connection> weak = c;
-    authorize(c, auth::Action::Manage, [this, weak, id, reason](const auth::Caller& caller) {
-        auto conn = weak.lock();
-        if (!conn || !conn->open())
-            return;
-        try {
-            log::notice("lease " + std::to_string(id) + " revoked by uid " +
-                        std::to_string(caller.uid) + (reason.empty() ? "" : ": " + quote(reason)));
-            service_.release(id, EndReason::Revoked);
-            conn->reply(json::object());
-        } catch (const Error& e) {
-            send_error(*conn, e);
-        }
-    });
+    LeaseId id = p.uint("id");
+    std::string reason = p.opt_str("reason").value_or("");
+    auto caller = caller_of(c);
+    if (!caller)
+        return;
+    ops_.revoke(*caller, id, reason, answer<ops::Unit>(c, [](Connection& conn, ops::Unit) {
+        conn.reply(json::object());
+    }));
 }
 
 void PromiscVarlink::method_set_policy(const ConnPtr& c, const Call& call) {
     Params p(call.parameters);
     p.allow({"interface", "policy"});
-    std::string name = *p.str("interface", true);
-    std::string policy_text = *p.str("policy", true);
-    validate_interface_name(name);
-    auto policy = parse_policy(policy_text);
-    if (!policy)
-        throw Error(ErrorCode::InvalidArgument,
-                    "unknown policy " + quote(policy_text) + " (expected 'enforce' or 'yield')");
-    if (!service_.arbiter().link_by_name(name))
-        throw Error(ErrorCode::NoSuchInterface, "interface " + quote(name) + " does not exist");
-    std::weak_ptr<Connection> weak = c;
-    authorize(c, auth::Action::Manage, [this, weak, name, policy](const auth::Caller&) {
-        auto conn = weak.lock();
-        if (!conn || !conn->open())
-            return;
-        try {
-            service_.set_policy(name, *policy);
-            conn->reply(json::object());
-        } catch (const Error& e) {
-            send_error(*conn, e);
-        }
-    });
+    std::string name = ops::decode_interface(p.str("interface"));
+    Policy policy = ops::decode_policy(p.str("policy"));
+    auto caller = caller_of(c);
+    if (!caller)
+        return;
+    ops_.set_link_policy(
+        *caller, name, policy,
+        answer<ops::Unit>(c, [](Connection& conn, ops::Unit) { conn.reply(json::object()); }));
 }
 
 void PromiscVarlink::method_monitor(const ConnPtr& c, const Call& call) {
     Params(call.parameters).allow({});
     if (!call.more) {
-        c->error(service_iface + ".ExpectedMore");
+        Service::expected_more(*c);
         return;
     }
     monitors_[c->id()] = c;
-    c->reply({{"event",
-               {{"type", "subscribed"},
-                {"time", service_.realtime(service_.now())},
-                {"interface", ""}}}},
-             true);
+    c->reply(
+        {{"event",
+          {{"type", "subscribed"}, {"time", leases_.realtime(leases_.now())}, {"interface", ""}}}},
+        true);
 }
 
 void PromiscVarlink::method_open_capture(const ConnPtr& c, const Call& call) {
     Params p(call.parameters);
-    p.allow({"interface", "filter", "snaplen", "promisc", "format", "buffer_size", "count"});
-    capture::CaptureRequest req;
-    req.interface = *p.str("interface", true);
-    req.filter = p.str("filter").value_or("");
-    if (auto snaplen = p.uint("snaplen"))
-        req.snaplen = static_cast<uint32_t>(std::min<uint64_t>(*snaplen, UINT32_MAX));
-    req.promisc = p.boolean("promisc").value_or(true);
-    if (auto f = p.str("format")) {
-        auto format = capture::parse_format(*f);
-        if (!format)
-            throw Error(ErrorCode::InvalidArgument,
-                        "unknown format " + quote(*f) + " (known formats: pcapng, pcap, socket)");
-        req.format = *format;
-    }
-    req.buffer_size = p.uint("buffer_size");
-    req.count = p.uint("count").value_or(0);
-    captures_->validate(req); // bad values fail before polkit is asked
-    // The raw socket can send frames: its own, stronger action.
-    auto action = req.format == capture::Format::Socket ? auth::Action::CaptureRawSocket
-                                                        : auth::Action::Capture;
-    std::weak_ptr<Connection> weak = c;
-    authorize(c, action, [this, weak, req](const auth::Caller& caller) {
-        auto conn = weak.lock();
-        if (!conn || !conn->open())
-            return;
-        Owner owner{"varlink", owner_id(*conn), caller.uid, caller.pid, caller.command};
-        try {
-            auto opened = captures_->open(req, owner);
-            conn->reply({{"capture", opened.id}}, false, {opened.fd.release()});
-        } catch (const Error& e) {
-            send_error(*conn, e);
-        }
-    });
+    service::CaptureRequest req = ops::decode_capture(p.str("interface"), p.options({"interface"}));
+    auto caller = caller_of(c);
+    if (!caller)
+        return;
+    ops_.open_capture(
+        *caller, req,
+        answer<service::OpenedCapture>(c, [](Connection& conn, service::OpenedCapture& opened) {
+            conn.reply({{"capture", opened.id}}, false, {opened.fd.release()});
+        }));
+}
+
+void PromiscVarlink::method_stop_capture(const ConnPtr& c, const Call& call) {
+    Params p(call.parameters);
+    p.allow({"id"});
+    service::CaptureId id = p.uint("id");
+    auto caller = caller_of(c);
+    if (!caller)
+        return;
+    ops_.stop_capture(*caller, id, answer<ops::Unit>(c, [](Connection& conn, ops::Unit) {
+        conn.reply(json::object());
+    }));
 }
 
 // ---------------------------------------------------------------- events
 
-void PromiscVarlink::broadcast(const json& event) {
-    json e = event;
-    e["time"] = service_.realtime(service_.now());
+void PromiscVarlink::broadcast(json event) {
+    if (monitors_.empty())
+        return;
+    event["time"] = leases_.realtime(leases_.now());
+    const json msg = {{"event", std::move(event)}};
     for (auto it = monitors_.begin(); it != monitors_.end();) {
         auto conn = it->second.lock();
         if (!conn || !conn->open()) {
@@ -456,57 +385,100 @@ void PromiscVarlink::broadcast(const json& event) {
             continue;
         }
         ++it;
-        conn->reply({{"event", e}}, true);
+        conn->reply(msg, true);
     }
 }
 
-void PromiscVarlink::on_lease_granted(const Lease& l) {
-    broadcast({{"type", "lease-granted"}, {"interface", l.interface}, {"lease", lease_json(l)}});
-}
-
-void PromiscVarlink::on_command(const Command& c) {
-    if (const auto* s = std::get_if<LeaseStateChanged>(&c)) {
-        const Lease* l = service_.arbiter().find(s->id);
-        if (!l)
+void PromiscVarlink::on_change(const service::Change& change) {
+    using namespace service;
+    // Nobody to tell: no Monitor, and no Acquire with "more" for this lease.
+    if (monitors_.empty()) {
+        const core::Lease* l = nullptr;
+        if (const auto* c = std::get_if<LeaseChanged>(&change))
+            l = &c->lease;
+        else if (const auto* e = std::get_if<service::LeaseEnded>(&change))
+            l = &e->lease;
+        if (!l || !watchers_.count(l->id))
             return;
-        if (auto it = watchers_.find(s->id); it != watchers_.end())
-            if (auto conn = it->second.lock(); conn && conn->open())
-                conn->reply({{"lease", lease_json(*l)}}, true);
-        broadcast(
-            {{"type", "lease-state"}, {"interface", l->interface}, {"lease", lease_json(*l)}});
-    } else if (const auto* e = std::get_if<LeaseEnded>(&c)) {
-        std::string reason(to_string(e->reason));
-        if (auto it = watchers_.find(e->lease.id); it != watchers_.end()) {
-            if (auto conn = it->second.lock(); conn && conn->open())
-                conn->reply({{"lease", lease_json(e->lease)}, {"ended", reason}}, false);
-            watchers_.erase(it);
+    }
+    try {
+        if (const auto* a = std::get_if<LeaseAdded>(&change)) {
+            broadcast({{"type", "lease-granted"},
+                       {"interface", display_name(a->lease.interface)},
+                       {"lease", lease_json(a->lease)}});
+        } else if (const auto* lc = std::get_if<LeaseChanged>(&change)) {
+            if (auto it = watchers_.find(lc->lease.id); it != watchers_.end())
+                if (auto conn = it->second.lock(); conn && conn->open())
+                    conn->reply({{"lease", lease_json(lc->lease)}}, true);
+            broadcast({{"type", lc->from ? "lease-state" : "lease-renewed"},
+                       {"interface", display_name(lc->lease.interface)},
+                       {"lease", lease_json(lc->lease)}});
+        } else if (const auto* e = std::get_if<service::LeaseEnded>(&change)) {
+            json end = {{"ended", std::string(to_string(e->reason))}};
+            if (e->revocation) {
+                end["revoked_by"] = display_name(e->revocation->by);
+                end["revoked_by_uid"] = e->revocation->by_uid;
+                end["message"] = display_name(e->revocation->message);
+            }
+            if (auto it = watchers_.find(e->lease.id); it != watchers_.end()) {
+                if (auto conn = it->second.lock(); conn && conn->open()) {
+                    json r = end;
+                    r["lease"] = lease_json(e->lease);
+                    conn->reply(r, false);
+                }
+                watchers_.erase(it);
+            }
+            json ev = {{"type", "lease-ended"},
+                       {"interface", display_name(e->lease.interface)},
+                       {"lease", lease_json(e->lease)},
+                       {"reason", end["ended"]}};
+            for (const char* k : {"revoked_by", "revoked_by_uid", "message"})
+                if (end.contains(k))
+                    ev[k] = end[k];
+            broadcast(std::move(ev));
+        } else if (const auto* f = std::get_if<FlagChanged>(&change)) {
+            broadcast({{"type", "flag"},
+                       {"interface", display_name(f->name)},
+                       {"flag", f->on},
+                       {"by", f->by_daemon ? "promiscd" : "another agent"}});
+        } else if (const auto* k = std::get_if<Conflict>(&change)) {
+            broadcast({{"type", "conflict"},
+                       {"interface", display_name(k->name)},
+                       {"clears", k->clears}});
+        } else if (const auto* cs = std::get_if<CaptureStarted>(&change)) {
+            broadcast({{"type", "capture-started"},
+                       {"interface", display_name(cs->capture.interface)},
+                       {"capture", cs->capture.id}});
+        } else if (const auto* cf = std::get_if<CaptureFinished>(&change)) {
+            broadcast({{"type", "capture-finished"},
+                       {"interface", display_name(cf->capture.interface)},
+                       {"capture", cf->capture.id},
+                       {"reason", std::string(capture::to_string(cf->reason))}});
         }
-        broadcast({{"type", "lease-ended"},
-                   {"interface", e->lease.interface},
-                   {"lease", lease_json(e->lease)},
-                   {"reason", reason}});
-    } else if (const auto* f = std::get_if<SetFlag>(&c)) {
-        broadcast({{"type", "flag"}, {"interface", f->name}, {"flag", f->on}, {"by", "promiscd"}});
-    } else if (const auto* x = std::get_if<ExternalFlagChange>(&c)) {
-        broadcast(
-            {{"type", "flag"}, {"interface", x->name}, {"flag", x->on}, {"by", "another agent"}});
-    } else if (const auto* k = std::get_if<ConflictDetected>(&c)) {
-        broadcast({{"type", "conflict"}, {"interface", k->name}, {"clears", k->clears}});
+    } catch (const std::exception& e) {
+        log::warning(std::string("varlink: cannot publish a change: ") + e.what());
     }
 }
 
 // ---------------------------------------------------------------- closing
 
+bool PromiscVarlink::holds(const Connection& c) const {
+    if (monitors_.count(c.id()))
+        return true;
+    if (leases_.arbiter().leases_of_owner("varlink", owner_id(c)) > 0)
+        return true;
+    if (auto* captures = ops_.captures())
+        for (const auto& info : captures->captures())
+            if (info.owner.transport == "varlink" && info.owner.id == owner_id(c))
+                return true;
+    return false;
+}
+
 void PromiscVarlink::closed(Connection& c) {
-    auto range = tickets_.equal_range(c.id());
-    std::vector<uint64_t> tickets;
-    for (auto it = range.first; it != range.second; ++it)
-        tickets.push_back(it->second);
-    tickets_.erase(range.first, range.second);
-    for (auto t : tickets)
-        authorizer_.cancel(t);
     monitors_.erase(c.id());
-    // Its leases end from the loop, never inside whatever closed it.
+    // What it waited for is dropped now; its leases end from the loop, never
+    // inside whatever closed it.
+    ops_.cancel_pending("varlink", owner_id(c));
     gone_.push_back(owner_id(c));
     if (deferred_)
         sd_event_source_set_enabled(deferred_.get(), SD_EVENT_ONESHOT);
@@ -516,11 +488,8 @@ int PromiscVarlink::on_deferred(sd_event_source*, void* userdata) {
     auto* self = static_cast<PromiscVarlink*>(userdata);
     auto gone = std::move(self->gone_);
     self->gone_.clear();
-    for (const auto& id : gone) {
-        if (self->captures_)
-            self->captures_->owner_gone("varlink", id);
-        self->service_.owner_gone("varlink", id);
-    }
+    for (const auto& id : gone)
+        self->ops_.caller_gone("varlink", id);
     return 0;
 }
 

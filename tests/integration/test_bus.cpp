@@ -329,18 +329,30 @@ TEST_F(Bus, CrashRecoveryClearsFlagsOfGoneOwners) {
     EXPECT_TRUE(leases().empty());
 }
 
-// 11c: a corrupt state file is moved aside and nothing is guessed.
-TEST_F(Bus, CorruptStateFileIsMovedAsideAndFlagsLeftAlone) {
-    daemon().stop();
-    ns().exec_ok("ip link set dev " + dev() + " promisc on");
-    write_file(state() / "state.json", "{ this is not json");
+// 11c: a damaged record is moved aside and nothing is guessed: the flag it
+// might have accounted for is left alone, and its origin says "unknown".
+TEST_F(Bus, DamagedRecordIsMovedAsideAndFlagsLeftAlone) {
+    auto& a = holder({dev()});
+    auto path = lease_of(a);
+    const std::string id = path.substr(path.rfind('/') + 1);
+    daemon().signal(SIGKILL);
+    daemon().wait(5s);
+    ASSERT_TRUE(promisc());
+    // The lease's record is damaged while promiscd is down.
+    write_file(state() / ("leases/" + id), "{ this is not json");
     stack_->start_daemon();
-    EXPECT_NE(daemon().log().find("is unusable"), std::string::npos) << daemon().log();
+    EXPECT_NE(daemon().log().find("leases/" + id + " is unusable"), std::string::npos)
+        << daemon().log();
+    EXPECT_NE(daemon().log().find("left alone"), std::string::npos) << daemon().log();
     EXPECT_TRUE(promisc()) << "a flag nobody can account for is left alone";
     bool moved = false;
-    for (const auto& e : std::filesystem::directory_iterator(state().path()))
-        moved |= e.path().filename().string().rfind("state.json.corrupt-", 0) == 0;
+    for (const auto& e : std::filesystem::directory_iterator(state() / "leases"))
+        moved |= e.path().filename().string().rfind(id + ".damaged-", 0) == 0;
     EXPECT_TRUE(moved);
+    auto origin = busctl({"get-property", PROMISCD_BUS_NAME,
+                          root + "/link/" + std::to_string(stack_->ifindex_of(dev())),
+                          std::string(PROMISCD_BUS_NAME) + ".Link", "Origin"});
+    EXPECT_NE(origin.out.find("\"unknown\""), std::string::npos) << origin.out << origin.err;
 }
 
 // 12
@@ -354,9 +366,9 @@ TEST_F(Bus, SigtermClearsFlagsAndTellsOwners) {
     EXPECT_NE(a.wait_for_output("ENDED daemon-shutdown"), std::string::npos) << a.log();
     EXPECT_NE(b.wait_for_output("ENDED daemon-shutdown"), std::string::npos) << b.log();
     EXPECT_FALSE(promisc());
-    auto saved = json::parse(read_file(state() / "state.json"));
-    EXPECT_EQ(saved["clean"], true);
-    EXPECT_TRUE(saved["leases"].empty());
+    // Nothing is left to recover: no lease and no flag on record.
+    EXPECT_TRUE(std::filesystem::is_empty(state() / "leases"));
+    EXPECT_TRUE(std::filesystem::is_empty(state() / "links"));
 }
 
 TEST_F(Bus, LosingTheBusClearsFlagsAndExits) {
@@ -398,15 +410,20 @@ TEST_F(Bus, BadInputGetsNamedErrorsAndChangesNothing) {
          "unknown option 'tll'"},
         {{"AcquireLease", "sa{sv}", dev(), "1", "ttl", "s", "5"},
          err + "InvalidArgument",
-         "option 'ttl' must be of type 't', not 's'"},
+         "option 'ttl' must be an unsigned integer, not a string"},
+        {{"AcquireLease", "sa{sv}", dev(), "1", "ttl", "as", "0"},
+         err + "InvalidArgument",
+         "option 'ttl' must be an unsigned integer, not D-Bus type 'as'"},
+
         {{"AcquireLease", "sa{sv}", "eth/0", "0"}, err + "InvalidArgument", "contains '/'"},
         {{"AcquireLease", "sa{sv}", "", "0"}, err + "InvalidArgument", "it is empty"},
         {{"AcquireLease", "sa{sv}", "nosuchlink0", "0"},
          err + "NoSuchInterface",
          "interface 'nosuchlink0' does not exist"},
-        {{"AcquireLease", "sa{sv}", dev(), "1", "ttl", "t", "0"},
+        {{"AcquireLease", "sa{sv}", dev(), "1", "ttl", "t", "99999999999"},
          err + "InvalidArgument",
-         "ttl must be at least 1 second"},
+         "is longer than the limit of"},
+        {{"AcquireLease", "sa{sv}", "v\\q", "0"}, err + "InvalidArgument", "must be followed by"},
         {{"RevokeLease", "os", root + "/lease/999", "x"},
          err + "NoSuchLease",
          "there is no lease 999"},
@@ -540,7 +557,11 @@ TEST_F(Bus, SignalsFollowLinksAndLeases) {
 TEST_F(Bus, DeniedRequestsAreAudited) {
     auto& denied = holder({dev()}, &kDeniedUser);
     denied.wait_for_output("ERROR");
-    EXPECT_NE(daemon().wait_for_output("lease on " + dev() + " refused to :"), std::string::npos)
+    EXPECT_NE(daemon().wait_for_output("acquire on " + dev() + " refused to :"), std::string::npos)
+        << daemon().log();
+    EXPECT_NE(daemon().log().find("PROMISCD_OPERATION=acquire"), std::string::npos)
+        << daemon().log();
+    EXPECT_NE(daemon().log().find("PROMISCD_OWNER_UID=64002 "), std::string::npos)
         << daemon().log();
     EXPECT_NE(daemon().log().find("PROMISCD_REASON=uid 64002 is not authorized"), std::string::npos)
         << daemon().log();

@@ -3,7 +3,7 @@
 // separate process (static leases, SIGTERM clean-up, command line).
 #include "netns.hpp"
 #include "process.hpp"
-#include "service.hpp"
+#include "service/lease_service.hpp"
 #include "test_paths.h"
 
 #include <csignal>
@@ -31,8 +31,10 @@ protected:
         sd_event* e = nullptr;
         ASSERT_GE(sd_event_new(&e), 0);
         event_.reset(e);
-        service_ = std::make_unique<Service>(event_.get(), Service::Options{});
+        service_ = std::make_unique<service::LeaseService>(
+            event_.get(), service::LeaseService::Options{}, changes_);
         service_->start();
+        service_->publish();
     }
     void TearDown() override {
         service_.reset();
@@ -54,7 +56,8 @@ protected:
     std::string ifb_;
     std::unique_ptr<Enter> enter_;
     EventPtr event_;
-    std::unique_ptr<Service> service_;
+    service::ChangeStream changes_;
+    std::unique_ptr<service::LeaseService> service_;
 };
 
 TEST_F(InProcess, TwoLeasesFlagFollowsTheLastOne) {

@@ -7,6 +7,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -43,6 +44,8 @@ std::unique_ptr<LinkControl> control_in(const Netns& ns) {
 // of the watcher would build from it.
 struct Recorder {
     std::vector<LinkInfo> changed;
+    std::vector<bool> superseded; // beside changed
+
     std::vector<std::pair<int, std::string>> removed;
     std::vector<std::vector<LinkInfo>> resynced;
     std::map<int, LinkInfo> view;
@@ -55,8 +58,9 @@ struct Recorder {
     LinkWatcher::Callbacks callbacks() {
         return {
             .changed =
-                [this](const LinkInfo& l) {
+                [this](const LinkInfo& l, bool old) {
                     changed.push_back(l);
+                    superseded.push_back(old);
                     view[l.ifindex] = l;
                 },
             .removed =
@@ -79,6 +83,18 @@ struct Recorder {
 std::unique_ptr<LinkWatcher> watcher_in(const Netns& ns, Recorder& rec, int rcvbuf = 0) {
     Enter in(ns);
     return std::make_unique<LinkWatcher>(rec.callbacks(), rcvbuf);
+}
+
+// Calls process() until nothing is left to read: one call handles a bounded
+// slice, as one turn of the daemon's loop does.
+unsigned drain(LinkWatcher& w) {
+    unsigned calls = 0;
+    pollfd p{w.fd(), POLLIN, 0};
+    do {
+        w.process();
+        ++calls;
+    } while (w.busy() || ::poll(&p, 1, 0) > 0);
+    return calls;
 }
 
 // Calls process() until pred holds (notifications arrive asynchronously from the
@@ -469,6 +485,53 @@ TEST(LinkWatcher, AttachedToSdEventDispatchesFromTheLoop) {
     EXPECT_TRUE(rec.view[ifindex].admin_flag);
 }
 
+// The daemon makes many changes before its loop reads their echoes: settled()
+// marks every notification of the link up to the echo of the last change, so
+// none of them reads as another agent's; a change by `ip` afterwards is news.
+TEST(LinkWatcher, EchoesOfOurOwnChangesAreMarkedSuperseded) {
+    PROMISCD_REQUIRE_ROOT();
+    Netns ns;
+    auto dev = add_ifb(ns);
+    auto other = add_ifb(ns);
+    const int ifindex = state_of(ns, dev).ifindex;
+    const int other_index = state_of(ns, other).ifindex;
+    Recorder rec;
+    auto w = watcher_in(ns, rec);
+    auto ctl = control_in(ns);
+    rec.reset_view(w->start());
+
+    // Another link's change in the middle stays news.
+    for (int i = 0; i < 10; ++i) {
+        ctl->set_promisc(ifindex, dev, true);
+        w->settled(ifindex, true);
+        if (i == 5)
+            ns.exec_ok("ip link set dev " + other + " promisc on");
+        ctl->set_promisc(ifindex, dev, false);
+        w->settled(ifindex, false);
+    }
+    EXPECT_TRUE(w->busy()) << "settled() read nothing ahead";
+    drain(*w);
+    unsigned echoes = 0;
+    for (size_t i = 0; i < rec.changed.size(); ++i) {
+        if (rec.changed[i].ifindex == ifindex) {
+            ++echoes;
+            EXPECT_TRUE(rec.superseded[i]) << "echo " << i << " of our own change is news";
+        } else if (rec.changed[i].ifindex == other_index) {
+            EXPECT_FALSE(rec.superseded[i]) << "another link's change was marked ours";
+        }
+    }
+    EXPECT_EQ(echoes, 20u) << "the kernel echoes each change of the admin bit";
+    EXPECT_TRUE(rec.view[other_index].admin_flag);
+
+    ns.exec_ok("ip link set dev " + dev + " promisc on");
+    rec.changed.clear();
+    rec.superseded.clear();
+    ASSERT_TRUE(pump_until(*w, [&] { return rec.view[ifindex].admin_flag; }));
+    ASSERT_EQ(rec.superseded.size(), 1u);
+    EXPECT_FALSE(rec.superseded[0]) << "a change by `ip` after ours was marked superseded";
+    EXPECT_TRUE(rec.resynced.empty());
+}
+
 // A burst of changes that overruns a tiny receive buffer: the kernel drops
 // notifications and says so with ENOBUFS; the watcher must re-dump, and what it
 // then reports must be what `ip link` shows.
@@ -510,7 +573,7 @@ TEST(LinkWatcher, OverrunTriggersAResyncThatMatchesIpLink) {
     const auto expected = rows(link_states(ns));
     ASSERT_EQ(expected.size(), 1 + names.size() - names.size() / 10) << "the burst went wrong";
 
-    w->process();
+    drain(*w);
     EXPECT_GE(w->resync_count(), 1u) << "no overrun seen after a burst of ~800 notifications";
     ASSERT_FALSE(rec.resynced.empty());
     EXPECT_EQ(rec.resynced.size(), w->resync_count());
@@ -539,9 +602,13 @@ TEST(LinkWatcher, DefaultBufferFollowsABurstWithoutLosingAnything) {
     // ~260 notifications. 1 MiB (2 MiB once the kernel has doubled it) holds
     // 500-1,000 of them; a burst of 400 links overflows it and resyncs instead.
     run({"ip", "-n", ns.name(), "-batch", burst_batch(dir, burst_names(100))});
-    w->process();
+    const unsigned calls = drain(*w);
     EXPECT_EQ(w->resync_count(), 0u);
     EXPECT_EQ(rows_of(rec.view), rows(link_states(ns)));
+    // ~260 notifications do not fit one slice: the watcher gave the loop back
+    // in between instead of reading them all in one go.
+    EXPECT_GT(calls, 1u) << "one process() read more than " << LinkWatcher::kReadsPerDispatch
+                         << " datagrams";
 }
 
 } // namespace

@@ -9,14 +9,23 @@
 #include "process.hpp"
 #include "test_paths.h"
 
+#include <cerrno>
 #include <csignal>
+#include <fcntl.h>
+#include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <poll.h>
 #include <regex>
 #include <set>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <termios.h>
 #include <thread>
+
+extern char** environ;
 
 using namespace promiscd::testing;
 using nlohmann::json;
@@ -103,6 +112,163 @@ ParsedTable parse_table(const std::string& out) {
     return t;
 }
 
+// A program on a pseudo-terminal that is its controlling terminal, as a
+// person runs it: the test reads what the terminal shows and types into it.
+// The destructor kills the program's process group and reaps it.
+class PtyProcess {
+public:
+    PtyProcess(const std::vector<std::string>& argv,
+               const std::map<std::string, std::string>& extra_env) {
+        master_ = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (master_ < 0 || ::grantpt(master_) < 0 || ::unlockpt(master_) < 0)
+            throw std::runtime_error("cannot open a pseudo-terminal");
+        const std::string slave = ::ptsname(master_);
+        winsize ws{};
+        ws.ws_row = 40;
+        ws.ws_col = 200; // wide: no line wrapping in what the test reads
+        ::ioctl(master_, TIOCSWINSZ, &ws);
+        // Everything the child needs, built before fork().
+        std::vector<std::string> env_strings;
+        std::map<std::string, std::string> env;
+        for (char** e = environ; *e; ++e) {
+            std::string kv = *e;
+            auto eq = kv.find('=');
+            if (eq != std::string::npos)
+                env[kv.substr(0, eq)] = kv.substr(eq + 1);
+        }
+        for (const auto& [k, v] : extra_env)
+            env[k] = v;
+        for (const auto& [k, v] : env)
+            env_strings.push_back(k + "=" + v);
+        std::vector<char*> envp, args;
+        for (auto& e : env_strings)
+            envp.push_back(e.data());
+        envp.push_back(nullptr);
+        std::vector<std::string> argv_copy = argv;
+        for (auto& a : argv_copy)
+            args.push_back(a.data());
+        args.push_back(nullptr);
+        pid_ = ::fork();
+        if (pid_ < 0)
+            throw std::runtime_error("fork failed");
+        if (pid_ == 0) {
+            ::setsid();
+            int fd = ::open(slave.c_str(), O_RDWR);
+            if (fd < 0 || ::ioctl(fd, TIOCSCTTY, 0) < 0)
+                ::_exit(126);
+            ::dup2(fd, 0);
+            ::dup2(fd, 1);
+            ::dup2(fd, 2);
+            if (fd > 2)
+                ::close(fd);
+            sigset_t none;
+            sigemptyset(&none);
+            ::sigprocmask(SIG_SETMASK, &none, nullptr);
+            ::execvpe(args[0], args.data(), envp.data());
+            ::_exit(127);
+        }
+    }
+    ~PtyProcess() {
+        if (!status_) {
+            ::kill(-pid_, SIGKILL);
+            ::kill(pid_, SIGKILL);
+            int st;
+            while (::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
+            }
+        }
+        ::close(master_);
+    }
+    PtyProcess(const PtyProcess&) = delete;
+    PtyProcess& operator=(const PtyProcess&) = delete;
+
+    pid_t pid() const { return pid_; }
+    // Everything the terminal has shown so far.
+    const std::string& output() {
+        pump(0ms);
+        return out_;
+    }
+    // Waits until the terminal has shown `text` (after offset `from`).
+    bool wait_for(const std::string& text, std::chrono::milliseconds timeout = 10s,
+                  size_t from = 0) {
+        auto deadline = std::chrono::steady_clock::now() + timeout;
+        for (;;) {
+            if (out_.find(text, from) != std::string::npos)
+                return true;
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0 || closed_)
+                return out_.find(text, from) != std::string::npos;
+            pump(std::min(left, std::chrono::milliseconds(100)));
+        }
+    }
+    void type(const std::string& keys) {
+        size_t done = 0;
+        while (done < keys.size()) {
+            ssize_t n = ::write(master_, keys.data() + done, keys.size() - done);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0)
+                throw std::runtime_error("cannot type into the pseudo-terminal");
+            done += static_cast<size_t>(n);
+        }
+    }
+    // Types a password once the program has turned echo off, as a person
+    // types after the prompt (typed earlier, the agent's switch to no echo
+    // would discard it, TCSAFLUSH). The master shares the terminal's modes.
+    void type_secret(const std::string& secret, std::chrono::milliseconds timeout = 10s) {
+        auto deadline = std::chrono::steady_clock::now() + timeout;
+        termios t{};
+        while (::tcgetattr(master_, &t) == 0 && (t.c_lflag & ECHO) &&
+               std::chrono::steady_clock::now() < deadline)
+            pump(20ms);
+        type(secret + "\n");
+    }
+    // The exit status (or 128+signal), reading the terminal meanwhile.
+    std::optional<int> wait(std::chrono::milliseconds timeout = 20s) {
+        auto deadline = std::chrono::steady_clock::now() + timeout;
+        while (!status_) {
+            int st;
+            pid_t r = ::waitpid(pid_, &st, WNOHANG);
+            if (r == pid_) {
+                status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+                break;
+            }
+            if (std::chrono::steady_clock::now() > deadline)
+                return std::nullopt;
+            pump(50ms);
+        }
+        pump(100ms); // what it wrote last
+        return status_;
+    }
+
+private:
+    void pump(std::chrono::milliseconds timeout) {
+        if (closed_)
+            return;
+        pollfd p{master_, POLLIN, 0};
+        int r = ::poll(&p, 1, static_cast<int>(timeout.count()));
+        while (r > 0) {
+            char buf[4096];
+            ssize_t n = ::read(master_, buf, sizeof buf);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                // EIO: every process holding the terminal has closed it.
+                closed_ = true;
+                return;
+            }
+            out_.append(buf, static_cast<size_t>(n));
+            r = ::poll(&p, 1, 0);
+        }
+    }
+
+    int master_ = -1;
+    pid_t pid_ = -1;
+    std::string out_;
+    bool closed_ = false;
+    std::optional<int> status_;
+};
+
 class Ctl : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -140,8 +306,13 @@ protected:
             << daemon_->log();
     }
 
+    // The test's bus, and a varlink socket that does not exist: with its own
+    // daemon stopped, promiscctl must never reach for another promiscd's
+    // socket at the default path (hermetic, whatever runs on the host).
+    std::string no_varlink() const { return tmp_ / "no-varlink-here"; }
     std::map<std::string, std::string> env(std::map<std::string, std::string> extra = {}) {
         auto e = stack_->env();
+        e["PROMISCD_VARLINK_SOCKET"] = no_varlink();
         for (auto& [k, v] : extra)
             e[k] = v;
         return e;
@@ -391,8 +562,8 @@ TEST_F(Ctl, LeasesTableAndJsonWithUserNames) {
     b.write_stdin("release\n");
     EXPECT_TRUE(wait_until([&] { return leases_json().empty(); }));
     auto empty = ctl({"leases"});
-    EXPECT_EQ(empty.out,
-              "ID LINK STATE USER PID COMMAND ACQUIRED EXPIRES REASON\n\n0 leases listed.\n");
+    EXPECT_EQ(empty.out, "ID LINK STATE USER PID COMMAND ACQUIRED EXPIRES "
+                         "REASON\n\n0 leases listed.\n");
 }
 
 // ------------------------------------------------------------------ hold
@@ -433,7 +604,9 @@ TEST_F(Ctl, HoldPrintsStateChangesAndRevocation) {
     auto r = ctl({"policy", dev_, "yield"});
     ASSERT_EQ(r.status, 0) << r.err;
     ns_->exec_ok("ip link set dev " + dev_ + " promisc off");
-    EXPECT_NE(h.wait_for_output("Lease " + id + " on " + dev_ + ": active -> overridden"),
+    EXPECT_NE(h.wait_for_output("Lease " + id + " on " + dev_ +
+                                ": active -> overridden (someone else cleared the flag; under "
+                                "policy yield promiscd leaves it cleared)."),
               std::string::npos)
         << h.log();
     ns_->exec_ok("ip link set dev " + dev_ + " promisc on");
@@ -443,9 +616,42 @@ TEST_F(Ctl, HoldPrintsStateChangesAndRevocation) {
     auto rv = ctl({"revoke", id, "--reason", "maintenance"});
     EXPECT_EQ(rv.status, 0) << rv.err;
     EXPECT_EQ(h.wait(5s), 1) << h.log();
-    EXPECT_NE(h.log().find("promiscctl: lease " + id + " on " + dev_ + " ended: revoked"),
+    // Who revoked it and why, as Ended's details say (the new contract).
+    EXPECT_TRUE(std::regex_search(
+        h.log(), std::regex("promiscctl: lease " + id + " on " + dev_ +
+                            " ended: revoked by [^\n]*uid 0[^\n]*: maintenance\n")))
+        << h.log();
+}
+
+TEST_F(Ctl, HoldWithTtlZeroNeverExpires) {
+    // ttl 0 means no expiry (the new contract), as an absent ttl does.
+    auto& h = ctl_bg({"hold", dev_, "--ttl=0"});
+    ASSERT_NE(h.wait_for_output("Holding lease "), std::string::npos) << h.log();
+    EXPECT_EQ(h.log().find("expires"), std::string::npos) << h.log();
+    auto l = leases_json();
+    ASSERT_EQ(l.size(), 1u);
+    EXPECT_TRUE(l[0]["expires"].is_null()) << l.dump();
+    h.signal(SIGTERM);
+    EXPECT_EQ(h.wait(5s), 0) << h.log();
+}
+
+TEST_F(Ctl, HoldSaysWhenPromiscdStoppedFighting) {
+    // Policy enforce: promiscd sets the flag again each time another agent
+    // clears it, until it has done so too often; the lease is then
+    // overridden, and hold says that promiscd did fight.
+    auto& h = ctl_bg({"hold", dev_});
+    ASSERT_NE(h.wait_for_output("Holding lease "), std::string::npos) << h.log();
+    auto id = std::to_string(leases_json()[0]["id"].get<uint64_t>());
+    ns_->exec_ok("for i in $(seq 40); do ip link set dev " + dev_ +
+                 " promisc off; sleep 0.05; done");
+    EXPECT_NE(h.wait_for_output("Lease " + id + " on " + dev_ +
+                                ": active -> overridden (another agent kept clearing the flag; "
+                                "promiscd set it again, then stopped fighting)."),
               std::string::npos)
         << h.log();
+    EXPECT_EQ(h.log().find("does not fight"), std::string::npos) << h.log();
+    h.signal(SIGTERM);
+    EXPECT_EQ(h.wait(5s), 0) << h.log();
 }
 
 TEST_F(Ctl, HoldWithTtlExpiresAndWaitIsPending) {
@@ -528,7 +734,8 @@ TEST_F(Ctl, RunForwardsSigtermAndReportsMissingCommands) {
     EXPECT_TRUE(leases_json().empty());
 }
 
-// ------------------------------------------------------------------ release, revoke, policy
+// ------------------------------------------------------------------ release,
+// revoke, policy
 
 TEST_F(Ctl, ReleaseAndRevoke) {
     auto& a = holder({dev_});
@@ -541,8 +748,7 @@ TEST_F(Ctl, ReleaseAndRevoke) {
     EXPECT_NE(denied.err.find("hint: only the process holding a lease"), std::string::npos);
     auto other = ctl({"revoke", id}, &kAllowedUser);
     EXPECT_EQ(other.status, 3) << other.err;
-    EXPECT_NE(other.err.find("hint: polkit wants an administrator"), std::string::npos)
-        << other.err;
+    EXPECT_NE(other.err.find("hint: polkit wants a password"), std::string::npos) << other.err;
     EXPECT_EQ(leases_json().size(), 1u);
 
     // root is always authorized: releasing someone else's lease revokes it.
@@ -556,7 +762,12 @@ TEST_F(Ctl, ReleaseAndRevoke) {
     auto rv = ctl({"revoke", id_b, "--reason", "maintenance"});
     EXPECT_EQ(rv.status, 0) << rv.err;
     EXPECT_NE(b.wait_for_output("ENDED revoked"), std::string::npos) << b.log();
-    EXPECT_NE(daemon_->log().find("revoked by uid 0: 'maintenance'"), std::string::npos);
+    // The owner learns who and why; so does the audit record.
+    EXPECT_NE(b.log().find("message=maintenance"), std::string::npos) << b.log();
+    EXPECT_NE(b.log().find("revoked_by_uid=0"), std::string::npos) << b.log();
+    EXPECT_NE(daemon_->log().find("ended: revoked by :"), std::string::npos) << daemon_->log();
+    EXPECT_NE(daemon_->log().find("PROMISCD_REVOCATION=maintenance"), std::string::npos)
+        << daemon_->log();
     EXPECT_TRUE(wait_until([&] { return !promisc(); }));
 
     auto gone = ctl({"release", "999"});
@@ -614,13 +825,17 @@ TEST_F(Ctl, ExitCodesForEachFailureClass) {
         {{"hold", "eth/0"}, nullptr, 1, "contains '/'"},
         {{"hold", dev_}, &kDeniedUser, 3, "uid 64002 is not authorized"},
         {{"run", dev_, "--", "true"}, &kDeniedUser, 3, "hint: polkit did not authorize this"},
-        {{"frobnicate"}, nullptr, 2, "frobnicate"},
+        {{"frobnicate"}, nullptr, 2, "unknown command 'frobnicate' (commands: status, leases,"},
         {{"status", "--frobnicate"}, nullptr, 2, "--frobnicate"},
         {{"hold"}, nullptr, 2, "LINK is required"},
-        {{"hold", dev_, "--ttl=0"}, nullptr, 2, "--ttl"},
+        {{"hold", dev_, "--ttl=soon"},
+         nullptr,
+         2,
+         "SEC must be a number of seconds, 0 (no expiry)"},
         {{"run", dev_}, nullptr, 2, "CMD is required"},
         {{"--json=yaml", "status"}, nullptr, 2, "yaml"},
         {{"capture", dev_, "--format=socket"}, nullptr, 2, "socket"},
+        {{"capture", dev_, "-c", "0"}, nullptr, 2, "COUNT must be a number of frames, 1 or more"},
     };
     for (const auto& c : cases) {
         auto r = ctl(c.args, c.user);
@@ -642,12 +857,73 @@ TEST_F(Ctl, ExitCodesForEachFailureClass) {
         EXPECT_EQ(r.status, 4) << args[0] << ": " << r.err;
         EXPECT_NE(r.err.find("promiscd is not running"), std::string::npos) << r.err;
         EXPECT_NE(r.err.find("hint: is promiscd running"), std::string::npos) << r.err;
+        // auto looked for the varlink socket the test pinned, and only there.
+        EXPECT_NE(r.err.find("Nothing listens on promiscd's varlink socket " + no_varlink()),
+                  std::string::npos)
+            << r.err;
     }
     // No bus at all.
     auto nobus =
         ctl({"status"}, nullptr, {{"DBUS_SYSTEM_BUS_ADDRESS", "unix:path=" + (tmp_ / "none")}});
     EXPECT_EQ(nobus.status, 4);
     EXPECT_NE(nobus.err.find("cannot connect to the system bus"), std::string::npos) << nobus.err;
+}
+
+// The suite is hermetic: with its own daemon stopped, promiscctl reaches
+// for nothing but what the test pinned. Another promiscd's socket at the
+// default path (served here in a mount namespace of its own, as a daemon on
+// the host would) hears nothing from it; it does when the pin is left out.
+TEST_F(Ctl, NeverFallsBackToTheDefaultVarlinkSocket) {
+    daemon_->stop();
+    const std::string log = tmp_ / "default-socket.log";
+    write_file(tmp_ / "listener.py", "import socket\n"
+                                     "s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+                                     "s.bind('/run/promiscd/io.promiscd')\n"
+                                     "s.listen(16)\n"
+                                     "while True:\n"
+                                     "    c, _ = s.accept()\n"
+                                     "    open('" +
+                                         log +
+                                         "', 'a').write('connection\\n')\n"
+                                         "    c.close()\n");
+    // /run of its own: the host's stays as it is.
+    write_file(tmp_ / "beside-default.sh",
+               "set -e\n"
+               "mount -t tmpfs tmpfs /run\n"
+               "mkdir /run/promiscd\n"
+               "/usr/bin/python3 " +
+                   (tmp_ / "listener.py") +
+                   " &\n"
+                   "listener=$!\n"
+                   "while [ ! -S /run/promiscd/io.promiscd ]; do sleep 0.02; done\n"
+                   "set +e\n"
+                   "\"$@\"\n"
+                   "status=$?\n"
+                   "kill $listener\n"
+                   "exit $status\n");
+    auto beside_default = [&](std::vector<std::string> argv) {
+        std::vector<std::string> a = {"unshare", "-m",      "--propagation",
+                                      "private", "/bin/sh", tmp_ / "beside-default.sh"};
+        a.insert(a.end(), argv.begin(), argv.end());
+        return a;
+    };
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             {"status"}, {"leases"}, {"hold", dev_}, {"release", "1"}, {"monitor"}}) {
+        std::vector<std::string> a = {kCtl};
+        a.insert(a.end(), args.begin(), args.end());
+        auto r = run(beside_default(a), env());
+        EXPECT_EQ(r.status, 4) << args[0] << ": " << r.err;
+        EXPECT_NE(r.err.find(no_varlink()), std::string::npos) << r.err;
+        EXPECT_EQ(r.err.find("/run/promiscd/io.promiscd"), std::string::npos) << r.err;
+    }
+    EXPECT_EQ(read_file(log), "") << "promiscctl connected to the default varlink socket";
+
+    // The same without the pin: auto finds no promiscd on the bus and goes
+    // to the default socket (so this test would see a leak).
+    std::vector<std::string> unpinned = {"env", "-u", "PROMISCD_VARLINK_SOCKET", kCtl, "status"};
+    auto r = run(beside_default(unpinned), stack_->env());
+    EXPECT_EQ(r.status, 4) << r.err;
+    EXPECT_EQ(read_file(log), "connection\n");
 }
 
 TEST_F(Ctl, VersionAndHelp) {
@@ -663,8 +939,8 @@ TEST_F(Ctl, VersionAndHelp) {
         EXPECT_NE(h.out.find(s), std::string::npos) << s;
     auto sub = ctl({"capture", "--help"});
     EXPECT_EQ(sub.status, 0);
-    for (const char* s :
-         {"--filter", "--write", "--count", "--snaplen", "--format", "--no-promisc"})
+    for (const char* s : {"-i,--interface", "-f,--filter", "-w,--write", "-c,--count",
+                          "-s,--snaplen", "-B,--buffer-size", "-F,--format", "-p,--no-promisc"})
         EXPECT_NE(sub.out.find(s), std::string::npos) << s;
 }
 
@@ -699,26 +975,182 @@ TEST_F(Ctl, PagerOnlyOnATerminal) {
     EXPECT_EQ(piped.out.find("PAGED:"), std::string::npos) << piped.out;
 }
 
-TEST_F(Ctl, InteractiveAuthorizationOnATerminalUnlessNoAskPassword) {
-    // pdallow may not manage: polkit wants an administrator's password. With
-    // the interactive flag (a terminal) polkit may ask, finds no agent, and
-    // says no; without it the daemon says authentication is required.
-    const std::string cmd = shell_quote(kCtl) + " policy " + dev_ + " yield";
-    auto asked = pty(cmd, &kAllowedUser);
-    EXPECT_EQ(asked.status, 3) << asked.out;
-    EXPECT_NE(asked.out.find("hint: polkit did not authorize this"), std::string::npos)
-        << asked.out;
-    EXPECT_NE(asked.out.find("no polkit agent answered"), std::string::npos) << asked.out;
-    auto not_asked =
-        pty(shell_quote(kCtl) + " --no-ask-password policy " + dev_ + " yield", &kAllowedUser);
-    EXPECT_EQ(not_asked.status, 3) << not_asked.out;
-    EXPECT_NE(not_asked.out.find("authentication is required"), std::string::npos) << not_asked.out;
-    EXPECT_NE(not_asked.out.find("hint: polkit wants an administrator"), std::string::npos)
-        << not_asked.out;
+// pddeny must prove who they are (polkit's AUTH_SELF) for everything
+// promiscd offers; pdallow may acquire and capture, and must be an
+// administrator to manage (the .policy default, auth_admin).
+const std::string kAuthSelfRules = R"js(
+polkit.addRule(function(action, subject) {
+    if (action.id.indexOf("org.promiscd.") != 0)
+        return polkit.Result.NOT_HANDLED;
+    if (subject.user == "pddeny")
+        return polkit.Result.AUTH_SELF;
+    if (subject.isInGroup("promisc") &&
+        (action.id == "org.promiscd.promisc.acquire" || action.id == "org.promiscd.capture"))
+        return polkit.Result.YES;
+    return polkit.Result.NOT_HANDLED;
+});
+)js";
+// pddeny's password in the test's shadow file, and its SHA-512 crypt.
+const std::string kDeniedUserPassword = "pd-secret-64002";
+const std::string kDeniedUserHash =
+    "$6$promiscdtest$SFGOR3Al5LKNPlmb5Tdt2UgZPFe4GkadgP.R6vmlHC33tIeb"
+    "tipeACjK9SajVwjUR0D8sP3to.QVSxBXjppk9.";
+
+// Whether a pkttyagent started for pid is still running.
+bool agent_running_for(pid_t pid) {
+    const std::string needle = std::string("--process") + '\0' + std::to_string(pid) + '\0';
+    for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+        const std::string cmdline = read_file(e.path() / "cmdline");
+        if (cmdline.rfind("/usr/bin/pkttyagent", 0) == 0 &&
+            cmdline.find(needle) != std::string::npos &&
+            read_file(e.path() / "status").find("State:\tZ") == std::string::npos)
+            return true;
+    }
+    return false;
+}
+
+class CtlAgent : public Ctl {
+protected:
+    void SetUp() override {
+        Ctl::SetUp();
+        if (IsSkipped() || HasFatalFailure())
+            return;
+        stack_->start_polkit(kAuthSelfRules);
+        // pddeny with a password, as PAM (pam_unix, through polkit's setuid
+        // helper) reads it: the host's shadow file with one more line, seen
+        // only inside the terminal's mount namespace.
+        std::string shadow;
+        std::istringstream host(read_file("/etc/shadow"));
+        for (std::string line; std::getline(host, line);)
+            if (line.rfind(std::string(kDeniedUser.name) + ":", 0) != 0)
+                shadow += line + "\n";
+        shadow += std::string(kDeniedUser.name) + ":" + kDeniedUserHash + ":19000:0:99999:7:::\n";
+        write_file(tmp_ / "shadow", shadow, 0600);
+        // The helper clears its environment and reports to polkitd on the
+        // system bus's default path: there, the test's bus. /run/dbus is
+        // created on the host if it is missing (an empty directory, as the
+        // dbus package has it).
+        const std::string bus_socket = stack_->address().substr(std::string("unix:path=").size());
+        write_file(tmp_ / "terminal-user.sh",
+                   "set -e\n"
+                   "mount --bind '" +
+                       stack_->dir() +
+                       "/passwd' /etc/passwd\n"
+                       "mount --bind '" +
+                       stack_->dir() +
+                       "/group' /etc/group\n"
+                       "mount --bind '" +
+                       (tmp_ / "shadow") +
+                       "' /etc/shadow\n"
+                       "mkdir -p /run/dbus\n"
+                       "mount -t tmpfs -o mode=0755 tmpfs /run/dbus\n"
+                       "touch /run/dbus/system_bus_socket\n"
+                       "mount --bind '" +
+                       bus_socket +
+                       "' /run/dbus/system_bus_socket\n"
+                       "uid=$1; shift\n"
+                       "if [ \"$uid\" = " +
+                       std::to_string(kAllowedUser.uid) +
+                       " ]; then\n"
+                       "  exec setpriv --reuid=$uid --regid=$uid --groups=" +
+                       std::to_string(kPromiscGid) +
+                       " -- \"$@\"\n"
+                       "fi\n"
+                       "exec setpriv --reuid=$uid --regid=$uid --clear-groups -- "
+                       "\"$@\"\n");
+    }
+    // promiscctl ARGS as user on a terminal of its own, as a person runs it.
+    std::unique_ptr<PtyProcess> on_terminal(const TestUser& user, std::vector<std::string> args) {
+        std::vector<std::string> a = {"unshare",
+                                      "-m",
+                                      "--propagation",
+                                      "private",
+                                      "/bin/sh",
+                                      tmp_ / "terminal-user.sh",
+                                      std::to_string(user.uid),
+                                      kCtl};
+        a.insert(a.end(), args.begin(), args.end());
+        return std::make_unique<PtyProcess>(a, env({{"TERM", "xterm"}}));
+    }
+};
+
+TEST_F(CtlAgent, PasswordPromptOnATerminal) {
+    // policy needs org.promiscd.manage: pkttyagent asks pddeny for its
+    // password on the terminal, and the change is made.
+    auto p = on_terminal(kDeniedUser, {"policy", dev_, "yield"});
+    ASSERT_TRUE(p->wait_for("Password: ")) << p->output();
+    EXPECT_NE(p->output().find("==== AUTHENTICATING FOR org.promiscd.manage ===="),
+              std::string::npos)
+        << p->output();
+    EXPECT_NE(p->output().find("Authenticating as: promiscd test user (pddeny)"), std::string::npos)
+        << p->output();
+    EXPECT_TRUE(agent_running_for(p->pid()));
+    p->type_secret(kDeniedUserPassword);
+    EXPECT_EQ(p->wait(), 0) << p->output();
+    EXPECT_NE(p->output().find("==== AUTHENTICATION COMPLETE ===="), std::string::npos)
+        << p->output();
+    EXPECT_EQ(p->output().find(kDeniedUserPassword), std::string::npos) << "no echo";
+    EXPECT_EQ(link_json(dev_)["policy"], "yield");
+    EXPECT_FALSE(agent_running_for(p->pid())) << "the agent ends with the request";
+
+    // run: the password, then the lease while the command runs; the agent
+    // is gone before the command starts (it has the terminal to itself).
+    auto r = on_terminal(kDeniedUser, {"run", dev_, "--", "sh", "-c", "echo HELD; read answer"});
+    ASSERT_TRUE(r->wait_for("Password: ")) << r->output();
+    EXPECT_NE(r->output().find("AUTHENTICATING FOR org.promiscd.promisc.acquire"),
+              std::string::npos)
+        << r->output();
+    r->type_secret(kDeniedUserPassword);
+    ASSERT_TRUE(r->wait_for("HELD")) << r->output();
+    EXPECT_TRUE(promisc());
+    auto l = leases_json();
+    ASSERT_EQ(l.size(), 1u);
+    EXPECT_EQ(l[0]["uid"], kDeniedUser.uid);
+    EXPECT_FALSE(agent_running_for(r->pid()));
+    r->type("\n");
+    EXPECT_EQ(r->wait(), 0) << r->output();
+    EXPECT_TRUE(wait_until([&] { return !promisc(); }));
+
+    // A wrong password: polkit says no, nothing is held.
+    auto w = on_terminal(kDeniedUser, {"hold", dev_});
+    ASSERT_TRUE(w->wait_for("Password: ")) << w->output();
+    w->type_secret("not-the-password");
+    EXPECT_EQ(w->wait(30s), 3) << w->output();
+    EXPECT_NE(w->output().find("==== AUTHENTICATION FAILED ===="), std::string::npos)
+        << w->output();
+    EXPECT_NE(w->output().find("promiscctl: uid 64002 is not authorized to"), std::string::npos)
+        << w->output();
+    EXPECT_TRUE(leases_json().empty());
+    EXPECT_FALSE(promisc());
+}
+
+TEST_F(CtlAgent, NoPromptWithNoAskPasswordOrWithoutATerminal) {
+    auto p = on_terminal(kDeniedUser, {"--no-ask-password", "hold", dev_});
+    EXPECT_EQ(p->wait(), 3) << p->output();
+    EXPECT_EQ(p->output().find("Password:"), std::string::npos) << p->output();
+    EXPECT_NE(p->output().find("authentication is required"), std::string::npos) << p->output();
+    EXPECT_NE(p->output().find("hint: polkit wants a password"), std::string::npos) << p->output();
+    EXPECT_NE(p->output().find("through pkttyagent, unless --no-ask-password"), std::string::npos)
+        << p->output();
+    // No terminal: nobody could answer, so nothing is asked.
     auto no_tty = ctl({"policy", dev_, "yield"}, &kAllowedUser);
     EXPECT_EQ(no_tty.status, 3);
     EXPECT_NE(no_tty.err.find("authentication is required"), std::string::npos) << no_tty.err;
+    // pdallow may not manage: the agent asks for an administrator's
+    // password, and a wrong one is refused.
+    auto admin = on_terminal(kAllowedUser, {"policy", dev_, "yield"});
+    ASSERT_TRUE(admin->wait_for("Password: ")) << admin->output();
+    EXPECT_NE(admin->output().find("Authenticating as: root"), std::string::npos)
+        << admin->output();
+    admin->type_secret("not-the-root-password");
+    EXPECT_EQ(admin->wait(30s), 3) << admin->output();
+    EXPECT_NE(admin->output().find("hint: polkit did not authorize this"), std::string::npos)
+        << admin->output();
     EXPECT_EQ(link_json(dev_)["policy"], "enforce");
+    // root is never asked.
+    PtyProcess root({kCtl, "policy", dev_, "yield"}, env({{"TERM", "xterm"}}));
+    EXPECT_EQ(root.wait(), 0) << root.output();
+    EXPECT_EQ(root.output(), "");
 }
 
 // ------------------------------------------------------------------ monitor
@@ -741,11 +1173,14 @@ TEST_F(Ctl, MonitorPrintsAnotherProcesssHoldAndRelease) {
     const std::vector<std::string> expected = {
         ts + "lease " + id + " on " + dev_ +
             R"( granted to 64001, pid \d+ \(promiscctl\), active, reason 'mon')",
-        ts + "link " + dev_ + ": promiscuous flag on, set by promiscd, leases 0 -> 1",
-        ts + "link " + dev_ + R"(: kernel promiscuity 0 -> 1 \(now promiscuous\))",
+        // The flag from FlagChanged (the new contract), the counters from
+        // the Link's properties, however the daemon groups them.
+        ts + "link " + dev_ + ": promiscuous flag on, set by promiscd\n",
+        ts + "link " + dev_ + ": (.*, )?leases 0 -> 1(,.*)?\n",
+        ts + "link " + dev_ + R"(: (.*, )?kernel promiscuity 0 -> 1 \(now promiscuous\))",
         ts + "lease " + id + " on " + dev_ + " ended: released",
-        ts + "link " + dev_ +
-            ": promiscuous flag off, cleared by promiscd \\(no lease left\\), leases 1 -> 0",
+        ts + "link " + dev_ + ": promiscuous flag off, cleared by promiscd \\(no lease left\\)\n",
+        ts + "link " + dev_ + ": (.*, )?leases 1 -> 0(,.*)?\n",
         ts + "link " + veth_.peer_name + ": promiscuous flag on, set outside promiscd",
     };
     for (const auto& re : expected)
@@ -778,8 +1213,61 @@ TEST_F(Ctl, MonitorPrintsAnotherProcesssHoldAndRelease) {
             EXPECT_EQ(e["cause"], e["link"]["name"] == dev_ ? "promiscd" : "other") << e.dump();
         }
     }
-    for (const char* k : {"lease-granted", "link-changed", "lease-ended"})
+    for (const char* k : {"lease-granted", "link-changed", "lease-ended", "flag-changed"})
         EXPECT_NE(std::find(kinds.begin(), kinds.end(), k), kinds.end()) << k << " in " << mj.log();
+}
+
+TEST_F(Ctl, MonitorShowsEnforceAndRevocationsOverDBus) {
+    // FlagChanged (the new contract): an external clear that enforce undoes
+    // at once is visible on D-Bus too; Ended's details name the revoker.
+    auto& m = ctl_bg({"monitor"});
+    ASSERT_NE(m.wait_for_output("Monitoring promiscd"), std::string::npos) << m.log();
+    auto& mj = ctl_bg({"--json", "monitor"});
+    ASSERT_NE(mj.wait_for_output("Monitoring promiscd"), std::string::npos) << mj.log();
+    auto& h = holder({dev_});
+    auto id = lease_id_of(h);
+    ASSERT_TRUE(wait_until([&] { return promisc(); }));
+    ns_->exec_ok("ip link set dev " + dev_ + " promisc off");
+    auto at =
+        m.wait_for_output("link " + dev_ + ": promiscuous flag off, cleared outside promiscd\n");
+    ASSERT_NE(at, std::string::npos) << m.log();
+    EXPECT_NE(m.wait_for_output("link " + dev_ +
+                                    ": promiscuous flag on again, set back by promiscd (policy "
+                                    "enforce: its leases still hold)\n",
+                                5s, at),
+              std::string::npos)
+        << m.log();
+    EXPECT_TRUE(wait_until([&] { return promisc(); }));
+
+    auto rv = ctl({"revoke", id, "--reason", "maintenance"});
+    ASSERT_EQ(rv.status, 0) << rv.err;
+    EXPECT_TRUE(wait_until([&] {
+        return std::regex_search(m.log(), std::regex("lease " + id + " on " + dev_ +
+                                                     " ended: revoked by [^\n]*: maintenance\n"));
+    })) << m.log();
+    ASSERT_TRUE(wait_until([&] {
+        return mj.log().find("\"message\":\"maintenance\"") != std::string::npos;
+    })) << mj.log();
+    std::istringstream lines(mj.log());
+    bool restored = false, revoked = false;
+    for (std::string line; std::getline(lines, line);) {
+        if (line.empty() || line[0] != '{')
+            continue;
+        auto e = py_json(line);
+        if (e["event"] == "flag-changed" && e["restored"] == true) {
+            restored = true;
+            EXPECT_EQ(e["interface"], dev_);
+            EXPECT_EQ(e["by"], "promiscd");
+        }
+        if (e["event"] == "lease-ended" && e["reason"] == "revoked") {
+            revoked = true;
+            EXPECT_EQ(e["revoked_by_uid"], 0);
+            EXPECT_NE(e["revoked_by"].get<std::string>(), "");
+            EXPECT_EQ(e["message"], "maintenance");
+        }
+    }
+    EXPECT_TRUE(restored) << mj.log();
+    EXPECT_TRUE(revoked) << mj.log();
 }
 
 TEST_F(Ctl, MonitorShowsConflictsAndTheDaemonComingAndGoing) {
@@ -805,13 +1293,17 @@ TEST_F(Ctl, MonitorShowsConflictsAndTheDaemonComingAndGoing) {
     EXPECT_EQ(m.wait(5s), 0) << m.log();
 }
 
-// ------------------------------------------------------------------ docs and completion
+// ------------------------------------------------------------------ docs and
+// completion
 
 TEST(CtlDocs, ManPageRendersWithoutWarningsAndCoversEveryCommand) {
     const std::string page = kSource + "/client/promiscctl.1";
     auto groff = run({"groff", "-man", "-Tutf8", "-ww", "-z", page});
     EXPECT_EQ(groff.status, 0) << groff.err;
     EXPECT_EQ(groff.err, "") << "groff warnings";
+    auto mandoc = run({"mandoc", "-Tlint", page});
+    EXPECT_EQ(mandoc.status, 0) << mandoc.out << mandoc.err;
+    EXPECT_EQ(mandoc.out + mandoc.err, "") << "mandoc's lint";
     auto man = run({"man", "-l", page}, {{"MANWIDTH", "100"}, {"MANPAGER", "cat"}});
     ASSERT_EQ(man.status, 0) << man.err;
     EXPECT_EQ(man.err, "");
@@ -846,6 +1338,16 @@ TEST(CtlDocs, ManPageRendersWithoutWarningsAndCoversEveryCommand) {
                           "--snaplen",
                           "--format",
                           "--no-promisc",
+                          "--interface",
+                          "--buffer-size",
+                          "pcap-filter",
+                          "Packets: 1234  Dropped: 0",
+                          "pkttyagent",
+                          "--transport",
+                          "--varlink-socket",
+                          "PROMISCD_VARLINK_SOCKET",
+                          "DBUS_SYSTEM_BUS_ADDRESS",
+                          "flag-changed",
                           "--ttl",
                           "--reason",
                           "--wait",
@@ -853,6 +1355,8 @@ TEST(CtlDocs, ManPageRendersWithoutWarningsAndCoversEveryCommand) {
         EXPECT_NE(man.out.find(s), std::string::npos) << s;
 }
 
+// The completion function called as bash calls it: COMP_WORDS split as
+// readline splits a line (COMP_WORDBREAKS has '='), the command name as $1.
 TEST_F(Ctl, BashCompletionAsksTheDaemon) {
     auto& h = holder({dev_});
     auto id = lease_id_of(h);
@@ -863,19 +1367,102 @@ TEST_F(Ctl, BashCompletionAsksTheDaemon) {
                           "\nCOMP_WORDS=(" + words +
                           ")\nCOMP_CWORD=$((${#COMP_WORDS[@]} - 1))\n"
                           "COMP_LINE=\"${COMP_WORDS[*]}\"\nCOMP_POINT=${#COMP_LINE}\n"
-                          "_promiscctl promiscctl\nprintf '%s\\n' \"${COMPREPLY[@]}\""},
+                          "_promiscctl promiscctl\n"
+                          "if ((${#COMPREPLY[@]})); then printf '%s\\n' "
+                          "\"${COMPREPLY[@]}\"; fi"},
                      env({{"PATH", dir + ":/usr/bin:/bin"}}));
         EXPECT_EQ(r.status, 0) << r.err;
+        EXPECT_EQ(r.err, "") << words;
         return r.out;
     };
-    EXPECT_NE(complete("promiscctl h").find("hold\n"), std::string::npos);
-    EXPECT_NE(complete("promiscctl status ''").find(dev_ + "\n"), std::string::npos);
-    EXPECT_NE(complete("promiscctl hold " + dev_.substr(0, 3)).find(dev_ + "\n"),
+    const std::string links = complete("promiscctl status ''");
+    EXPECT_NE(links.find(dev_ + "\n"), std::string::npos) << links;
+    EXPECT_NE(links.find("lo\n"), std::string::npos) << links;
+    struct Case {
+        std::string words;
+        std::string expected; // the whole answer, one candidate a line
+    };
+    const std::vector<Case> cases = {
+        {"promiscctl h", "hold\n"},
+        {"promiscctl ''", "status\nleases\nhold\nrun\nrelease\nrevoke\npolicy\nca"
+                          "pture\nmonitor\n"},
+        {"promiscctl release ''", id + "\n"},
+        {"promiscctl policy " + dev_ + " ''", "enforce\nyield\n"},
+        {"promiscctl --js", "--json\n--json=short\n--json=pretty\n"},
+        {"promiscctl --json = ''", "short\npretty\n"},
+        {"promiscctl --json st", "status\n"}, // --json takes no separate value
+        {"promiscctl --tr", "--transport\n"},
+        {"promiscctl --transport ''", "dbus\nvarlink\nauto\n"},
+        {"promiscctl --transport = v", "varlink\n"},
+        {"promiscctl --no", "--no-legend\n--no-pager\n--no-ask-password\n"},
+        {"promiscctl --varlink-socket /no/such/dir/", ""},
+        // After the global options and their values, the commands.
+        {"promiscctl --transport dbus h", "hold\n"},
+        {"promiscctl --transport = dbus --varlink-socket = /x --no-pager rel", "release\n"},
+        {"promiscctl -q --transport auto --json capture -F ''", "pcapng\npcap\n"},
+        {"promiscctl --transport dbus release ''", id + "\n"},
+        {"promiscctl capture " + dev_ + " --fo", "--format\n"},
+        {"promiscctl capture " + dev_ + " --b", "--buffer-size\n"},
+        {"promiscctl capture -i " + dev_ + " po", "port\nportrange\n"},
+        {"promiscctl capture " + dev_ + " -c 5 udp po", "port\nportrange\n"},
+        {"promiscctl capture -w - -F = pcapn", "pcapng\n"},
+        {"promiscctl hold " + dev_ + " --t", "--transport\n--ttl\n"},
+        {"promiscctl run " + dev_ + " --w", "--wait\n"},
+    };
+    for (const auto& c : cases)
+        EXPECT_EQ(complete(c.words), c.expected) << c.words;
+    // The link lists come from the daemon the command line names: with
+    // --transport=varlink and a socket where nothing listens, none.
+    EXPECT_EQ(complete("promiscctl --transport = varlink --varlink-socket = " +
+                       shell_quote(tmp_ / "none") + " status ''"),
+              "");
+    EXPECT_EQ(complete("promiscctl --transport dbus status ''"), links);
+    const std::string files =
+        complete("promiscctl --varlink-socket " + shell_quote(kSource + "/cli"));
+    EXPECT_EQ(files, kSource + "/client\n");
+    EXPECT_EQ(complete("promiscctl capture -w " + shell_quote(kSource + "/READ")),
+              kSource + "/README.md\n");
+    // run: after "--", a command, then its arguments.
+    EXPECT_NE(complete("promiscctl run " + dev_ + " -- promiscc").find("promiscctl\n"),
               std::string::npos);
-    EXPECT_EQ(complete("promiscctl release ''"), id + "\n");
-    EXPECT_NE(complete("promiscctl policy " + dev_ + " ''").find("yield\n"), std::string::npos);
-    EXPECT_NE(complete("promiscctl --js").find("--json"), std::string::npos);
-    EXPECT_NE(complete("promiscctl capture " + dev_ + " --fo").find("--format"), std::string::npos);
+}
+
+// In a real interactive bash on a terminal: what a person sees after TAB.
+TEST_F(Ctl, BashCompletionInAnInteractiveShell) {
+    const std::string dir = kCtl.substr(0, kCtl.rfind('/'));
+    PtyProcess bash({"bash", "--noprofile", "--norc", "-i"}, env({{"PATH", dir + ":/usr/bin:/bin"},
+                                                                  {"PS1", "READY> "},
+                                                                  {"TERM", "xterm"},
+                                                                  {"INPUTRC", "/dev/null"},
+                                                                  {"HISTFILE", "/dev/null"}}));
+    ASSERT_TRUE(bash.wait_for("READY> ")) << bash.output();
+    bash.type("source " + shell_quote(kSource + "/client/promiscctl.bash-completion") + "\n");
+    size_t at = bash.output().size();
+    ASSERT_TRUE(bash.wait_for("READY> ", 10s, at)) << bash.output();
+    // Types keys on an empty line; returns what the terminal showed.
+    auto keys = [&](const std::string& k, const std::string& until) {
+        size_t from = bash.output().size();
+        bash.type("\x15" + k); // Ctrl-U: a fresh line
+        EXPECT_TRUE(bash.wait_for(until, 10s, from)) << k << "\n" << bash.output().substr(from);
+        return bash.output().substr(from);
+    };
+    keys("promiscctl --transport varlink --varlink-socket /nonexistent rel\t",
+         "--varlink-socket /nonexistent release ");
+    keys("promiscctl --transport=dbus sta\t", "promiscctl --transport=dbus status ");
+    auto values = keys("promiscctl --transport=\t\t", "varlink");
+    EXPECT_TRUE(std::regex_search(values, std::regex("auto +dbus +varlink"))) << values;
+    keys("promiscctl capture -F pcapn\t", "-F pcapng ");
+    keys("promiscctl -q --transport auto capture -i " + dev_ + " udp portr\t", "udp portrange ");
+    // Link names from the daemon, over the bus of the environment.
+    size_t common = 0;
+    while (common < dev_.size() && common < veth_.peer_name.size() &&
+           dev_[common] == veth_.peer_name[common])
+        ++common;
+    auto names = keys("promiscctl status " + dev_.substr(0, common) + "\t\t", veth_.peer_name);
+    EXPECT_NE(names.find(dev_), std::string::npos) << names;
+    bash.type("\x15"
+              "exit\n");
+    EXPECT_EQ(bash.wait(), 0) << bash.output();
 }
 
 } // namespace
@@ -900,7 +1487,7 @@ protected:
         peer_ns_.reset();
     }
     // The peer sends n UDP datagrams to dev_'s port 9, every interval_ms.
-    std::vector<std::string> sender(int n, int interval_ms) {
+    std::vector<std::string> sender(int n, int interval_ms, int port = 9) {
         return peer_ns_->wrap({"/usr/bin/python3", "-c",
                                "import socket, time\n"
                                "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
@@ -908,11 +1495,11 @@ protected:
                                    std::to_string(n) +
                                    "):\n"
                                    "    s.sendto(b'promiscctl test %d' % i, ('" +
-                                   kOurs + "', 9))\n    time.sleep(" +
+                                   kOurs + "', " + std::to_string(port) + "))\n    time.sleep(" +
                                    std::to_string(interval_ms / 1000.0) + ")\n"});
     }
-    void send(int n, int interval_ms = 5) {
-        auto r = run(sender(n, interval_ms));
+    void send(int n, int interval_ms = 5, int port = 9) {
+        auto r = run(sender(n, interval_ms, port));
         ASSERT_EQ(r.status, 0) << r.err;
     }
     Process& send_in_background(int n, int interval_ms) {
@@ -1016,10 +1603,9 @@ TEST_F(Capture, ProgressLineOnATerminal) {
                  shell_quote(file));
     EXPECT_EQ(r.status, 0) << r.out;
     traffic.wait(10s);
-    // Rewritten in place: carriage return, erase line, the counters.
-    EXPECT_TRUE(std::regex_search(
-        r.out, std::regex("\r\x1b\\[K\\d+ packets, [0-9.]+ (B|KiB) written, 0 dropped, \\d+ "
-                          "packets/s")))
+    // Rewritten in place, as dumpcap does: carriage return, erase line, the
+    // counters.
+    EXPECT_TRUE(std::regex_search(r.out, std::regex("\r\x1b\\[KPackets: [1-9]\\d*  Dropped: 0")))
         << r.out;
     EXPECT_NE(r.out.find("Packets captured: 40"), std::string::npos) << r.out;
     EXPECT_EQ(lines_of(tshark(file).out, "9"), 40u);
@@ -1080,4 +1666,85 @@ TEST_F(Capture, Failures) {
         << tty.out;
     EXPECT_TRUE(leases_json().empty());
     EXPECT_FALSE(promisc());
+}
+
+TEST_F(Capture, TcpdumpConventions) {
+    // As tcpdump takes it: -i LINK, the filter as the trailing words, -c, -s,
+    // -p (no promiscuous mode), -F pcap, -B in MiB.
+    const std::string file = tmp_ / "tcpdump-style.pcap";
+    auto& c = ctl_bg({"capture", "-i", dev_, "-c", "4", "-s", "40", "-B", "2", "-p", "-F", "pcap",
+                      "-w", file, "udp", "and", "dst", "port", "9"},
+                     &kAllowedUser);
+    ASSERT_NE(c.wait_for_output("Capturing on '" + dev_ + "' with filter 'udp and dst port 9'"),
+              std::string::npos)
+        << c.log();
+    EXPECT_TRUE(leases_json().empty()) << "-p holds no lease";
+    EXPECT_FALSE(promisc());
+    send(5, 5, 10); // filtered out
+    send(6);
+    EXPECT_EQ(c.wait(10s), 0) << c.log();
+    auto head = read_file(file).substr(0, 4);
+    const std::set<std::string> magics = {"\xd4\xc3\xb2\xa1", "\xa1\xb2\xc3\xd4",
+                                          "\x4d\x3c\xb2\xa1", "\xa1\xb2\x3c\x4d"};
+    EXPECT_TRUE(magics.count(head)) << "-F pcap: a classic pcap file";
+    auto t = tshark(file, "-e udp.dstport -e frame.cap_len -e frame.len");
+    EXPECT_EQ(t.err, "");
+    std::istringstream lines(t.out);
+    size_t frames = 0;
+    for (std::string line; std::getline(lines, line); ++frames) {
+        std::istringstream f(line);
+        int port = 0, cap_len = 0, len = 0;
+        f >> port >> cap_len >> len;
+        EXPECT_EQ(port, 9) << "the trailing words are the filter";
+        EXPECT_EQ(cap_len, 40) << "-s 40 keeps 40 bytes";
+        EXPECT_GT(len, 40);
+    }
+    EXPECT_EQ(frames, 4u) << t.out;
+    EXPECT_NE(c.log().find("Packets captured: 4\n"), std::string::npos) << c.log();
+
+    // The link as the first word, and the long options of earlier versions.
+    const std::string file2 = tmp_ / "positional.pcapng";
+    auto& p = ctl_bg({"capture", dev_, "--count=3", "--snaplen=0", "--no-promisc",
+                      "--format=pcapng", "--write", file2, "udp", "port", "9"});
+    ASSERT_NE(p.wait_for_output("Capturing on '" + dev_ + "' with filter 'udp port 9'"),
+              std::string::npos)
+        << p.log();
+    send(5);
+    EXPECT_EQ(p.wait(10s), 0) << p.log();
+    EXPECT_EQ(lines_of(tshark(file2).out, "9"), 3u);
+
+    // -B is in MiB: 100 MiB is more than promiscd allows (64 MiB by default),
+    // and its message says so in bytes.
+    auto big = ctl({"capture", "-i", dev_, "-B", "100", "-w", tmp_ / "big.pcapng"});
+    EXPECT_EQ(big.status, 1) << big.err;
+    EXPECT_NE(big.err.find("option 'buffer_size' is 104857600 bytes"), std::string::npos)
+        << big.err;
+    // Both a -f filter and trailing words: which one was meant?
+    auto two = ctl({"capture", "-i", dev_, "-f", "udp", "-w", tmp_ / "x.pcapng", "tcp"});
+    EXPECT_EQ(two.status, 2);
+    EXPECT_NE(two.err.find("two filters, 'udp' (-f) and 'tcp' (the trailing words)"),
+              std::string::npos)
+        << two.err;
+    EXPECT_TRUE(leases_json().empty());
+}
+
+TEST_F(Capture, CtrlCPrintsTheStatisticsOnATerminal) {
+    // A person at a terminal: the live line while frames come, then Ctrl-C
+    // (the terminal sends SIGINT) and the statistics.
+    const std::string file = tmp_ / "interrupted.pcapng";
+    PtyProcess p({kCtl, "capture", "-i", dev_, "-w", file, "udp", "port", "9"},
+                 env({{"TERM", "xterm"}}));
+    ASSERT_TRUE(p.wait_for("Capturing on '" + dev_ + "'")) << p.output();
+    send(6);
+    ASSERT_TRUE(p.wait_for("Packets: 6  Dropped: 0")) << p.output();
+    p.type("\x03"); // Ctrl-C
+    EXPECT_EQ(p.wait(), 0) << p.output();
+    const std::string out = p.output();
+    EXPECT_TRUE(std::regex_search(
+        out, std::regex("Packets captured: 6\r?\nPackets received/dropped on interface '" + dev_ +
+                        "': 6/0 \\(100\\.0%\\)\r?\nBytes written: [0-9.]+ (B|KiB)\r?\n"
+                        "Capture ended: stopped\r?\n")))
+        << out;
+    EXPECT_EQ(lines_of(tshark(file).out, "9"), 6u);
+    EXPECT_TRUE(wait_until([&] { return leases_json().empty() && !promisc(); }));
 }

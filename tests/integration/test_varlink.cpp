@@ -251,10 +251,13 @@ TEST_F(Varlink, AbusiveClientsDoNotHurtOthers) {
               std::string::npos);
     EXPECT_NE(
         call(iface + "Acquire", {{"interface", 5}})
-            .find("ERROR org.varlink.service.InvalidParameter {\"parameter\": \"interface\"}"),
+            .find("ERROR " + iface +
+                  "InvalidArgument {\"message\": \"parameter 'interface' must be a string\"}"),
         std::string::npos);
     EXPECT_NE(call(iface + "Acquire", {{"interface", dev()}, {"tll", 5}})
-                  .find("ERROR org.varlink.service.InvalidParameter {\"parameter\": \"tll\"}"),
+                  .find("ERROR " + iface +
+                        "InvalidArgument {\"message\": \"unknown option 'tll' (known options: "
+                        "ttl, reason, wait)\"}"),
               std::string::npos);
     still_served(good);
     // Half a message, then silence: the others are served meanwhile.
@@ -324,16 +327,17 @@ TEST_F(Varlink, ConfigQuotasPoliciesAndConflicts) {
             EXPECT_EQ(l["policy"], "enforce");
         }
     }
-    // quotas: leases_per_uid = 2 for root, then leases_total = 3.
-    auto& a = client({iface + "Acquire", json{{"interface", ifb}}.dump()});
-    auto& b = client({iface + "Acquire", json{{"interface", ifb}}.dump()});
+    // quotas: leases_per_uid = 2 for a user (root is bounded by the total
+    // only), then leases_total = 3.
+    auto& a = client({iface + "Acquire", json{{"interface", ifb}}.dump()}, as_group_member);
+    auto& b = client({iface + "Acquire", json{{"interface", ifb}}.dump()}, as_group_member);
     a.wait_for_output("REPLY");
     b.wait_for_output("REPLY");
-    auto third = call(iface + "Acquire", {{"interface", ifb}});
-    EXPECT_NE(third.find("uid 0 already holds 2 leases (limit 2)"), std::string::npos) << third;
-    auto& c = client({iface + "Acquire", json{{"interface", ifb}}.dump()}, as_group_member);
+    auto third = call(iface + "Acquire", {{"interface", ifb}}, as_group_member);
+    EXPECT_NE(third.find("uid 64001 already holds 2 leases (limit 2)"), std::string::npos) << third;
+    auto& c = client({iface + "Acquire", json{{"interface", ifb}}.dump()});
     c.wait_for_output("REPLY");
-    auto fourth = call(iface + "Acquire", {{"interface", ifb}}, as_group_member);
+    auto fourth = call(iface + "Acquire", {{"interface", ifb}});
     EXPECT_NE(fourth.find("the daemon already holds 3 leases (limit 3)"), std::string::npos)
         << "quotas.leases_total: " << fourth;
     // quotas.captures_per_uid = 0 and max_capture_buffer = 64 KiB.
@@ -371,7 +375,7 @@ TEST_F(Varlink, StaticLeasesFollowTheConfigOnSighup) {
     EXPECT_TRUE(wait_until([&] { return promisc(ifb); })) << daemon().log();
     auto l = leases();
     ASSERT_EQ(l.size(), 1u);
-    EXPECT_EQ(l[0]["owner"], "config");
+    EXPECT_EQ(l[0]["owner"], "config:static");
     EXPECT_EQ(l[0]["reason"], "tap");
 
     // A broken file on reload: reported, the old configuration kept.

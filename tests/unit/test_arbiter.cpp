@@ -4,6 +4,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <set>
 
 #include <functional>
 
@@ -78,11 +79,13 @@ struct Ctx {
     Arbiter a;
     Usec now = 1000 * sec;
     explicit Ctx(Limits l = {}) : a(l) {}
-    // Echo the daemon's own flag change back, as the kernel would.
+    // Echo the daemon's own flag change back, as the kernel would (and as the
+    // watcher marks it: superseded, since the table already holds it).
     void echo(const Commands& cs) {
         for (const auto& c : cs)
             if (const auto* s = std::get_if<SetFlag>(&c))
-                a.link_changed(link(s->ifindex, s->name, s->on), now);
+                a.link_changed(link(s->ifindex, s->name, s->on), now,
+                               Arbiter::FlagNews::Superseded);
     }
 };
 
@@ -272,14 +275,22 @@ const std::vector<Scenario> scenarios = {
       acquire("wan9", ":1.2", {}, true),
       shutdown({"set 2 eth0 off", "lease 1 ended daemon-shutdown", "lease 2 ended daemon-shutdown",
                 "lease 3 ended daemon-shutdown"})}},
-    {"StaleNotificationAfterOwnSetIsIgnored",
+    {"SupersededNotificationsAreNotExternalChanges",
      {link(2, "eth0")},
      {{"acquire without echo",
        [](Ctx& c) { return c.a.acquire(req("eth0"), c.now).commands; },
        {"set 2 eth0 on"}},
-      // Queued before our RTM_SETLINK (e.g. an operstate change): not a clear.
-      notify(link(2, "eth0", false), {}),
-      notify(link(2, "eth0", true), {}),
+      // Queued before our RTM_SETLINK (an operstate change), then the echo.
+      {"stale and echo",
+       [](Ctx& c) {
+           auto cs = c.a.link_changed(link(2, "eth0", false), c.now,
+                                      Arbiter::FlagNews::Superseded);
+           auto more = c.a.link_changed(link(2, "eth0", true), c.now,
+                                        Arbiter::FlagNews::Superseded);
+           cs.insert(cs.end(), more.begin(), more.end());
+           return cs;
+       },
+       {}},
       // Now a real clear.
       notify(link(2, "eth0", false), {"set 2 eth0 on"})}},
 };
@@ -318,7 +329,7 @@ TEST(Arbiter, OriginTracksWhoSetTheFlag) {
     c.echo(c.a.acquire(req("eth0"), c.now).commands);
     EXPECT_EQ(c.a.link(2)->origin, Origin::Daemon);
     EXPECT_EQ(c.a.link(2)->leases, 1u);
-    EXPECT_EQ(c.a.daemon_set_links(), std::vector<int>{2});
+    EXPECT_EQ(c.a.daemon_set_links(), std::set<int>{2});
 }
 
 TEST(Arbiter, TtlExpiresAndRenewExtends) {
@@ -355,15 +366,143 @@ TEST(Arbiter, BadTtlIsInvalidArgumentAndChangesNothing) {
     Ctx c;
     c.a.link_changed(link(2, "eth0"), c.now);
     auto r = req("eth0");
-    r.ttl = 0;
+    r.ttl = sec / 2;
     EXPECT_EQ(code_of([&] { c.a.acquire(r, c.now); }), ErrorCode::InvalidArgument);
     r.ttl = c.a.limits().max_ttl + sec;
     EXPECT_EQ(code_of([&] { c.a.acquire(r, c.now); }), ErrorCode::InvalidArgument);
     EXPECT_EQ(c.a.lease_count(), 0u);
     EXPECT_EQ(c.a.link(2)->info.admin_flag, false);
     auto id = c.a.acquire(req("eth0"), c.now).id;
-    EXPECT_EQ(code_of([&] { c.a.renew(id, 0, c.now); }), ErrorCode::InvalidArgument);
+    EXPECT_EQ(code_of([&] { c.a.renew(id, 10, c.now); }), ErrorCode::InvalidArgument);
     EXPECT_EQ(c.a.get(id).expires, std::nullopt);
+}
+
+TEST(Arbiter, TtlZeroMeansNoExpiry) {
+    Ctx c;
+    c.a.link_changed(link(2, "eth0"), c.now);
+    auto r = req("eth0");
+    r.ttl = 0;
+    auto id = c.a.acquire(r, c.now).id;
+    EXPECT_EQ(c.a.get(id).expires, std::nullopt);
+    EXPECT_EQ(c.a.next_expiry(), std::nullopt);
+    c.a.renew(id, 30 * sec, c.now);
+    EXPECT_EQ(c.a.next_expiry(), c.now + 30 * sec);
+    c.a.renew(id, 0, c.now);
+    EXPECT_EQ(c.a.get(id).expires, std::nullopt) << "renew(0) lifts the expiry";
+    EXPECT_EQ(c.a.next_expiry(), std::nullopt);
+    EXPECT_TRUE(c.a.expire(c.now + 3600 * sec).empty());
+}
+
+TEST(Arbiter, RevocationIsCarriedToTheEnd) {
+    Ctx c;
+    c.a.link_changed(link(2, "eth0"), c.now);
+    auto id = c.a.acquire(req("eth0"), c.now).id;
+    auto cmds =
+        c.a.release(id, EndReason::Revoked, Revocation{"varlink:3 (uid 0)", 0, "maintenance"});
+    const LeaseEnded* e = nullptr;
+    for (const auto& cmd : cmds)
+        if (auto* x = std::get_if<LeaseEnded>(&cmd))
+            e = x;
+    ASSERT_NE(e, nullptr);
+    EXPECT_EQ(e->reason, EndReason::Revoked);
+    ASSERT_TRUE(e->revocation);
+    EXPECT_EQ(e->revocation->message, "maintenance");
+    EXPECT_EQ(e->revocation->by_uid, 0u);
+}
+
+TEST(Arbiter, UnknownOriginIsNeverCleared) {
+    Ctx c;
+    c.a.link_changed(link(2, "eth0", true), c.now);
+    c.a.adopt_unknown_flag(2);
+    c.a.finish_adoption();
+    EXPECT_EQ(c.a.link(2)->origin, Origin::Unknown);
+    auto id = c.a.acquire(req("eth0"), c.now).id;
+    EXPECT_EQ(c.a.get(id).state, LeaseState::Active);
+    auto cmds = c.a.release(id);
+    for (const auto& cmd : cmds)
+        EXPECT_FALSE(std::holds_alternative<SetFlag>(cmd)) << "a flag of unknown origin stays";
+    EXPECT_EQ(c.a.link(2)->origin, Origin::Unknown);
+    c.a.link_changed(link(2, "eth0", false), c.now);
+    EXPECT_EQ(c.a.link(2)->origin, Origin::None);
+}
+
+// The loop may read the echoes of many of our changes only after making them
+// all: the watcher marks them superseded, and none is another agent's.
+TEST(Arbiter, OwnChangesReadLateAreNotExternal) {
+    Ctx c;
+    c.a.link_changed(link(2, "eth0"), c.now);
+    std::vector<bool> echoes;
+    for (int i = 0; i < 10; ++i) {
+        auto r = c.a.acquire(req("eth0"), c.now);
+        auto rel = c.a.release(r.id);
+        for (const auto* cs : {&r.commands, &rel})
+            for (const auto& cmd : *cs)
+                if (const auto* s = std::get_if<SetFlag>(&cmd))
+                    echoes.push_back(s->on);
+    }
+    ASSERT_EQ(echoes.size(), 20u);
+    for (bool on : echoes)
+        EXPECT_THAT(c.a.link_changed(link(2, "eth0", on), c.now, Arbiter::FlagNews::Superseded),
+                    IsEmpty());
+    EXPECT_EQ(c.a.link(2)->external_changes, 0u);
+    EXPECT_FALSE(c.a.link(2)->info.admin_flag);
+    // What comes after the echoes is news again.
+    c.a.link_changed(link(2, "eth0", true), c.now);
+    EXPECT_EQ(c.a.link(2)->external_changes, 1u);
+}
+
+TEST(Arbiter, ExternalChangesAreCounted) {
+    Ctx c;
+    c.a.link_changed(link(2, "eth0"), c.now);
+    c.a.acquire(req("eth0"), c.now);
+    c.a.link_changed(link(2, "eth0", true), c.now,
+                     Arbiter::FlagNews::Superseded); // our own change, echoed
+    EXPECT_EQ(c.a.link(2)->external_changes, 0u);
+    auto cmds = c.a.link_changed(link(2, "eth0", false), c.now); // someone cleared it
+    EXPECT_EQ(c.a.link(2)->external_changes, 1u);
+    // enforce sets it again at once: the view looks the same as before, but
+    // the counter shows what happened.
+    EXPECT_TRUE(std::find(cmds.begin(), cmds.end(), Command(SetFlag{2, "eth0", true})) !=
+                cmds.end());
+    EXPECT_EQ(c.a.link(2)->origin, Origin::Daemon);
+}
+
+// The indexes follow every change: counts per uid, per link and in all stay
+// right across acquire, release, owner-gone, expiry and renames.
+TEST(Arbiter, IndexesStayConsistent) {
+    Limits l;
+    l.leases_per_uid = 3;
+    Ctx c(l);
+    c.a.link_changed(link(2, "eth0"), c.now);
+    c.a.link_changed(link(3, "eth1"), c.now);
+    auto r = req("eth0", ":1.1", 1000);
+    r.ttl = 5 * sec;
+    auto a = c.a.acquire(r, c.now).id;
+    c.a.acquire(req("eth1", ":1.1", 1000), c.now);
+    c.a.acquire(req("eth0", ":1.2", 1000), c.now);
+    EXPECT_EQ(c.a.leases_of_uid(1000), 3u);
+    EXPECT_EQ(code_of([&] { c.a.acquire(req("eth1", ":1.3", 1000), c.now); }),
+              ErrorCode::QuotaExceeded);
+    EXPECT_EQ(c.a.link(2)->leases, 2u);
+    EXPECT_EQ(c.a.active_count(), 3u);
+    c.a.expire(c.now + 6 * sec);
+    EXPECT_EQ(c.a.find(a), nullptr);
+    EXPECT_EQ(c.a.leases_of_uid(1000), 2u);
+    c.a.owner_gone("dbus", ":1.1");
+    EXPECT_EQ(c.a.leases_of_uid(1000), 1u);
+    EXPECT_EQ(c.a.link(3)->leases, 0u);
+    // Rename eth0 away: its lease becomes pending, the new name has none.
+    auto l2 = link(2, "eth9", true);
+    c.a.link_changed(l2, c.now);
+    EXPECT_EQ(c.a.link(2)->leases, 0u);
+    EXPECT_EQ(c.a.active_count(), 0u);
+    EXPECT_FALSE(c.a.link_by_name("eth0"));
+    c.a.link_changed(link(3, "eth0"), c.now);
+    EXPECT_EQ(c.a.link_by_name("eth0")->leases, 1u);
+    EXPECT_EQ(c.a.active_count(), 1u);
+    c.a.acquire(req("eth0", ":1.4", 1000), c.now);
+    c.a.acquire(req("eth0", ":1.4", 1000), c.now);
+    EXPECT_EQ(c.a.leases_of_uid(1000), 3u);
 }
 
 TEST(Arbiter, LongReasonIsRejected) {

@@ -33,9 +33,11 @@ TEST(Config, ExampleFileParsesWithEveryKey) {
     ASSERT_TRUE(f) << "the example file is missing";
     std::string text((std::istreambuf_iterator<char>(f)), {});
     Config c = parse(text, "example");
-    EXPECT_EQ(c.limits.leases_per_uid, 32u);
-    EXPECT_EQ(c.limits.leases_total, 1024u);
+    EXPECT_EQ(c.limits.leases_per_uid, 64u);
+    EXPECT_EQ(c.limits.leases_total, 16384u);
     EXPECT_EQ(c.limits.captures_per_uid, 8u);
+    EXPECT_EQ(c.limits.captures_total, 64u);
+    EXPECT_EQ(c.limits.capture_memory_total, 256u << 20);
     EXPECT_EQ(c.limits.conflict_max_clears, 5u);
     EXPECT_EQ(c.limits.conflict_window, 10 * core::usec_per_sec);
     ASSERT_EQ(c.policies.size(), 2u);
@@ -48,7 +50,38 @@ TEST(Config, ExampleFileParsesWithEveryKey) {
     EXPECT_EQ(c.idle_exit_seconds, 30u);
     EXPECT_EQ(c.limits.max_capture_buffer, 64u << 20);
     EXPECT_EQ(c.varlink_max_connections_per_uid, 16u);
-    EXPECT_EQ(c.varlink_max_backlog_bytes, 4u << 20);
+    EXPECT_EQ(c.varlink_max_connections, 256u);
+    EXPECT_EQ(c.varlink_max_backlog_bytes, 1u << 20);
+    EXPECT_EQ(c.varlink_max_total_backlog_bytes, 32u << 20);
+    EXPECT_EQ(c.varlink_idle_timeout_seconds, 60u);
+    EXPECT_EQ(c.authorization.in_flight_total, 32u);
+    EXPECT_EQ(c.authorization.queued_per_caller, 16u);
+    EXPECT_EQ(c.filters.max_terms, 64u);
+    EXPECT_EQ(c.filters.cpu_ms, 2000u);
+}
+
+// Every key the example shows is the default: the example documents them.
+TEST(Config, ExampleShowsTheDefaults) {
+    std::ifstream f(std::string(PROMISCD_SOURCE_ROOT) + "/etc/promiscd.json.example");
+    std::string text((std::istreambuf_iterator<char>(f)), {});
+    Config c = parse(text, "example");
+    Config d;
+    EXPECT_EQ(c.limits.leases_per_uid, d.limits.leases_per_uid);
+    EXPECT_EQ(c.limits.leases_total, d.limits.leases_total);
+    EXPECT_EQ(c.limits.captures_total, d.limits.captures_total);
+    EXPECT_EQ(c.limits.capture_memory_total, d.limits.capture_memory_total);
+    EXPECT_EQ(c.varlink_max_connections, d.varlink_max_connections);
+    EXPECT_EQ(c.varlink_max_backlog_bytes, d.varlink_max_backlog_bytes);
+    EXPECT_EQ(c.varlink_max_total_backlog_bytes, d.varlink_max_total_backlog_bytes);
+    EXPECT_EQ(c.varlink_idle_timeout_seconds, d.varlink_idle_timeout_seconds);
+    EXPECT_EQ(c.authorization.in_flight_total, d.authorization.in_flight_total);
+    EXPECT_EQ(c.authorization.in_flight_per_caller, d.authorization.in_flight_per_caller);
+    EXPECT_EQ(c.authorization.queued_per_caller, d.authorization.queued_per_caller);
+    EXPECT_EQ(c.authorization.queued_total, d.authorization.queued_total);
+    EXPECT_EQ(c.filters.max_terms, d.filters.max_terms);
+    EXPECT_EQ(c.filters.cpu_ms, d.filters.cpu_ms);
+    EXPECT_EQ(c.filters.queue.in_flight_total, d.filters.queue.in_flight_total);
+    EXPECT_EQ(c.filters.queue.queued_total, d.filters.queue.queued_total);
 }
 
 struct Broken {

@@ -10,9 +10,10 @@ Prints one line per event on stdout:
   ERROR <dbus error name> <message>   AcquireLease failed (exit status 1)
   STATE <state>                 PropertiesChanged on the lease
   EXPIRES <usec>                PropertiesChanged on Expires
-  ENDED <reason>                the lease's Ended signal
-  RELEASED / RENEWED / FAILED <name> <message>   answers to stdin commands
-Commands on stdin, one per line: release, renew SEC, quit.
+  ENDED <reason> [k=v...]       the lease's Ended signal and its details
+  RELEASED / RENEWED / REVOKED / FAILED <name> <message>   answers to stdin commands
+Commands on stdin, one per line: release, renew SEC, revoke REASON (the
+Manager's RevokeLease on its own lease), quit.
 """
 import argparse
 import sys
@@ -66,8 +67,9 @@ def main():
         if "Expires" in changed:
             say("EXPIRES", int(changed["Expires"]))
 
-    def on_ended(reason):
-        say("ENDED", str(reason))
+    def on_ended(reason, details=None):
+        extra = ["%s=%s" % (k, details[k]) for k in sorted(details or {})]
+        say("ENDED", str(reason), *extra)
 
     props.connect_to_signal("PropertiesChanged", on_changed)
     lease.connect_to_signal("Ended", on_ended)
@@ -86,6 +88,9 @@ def main():
             elif cmd[0] == "renew":
                 lease.Renew(dbus.UInt64(int(cmd[1])))
                 say("RENEWED")
+            elif cmd[0] == "revoke":
+                manager.RevokeLease(path, " ".join(cmd[1:]))
+                say("REVOKED")
             elif cmd[0] == "quit":
                 loop.quit()
                 return False

@@ -5,6 +5,7 @@
   REMOVED <path> <interface...>          ObjectManager.InterfacesRemoved
   CHANGED <path> <prop>=<value> ...      Properties.PropertiesChanged
   ENDED <path> <reason>                  Lease.Ended
+  FLAG <interface> on|off <by>           Manager.FlagChanged
   CONFLICT <interface> <clears>          Manager.Conflict
 """
 import sys
@@ -35,6 +36,8 @@ def main():
             say("ENDED", path, str(args[0]))
         elif member == "Conflict":
             say("CONFLICT", str(args[0]), int(args[1]))
+        elif member == "FlagChanged":
+            say("FLAG", str(args[0]), "on" if args[1] else "off", str(args[2]))
 
     bus.add_signal_receiver(on_signal, bus_name=BUS_NAME, member_keyword="member",
                             path_keyword="path")

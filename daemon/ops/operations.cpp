@@ -1,0 +1,337 @@
+#include "ops/operations.hpp"
+
+#include "core/names.hpp"
+#include "log.hpp"
+
+namespace promiscd::ops {
+
+using core::Error;
+using core::ErrorCode;
+using core::LeaseId;
+
+namespace {
+
+std::string key_of(const std::string& transport, const std::string& id) {
+    return transport + '\n' + id;
+}
+
+// Whatever a service throws becomes the caller's error, never an exit.
+template <typename F>
+std::optional<Error> attempt(F&& f) {
+    try {
+        f();
+        return std::nullopt;
+    } catch (const Error& e) {
+        return e;
+    } catch (const std::exception& e) {
+        log::error(std::string("request failed: ") + e.what());
+        return Error(ErrorCode::Failed, e.what());
+    }
+}
+
+} // namespace
+
+struct Operations::Pending {
+    std::string key;
+    uint64_t auth = 0;
+    uint64_t open = 0;
+    bool gone = false; // the caller left: never answer
+};
+
+Operations::Operations(service::LeaseService& leases, service::CaptureService* captures,
+                       auth::Authorizer& authorizer, Audit& audit)
+    : leases_(leases), captures_(captures), authorizer_(authorizer), audit_(audit) {}
+
+Operations::~Operations() {
+    for (auto& [k, p] : pending_) {
+        p->gone = true;
+        authorizer_.cancel(p->auth);
+        if (captures_)
+            captures_->cancel_open(p->open);
+    }
+}
+
+Operations::PendingPtr Operations::track(const Caller& caller) {
+    auto p = std::make_shared<Pending>();
+    p->key = key_of(caller.transport, caller.id);
+    pending_.emplace(p->key, p);
+    return p;
+}
+
+void Operations::untrack(const PendingPtr& p) {
+    auto range = pending_.equal_range(p->key);
+    for (auto it = range.first; it != range.second; ++it)
+        if (it->second == p) {
+            pending_.erase(it);
+            return;
+        }
+}
+
+core::Revocation Operations::revocation_by(const Caller& caller, std::string message) const {
+    return core::Revocation{core::describe(caller.owner()), caller.uid, std::move(message)};
+}
+
+void Operations::authorized(const Caller& caller, auth::Action action,
+                            std::map<std::string, std::string> details,
+                            std::function<void()> proceed,
+                            std::function<void(const Error&)> refused) {
+    auto p = track(caller);
+    auto done = [this, p, proceed = std::move(proceed),
+                 refused = std::move(refused)](const std::optional<Error>& denied) {
+        if (p->gone)
+            return;
+        untrack(p);
+        p->gone = true;
+        if (denied)
+            refused(*denied);
+        else
+            proceed();
+    };
+    uint64_t ticket = authorizer_.authorize(caller.for_auth(), action, details, std::move(done));
+    if (!p->gone)
+        p->auth = ticket;
+}
+
+void Operations::as_manager(const Caller& caller, const std::string& what,
+                            std::map<std::string, std::string> details,
+                            std::function<void()> proceed,
+                            std::function<void(const Error&)> refused) {
+    authorized(caller, auth::Action::Manage, std::move(details), std::move(proceed),
+               [caller, what, refused = std::move(refused)](const Error& denied) {
+                   // A limit is a limit; any other refusal says whose it is.
+                   if (denied.code() == ErrorCode::LimitsExceeded)
+                       refused(denied);
+                   else
+                       refused(Error(ErrorCode::NotOwner,
+                                     what + " belongs to someone else, and uid " +
+                                         std::to_string(caller.uid) +
+                                         " may not manage others' leases and captures"));
+               });
+}
+
+// ---------------------------------------------------------------- leases
+
+void Operations::acquire(const Caller& caller, core::LeaseRequest request, Reply<LeaseId> reply) {
+    request.owner = caller.owner();
+    const Target target{request.interface, {}, {}};
+    auto refuse = [this, caller, target, reply](const Error& e) {
+        audit_.denied("acquire", caller, target, e);
+        reply(e);
+    };
+    // What can be known without polkit fails before polkit is bothered.
+    if (auto e = attempt([&] { leases_.arbiter().check_acquire(request); }))
+        return refuse(*e);
+    authorized(
+        caller, auth::Action::Acquire, {{"interface", core::display_name(request.interface)}},
+        [this, request, reply, refuse] {
+            LeaseId id = 0;
+            if (auto e = attempt([&] { id = leases_.acquire(request); }))
+                return refuse(*e);
+            reply(id);
+        },
+        refuse);
+}
+
+void Operations::release(const Caller& caller, LeaseId id, Reply<Unit> reply) {
+    const core::Lease* lease = leases_.arbiter().find(id);
+    Target target{lease ? lease->interface : "", id, {}};
+    auto refuse = [this, caller, target, reply](const Error& e) {
+        audit_.denied("release", caller, target, e);
+        reply(e);
+    };
+    if (!lease) {
+        if (auto e = attempt([&] { leases_.arbiter().get(id); }))
+            return refuse(*e);
+    }
+    auto act = [this, id, reply, refuse](core::EndReason reason,
+                                         std::optional<core::Revocation> by) {
+        if (auto e = attempt([&] { leases_.release(id, reason, by); }))
+            return refuse(*e);
+        reply(Unit{});
+    };
+    if (caller.owns(lease->owner))
+        return act(core::EndReason::Released, std::nullopt);
+    as_manager(
+        caller, "lease " + std::to_string(id),
+        {{"lease", std::to_string(id)}, {"interface", core::display_name(lease->interface)}},
+        [this, caller, act] { act(core::EndReason::Revoked, revocation_by(caller, "")); }, refuse);
+}
+
+void Operations::renew(const Caller& caller, LeaseId id, core::Usec ttl, Reply<Unit> reply) {
+    const core::Lease* lease = leases_.arbiter().find(id);
+    Target target{lease ? lease->interface : "", id, {}};
+    auto refuse = [this, caller, target, reply](const Error& e) {
+        audit_.denied("renew", caller, target, e);
+        reply(e);
+    };
+    // The ttl is checked before anything else (and NoSuchLease names the id).
+    if (auto e = attempt([&] { leases_.arbiter().preview_renew(id, ttl, leases_.now()); }))
+        return refuse(*e);
+    auto act = [this, id, ttl, reply, refuse] {
+        if (auto e = attempt([&] { leases_.renew(id, ttl); }))
+            return refuse(*e);
+        reply(Unit{});
+    };
+    if (caller.owns(lease->owner))
+        return act();
+    as_manager(caller, "lease " + std::to_string(id),
+               {{"lease", std::to_string(id)}, {"interface", core::display_name(lease->interface)}},
+               act, refuse);
+}
+
+void Operations::revoke(const Caller& caller, LeaseId id, std::string reason, Reply<Unit> reply) {
+    const core::Lease* lease = leases_.arbiter().find(id);
+    Target target{lease ? lease->interface : "", id, {}};
+    auto refuse = [this, caller, target, reply](const Error& e) {
+        audit_.denied("revoke", caller, target, e);
+        reply(e);
+    };
+    const size_t max = leases_.arbiter().limits().max_reason_length;
+    if (reason.size() > max)
+        return refuse(Error(ErrorCode::InvalidArgument,
+                            "reason is longer than " + std::to_string(max) + " bytes"));
+    if (!lease) {
+        if (auto e = attempt([&] { leases_.arbiter().get(id); }))
+            return refuse(*e);
+    }
+    if (caller.owns(lease->owner)) {
+        // Revoking one's own lease is releasing it.
+        if (auto e = attempt([&] { leases_.release(id, core::EndReason::Released); }))
+            return refuse(*e);
+        return reply(Unit{});
+    }
+    authorized(
+        caller, auth::Action::Manage,
+        {{"lease", std::to_string(id)}, {"interface", core::display_name(lease->interface)}},
+        [this, caller, id, reason, reply, refuse] {
+            if (auto e = attempt([&] {
+                    leases_.release(id, core::EndReason::Revoked, revocation_by(caller, reason));
+                }))
+                return refuse(*e);
+            reply(Unit{});
+        },
+        refuse);
+}
+
+void Operations::set_link_policy(const Caller& caller, std::string interface, core::Policy policy,
+                                 Reply<Unit> reply) {
+    Target target{interface, {}, {}};
+    auto refuse = [this, caller, target, reply](const Error& e) {
+        audit_.denied("set-link-policy", caller, target, e);
+        reply(e);
+    };
+    auto link = leases_.arbiter().link_by_name(interface);
+    if (!link)
+        return refuse(Error(ErrorCode::NoSuchInterface,
+                            "interface " + core::quote(interface) + " does not exist"));
+    // Nothing would change: done, without bothering polkit.
+    if (link->policy == policy)
+        return reply(Unit{});
+    authorized(
+        caller, auth::Action::Manage,
+        {{"interface", core::display_name(interface)},
+         {"policy", std::string(core::to_string(policy))}},
+        [this, interface, policy, reply, refuse] {
+            if (auto e = attempt([&] { leases_.set_policy(interface, policy); }))
+                return refuse(*e);
+            log::notice("policy of " + core::display_name(interface) + " set to " +
+                        std::string(core::to_string(policy)));
+            reply(Unit{});
+        },
+        refuse);
+}
+
+// ---------------------------------------------------------------- captures
+
+void Operations::open_capture(const Caller& caller, service::CaptureRequest request,
+                              Reply<service::OpenedCapture> reply) {
+    Target target{request.interface == service::kAnyInterface ? "" : request.interface, {}, {}};
+    auto refuse = [this, caller, target, reply](const Error& e) {
+        audit_.denied("open-capture", caller, target, e);
+        reply(e);
+    };
+    if (!captures_)
+        return refuse(Error(ErrorCode::Failed, "capture is not available in this daemon"));
+    if (auto e = attempt([&] {
+            captures_->validate(request);
+            captures_->check_quota(caller.uid, request);
+            if (request.interface != service::kAnyInterface &&
+                !leases_.arbiter().link_by_name(request.interface))
+                throw Error(ErrorCode::NoSuchInterface,
+                            "interface " + core::quote(request.interface) + " does not exist");
+        }))
+        return refuse(*e);
+    // The raw socket can send frames: its own, stronger action. Either
+    // action implies the lease that "promisc" takes.
+    const auto action = request.format == service::CaptureFormat::Socket
+                            ? auth::Action::CaptureRawSocket
+                            : auth::Action::Capture;
+    authorized(
+        caller, action,
+        {{"interface", core::display_name(request.interface)},
+         {"format", std::string(service::to_string(request.format))}},
+        [this, caller, request, reply, refuse] {
+            auto p = track(caller);
+            uint64_t ticket = captures_->open(
+                request, caller.owner(),
+                [this, p, reply, refuse](std::variant<service::OpenedCapture, Error> r) {
+                    if (p->gone)
+                        return; // the caller left meanwhile; nothing was opened for it
+                    untrack(p);
+                    p->gone = true;
+                    if (auto* e = std::get_if<Error>(&r))
+                        return refuse(*e);
+                    reply(std::move(std::get<service::OpenedCapture>(r)));
+                });
+            if (!p->gone)
+                p->open = ticket;
+        },
+        refuse);
+}
+
+void Operations::stop_capture(const Caller& caller, service::CaptureId id, Reply<Unit> reply) {
+    Target target{{}, {}, id};
+    auto refuse = [this, caller, target, reply](const Error& e) {
+        audit_.denied("stop-capture", caller, target, e);
+        reply(e);
+    };
+    const service::CaptureInfo* c = captures_ ? captures_->find(id) : nullptr;
+    if (!c)
+        return refuse(Error(ErrorCode::NoSuchCapture,
+                            "capture " + std::to_string(id) + " has ended or never existed"));
+    target.link = c->interface;
+    auto act = [this, id, reply] {
+        // A capture already ending is stopped as well.
+        captures_->stop(id);
+        reply(Unit{});
+    };
+    if (caller.owns(c->owner))
+        return act();
+    as_manager(caller, "capture " + std::to_string(id), {{"capture", std::to_string(id)}}, act,
+               refuse);
+}
+
+// ---------------------------------------------------------------- callers
+
+void Operations::caller_gone(const std::string& transport, const std::string& id) {
+    cancel_pending(transport, id);
+    if (captures_)
+        captures_->owner_gone(transport, id);
+    leases_.owner_gone(transport, id);
+}
+
+void Operations::cancel_pending(const std::string& transport, const std::string& id) {
+    auto range = pending_.equal_range(key_of(transport, id));
+    std::vector<PendingPtr> gone;
+    for (auto it = range.first; it != range.second; ++it)
+        gone.push_back(it->second);
+    pending_.erase(range.first, range.second);
+    for (auto& p : gone) {
+        p->gone = true;
+        authorizer_.cancel(p->auth);
+        if (captures_)
+            captures_->cancel_open(p->open);
+    }
+}
+
+} // namespace promiscd::ops

@@ -1,0 +1,825 @@
+// Hostile input, attacked as a local user would (issue: "no local user can
+// freeze promiscd, no polkit error opens a door, every input is bounded"):
+// the real daemon as its own process in a namespace the test made, a private
+// bus with the shipped policy, real polkitd, attacker uids chosen with
+// setpriv, and clients nobody here wrote (busctl, python3-dbus, a plain
+// python varlink client) or that are hostile on purpose (bus_flood).
+#include "bus_stack.hpp"
+#include "netns.hpp"
+#include "process.hpp"
+#include "test_paths.h"
+
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <gtest/gtest.h>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <thread>
+#include <unistd.h>
+
+using namespace promiscd::testing;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string iface = "org.promiscd.Promisc.";
+const std::string root_path = "/org/promiscd/Promisc1";
+const std::string manager = std::string(PROMISCD_BUS_NAME) + ".Manager";
+const std::string varlink_py =
+    std::string(PROMISCD_SOURCE_ROOT) + "/tests/integration/clients/varlink_client.py";
+const std::string clients_dir = std::string(PROMISCD_SOURCE_ROOT) + "/tests/integration/clients/";
+
+using As = std::function<std::vector<std::string>(std::vector<std::string>)>;
+
+// uid 65534 (nobody) in group 65534 (nogroup), as on every Debian system.
+std::vector<std::string> as_nobody(std::vector<std::string> argv) {
+    std::vector<std::string> out = {"setpriv", "--reuid=65534", "--regid=65534", "--groups=65534",
+                                    "--"};
+    out.insert(out.end(), argv.begin(), argv.end());
+    return out;
+}
+As as(const TestUser& u) {
+    return [u](std::vector<std::string> argv) { return as_user(u, std::move(argv)); };
+}
+As as_uid(uid_t uid) {
+    return [uid](std::vector<std::string> argv) {
+        std::vector<std::string> out = {"setpriv", "--reuid=" + std::to_string(uid),
+                                        "--regid=" + std::to_string(uid), "--clear-groups", "--"};
+        out.insert(out.end(), argv.begin(), argv.end());
+        return out;
+    };
+}
+
+// nobody may acquire and capture; pdallow too; pddeny nothing; the rest is
+// left to the .policy's defaults (auth_admin: no agent here, so no).
+const std::string rules = R"js(
+polkit.addRule(function(action, subject) {
+    if (action.id.indexOf("org.promiscd.") != 0)
+        return polkit.Result.NOT_HANDLED;
+    if (subject.user == "pddeny")
+        return polkit.Result.NO;
+    if ((subject.user == "nobody" || subject.isInGroup("promisc")) &&
+        (action.id == "org.promiscd.promisc.acquire" || action.id == "org.promiscd.capture"))
+        return polkit.Result.YES;
+    return polkit.Result.NOT_HANDLED;
+});
+)js";
+
+// Receives sd_notify datagrams as systemd does, at once (a sender blocks
+// once net.unix.max_dgram_qlen of them are unread), with their arrival time.
+class NotifySocket {
+public:
+    explicit NotifySocket(std::string path) : path_(std::move(path)) {
+        fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        sockaddr_un sa{};
+        sa.sun_family = AF_UNIX;
+        std::strncpy(sa.sun_path, path_.c_str(), sizeof sa.sun_path - 1);
+        ::bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+        int on = 1;
+        ::setsockopt(fd_, SOL_SOCKET, SO_TIMESTAMP, &on, sizeof on);
+        timeval tv{0, 100'000};
+        ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        reader_ = std::thread([this] {
+            while (!stop_) {
+                auto got = read_some();
+                std::lock_guard lock(mutex_);
+                seen_.insert(seen_.end(), got.begin(), got.end());
+            }
+        });
+    }
+    ~NotifySocket() {
+        stop_ = true;
+        reader_.join();
+        ::close(fd_);
+    }
+    const std::string& path() const { return path_; }
+    // Every message since the last take(): (arrival in seconds, text).
+    std::vector<std::pair<double, std::string>> take() {
+        std::lock_guard lock(mutex_);
+        return std::exchange(seen_, {});
+    }
+
+private:
+    std::vector<std::pair<double, std::string>> read_some() {
+        std::vector<std::pair<double, std::string>> out;
+        for (;;) {
+            char buf[4096];
+            char control[CMSG_SPACE(sizeof(timeval))];
+            iovec iov{buf, sizeof buf};
+            msghdr mh{};
+            mh.msg_iov = &iov;
+            mh.msg_iovlen = 1;
+            mh.msg_control = control;
+            mh.msg_controllen = sizeof control;
+            ssize_t n = ::recvmsg(fd_, &mh, 0);
+            if (n < 0)
+                return out;
+            double t = 0;
+            for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMP) {
+                    timeval tv{};
+                    std::memcpy(&tv, CMSG_DATA(c), sizeof tv);
+                    t = double(tv.tv_sec) + double(tv.tv_usec) / 1e6;
+                }
+            out.emplace_back(t, std::string(buf, static_cast<size_t>(n)));
+        }
+    }
+
+    std::string path_;
+    int fd_ = -1;
+    std::atomic<bool> stop_{false};
+    std::mutex mutex_;
+    std::vector<std::pair<double, std::string>> seen_;
+    std::thread reader_;
+};
+
+class Hostile : public ::testing::Test {
+protected:
+    void SetUp() override {
+        PROMISCD_REQUIRE_ROOT();
+        ns_ = std::make_unique<Netns>();
+        veth_ = add_veth(*ns_);
+        dev_ = veth_.name;
+        sock_ = state_ / "io.promiscd";
+        config_ = state_ / "promiscd.json";
+        write_file(config_, "{}\n");
+        run_ = std::make_unique<TempDir>();
+    }
+    void TearDown() override {
+        if (HasFailure() && daemon_)
+            std::cerr << "---- promiscd log ----\n" << daemon_->log().substr(0, 20000) << "\n";
+        clients_.clear();
+        daemon_.reset();
+        peer_ns_.reset();
+        ns_.reset();
+        stack_.reset();
+    }
+
+    void with_bus(BusStack::Options o = {}, const std::string& js = rules) {
+        stack_ = std::make_unique<BusStack>(o);
+        stack_->start_polkit(js);
+    }
+    std::map<std::string, std::string> bus_env() const {
+        return stack_ ? stack_->env() : std::map<std::string, std::string>{};
+    }
+
+    // The daemon in the namespace; `prefix` runs it (prlimit, setpriv, sh).
+    void start_daemon(std::vector<std::string> extra = {},
+                      std::map<std::string, std::string> env = {},
+                      std::vector<std::string> prefix = {}) {
+        Process::Options o;
+        o.env = bus_env();
+        for (auto& [k, v] : env)
+            o.env[k] = v;
+        o.log_path = state_ / ("promiscd-" + std::to_string(++starts_) + ".log");
+        std::vector<std::string> argv = prefix;
+        for (std::string a :
+             {std::string(PROMISCD_DAEMON_BINARY), std::string("--log-target=console"),
+              std::string("--log-level=debug"), "--state-dir=" + state_.path(),
+              "--config=" + config_, "--varlink=" + sock_})
+            argv.push_back(a);
+        if (!stack_)
+            argv.push_back("--no-bus");
+        argv.insert(argv.end(), extra.begin(), extra.end());
+        daemon_ = std::make_unique<Process>(ns_->wrap(argv), o);
+        ASSERT_TRUE(wait_until([&] {
+            return !daemon_->running() || daemon_->log().find("watching ") != std::string::npos;
+        })) << daemon_->log();
+        ASSERT_TRUE(daemon_->running()) << daemon_->log();
+        if (stack_) {
+            ASSERT_TRUE(wait_until([&] { return stack_->name_has_owner(PROMISCD_BUS_NAME); }));
+        }
+    }
+
+    // One varlink call on a fresh connection: the client's output.
+    std::string vcall(const std::string& method, const json& params = json::object(),
+                      const As& who = {}) {
+        std::vector<std::string> argv = {"timeout", "20",   "/usr/bin/python3", varlink_py, sock_,
+                                         "--exit",  method, params.dump()};
+        if (who)
+            argv = who(argv);
+        auto r = run(argv);
+        return r.out + r.err;
+    }
+    Process& vclient(std::vector<std::string> args, const As& who = {}) {
+        std::vector<std::string> argv = {"/usr/bin/python3", varlink_py, sock_};
+        argv.insert(argv.end(), args.begin(), args.end());
+        if (who)
+            argv = who(argv);
+        Process::Options o;
+        o.stdin_pipe = true;
+        clients_.push_back(std::make_unique<Process>(argv, o));
+        return *clients_.back();
+    }
+    Process& spawn(std::vector<std::string> argv, const As& who = {}, bool stdin_pipe = false) {
+        if (who)
+            argv = who(argv);
+        Process::Options o;
+        o.env = bus_env();
+        o.stdin_pipe = stdin_pipe;
+        clients_.push_back(std::make_unique<Process>(argv, o));
+        return *clients_.back();
+    }
+    Process& holder(std::vector<std::string> args, const As& who = {}) {
+        std::vector<std::string> argv = {"/usr/bin/python3", clients_dir + "lease_holder.py"};
+        argv.insert(argv.end(), args.begin(), args.end());
+        return spawn(argv, who, true);
+    }
+    CommandResult busctl(std::vector<std::string> args, const As& who = {}) {
+        std::vector<std::string> argv = {"busctl", "--system", "--json=short"};
+        argv.insert(argv.end(), args.begin(), args.end());
+        if (who)
+            argv = who(argv);
+        return run(argv, bus_env());
+    }
+    json reply_of(const std::string& out) {
+        auto pos = out.find("REPLY ");
+        if (pos == std::string::npos)
+            return json();
+        return json::parse(out.substr(pos + 6, out.find('\n', pos) - pos - 6), nullptr, false);
+    }
+    json links() { return reply_of(vcall(iface + "ListLinks"))["links"]; }
+    json leases() { return reply_of(vcall(iface + "ListLeases"))["leases"]; }
+    bool promisc(const std::string& dev) {
+        auto s = link_state(*ns_, dev);
+        return s && s->promisc();
+    }
+    // The daemon's CPU time so far, in milliseconds (utime + stime).
+    long daemon_cpu_ms() {
+        std::istringstream in(read_file("/proc/" + std::to_string(daemon_->pid()) + "/stat"));
+        std::string s((std::istreambuf_iterator<char>(in)), {});
+        std::istringstream fields(s.substr(s.rfind(')') + 2));
+        std::string f;
+        long utime = 0, stime = 0;
+        for (int i = 3; i <= 15 && (fields >> f); ++i) {
+            if (i == 14)
+                utime = std::stol(f);
+            if (i == 15)
+                stime = std::stol(f);
+        }
+        return (utime + stime) * 1000 / ::sysconf(_SC_CLK_TCK);
+    }
+    long daemon_rss_kb() {
+        std::istringstream in(read_file("/proc/" + std::to_string(daemon_->pid()) + "/status"));
+        for (std::string line; std::getline(in, line);)
+            if (line.rfind("VmRSS:", 0) == 0)
+                return std::stol(line.substr(6));
+        return -1;
+    }
+    size_t daemon_fds() {
+        return static_cast<size_t>(std::distance(
+            fs::directory_iterator("/proc/" + std::to_string(daemon_->pid()) + "/fd"), {}));
+    }
+    // Children of the daemon (the filter compiler's).
+    size_t daemon_children() {
+        auto text = read_file("/proc/" + std::to_string(daemon_->pid()) + "/task/" +
+                              std::to_string(daemon_->pid()) + "/children");
+        std::istringstream in(text);
+        size_t n = 0;
+        for (std::string pid; in >> pid;)
+            ++n;
+        return n;
+    }
+    // Two addressed ends: dev_ (10.9.0.1) here, its peer (10.9.0.2) in peer_ns_.
+    void with_peer() {
+        peer_ns_ = std::make_unique<Netns>();
+        auto v = add_veth(*ns_, *peer_ns_);
+        dev_ = v.name;
+        ns_->exec_ok("ip addr add 10.9.0.1/24 dev " + dev_ + " && ip link set " + dev_ + " up");
+        peer_ns_->exec_ok("ip addr add 10.9.0.2/24 dev " + v.peer_name + " && ip link set " +
+                          v.peer_name + " up");
+    }
+
+    TempDir state_;
+    std::unique_ptr<TempDir> run_;
+    std::string sock_, config_;
+    std::unique_ptr<BusStack> stack_;
+    std::unique_ptr<Netns> ns_, peer_ns_;
+    VethPair veth_;
+    std::string dev_;
+    std::unique_ptr<Process> daemon_;
+    std::vector<std::unique_ptr<Process>> clients_;
+    int starts_ = 0;
+};
+
+double now_seconds() {
+    timeval tv{};
+    ::gettimeofday(&tv, nullptr);
+    return double(tv.tv_sec) + double(tv.tv_usec) / 1e6;
+}
+
+std::string port_chain(int terms) {
+    std::string f;
+    for (int i = 1; i <= terms; ++i)
+        f += (i > 1 ? " or port " : "port ") + std::to_string(i);
+    return f;
+}
+
+// Sum of SENT over bus_flood outputs.
+long sent_by(const std::vector<Process*>& floods) {
+    long total = 0;
+    for (auto* f : floods) {
+        auto pos = f->log().find("SENT ");
+        if (pos != std::string::npos)
+            total += std::stol(f->log().substr(pos + 5));
+    }
+    return total;
+}
+
+} // namespace
+
+// 1. A flood of costly reads nobody has to authorize (GetManagedObjects with
+// no reply expected, from four processes of a uid polkit refuses everything)
+// stalls nothing else: varlink, lease expiry, link notifications, capture
+// relays and the watchdog all keep their pace.
+TEST_F(Hostile, ReadFloodStallsNothingElse) {
+    with_bus();
+    with_peer();
+    auto ifb = add_ifb(*ns_);
+    // Enough links that answering GetManagedObjects costs the daemon more
+    // than the bus needs to deliver the next request.
+    std::string batch;
+    for (int i = 0; i < 300; ++i)
+        batch += "link add " + unique_name("fl") + " type ifb\n";
+    write_file(state_ / "links.batch", batch);
+    ns_->exec_ok("ip -batch " + state_ / "links.batch");
+    NotifySocket notify(state_ / "notify");
+    start_daemon({}, {{"NOTIFY_SOCKET", notify.path()}, {"WATCHDOG_USEC", "2000000"}});
+    auto& cap = spawn({"/usr/bin/python3", clients_dir + "capture_client.py", dev_,
+                       R"({"filter": ["s", "udp port 9"], "count": ["t", 10]})", "--out",
+                       state_ / "cap.pcapng"},
+                      {}, true);
+    ASSERT_NE(cap.wait_for_output("CAPTURE "), std::string::npos) << cap.log();
+    notify.take();
+
+    std::vector<Process*> floods;
+    for (int i = 0; i < 4; ++i)
+        floods.push_back(&spawn({PROMISCD_BUS_FLOOD, "8",
+                                 "org.freedesktop.DBus.ObjectManager.GetManagedObjects", root_path},
+                                as(kDeniedUser)));
+    std::this_thread::sleep_for(1s);
+    const double start = now_seconds();
+
+    auto list = vcall(iface + "ListLinks");
+    EXPECT_NE(list.find("REPLY {\"links\""), std::string::npos) << "root's varlink call: " << list;
+    auto& shortl =
+        vclient({"--more", iface + "Acquire", json{{"interface", ifb}, {"ttl", 2}}.dump()});
+    EXPECT_NE(shortl.wait_for_output("\"ended\": \"expired\"", 10s), std::string::npos)
+        << "a 2 s lease ends during the flood: " << shortl.log();
+    auto admin = ifb;
+    ns_->exec_ok("ip link set dev " + admin + " promisc on");
+    EXPECT_TRUE(wait_until(
+        [&] {
+            for (const auto& l : links())
+                if (l["name"] == admin)
+                    return l["origin"] == "admin";
+            return false;
+        },
+        10s))
+        << "an administrator's promisc on is seen during the flood";
+    auto send = peer_ns_->exec("/usr/bin/python3 -c 'import socket, time\n"
+                               "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                               "for i in range(20):\n"
+                               "    s.sendto(b\"x\" * 64, (\"10.9.0.1\", 9)); time.sleep(0.05)\n'");
+    EXPECT_EQ(send.status, 0) << send.out << send.err;
+    // The stream ends once its 10 frames were relayed (the relay is not the
+    // bus: the Finished signal itself queues behind the flood at the bus).
+    EXPECT_NE(cap.wait_for_output("EOF ", 10s), std::string::npos)
+        << "frames reach a capture during the flood: " << cap.log();
+    const double checked = now_seconds();
+
+    for (auto* f : floods)
+        f->wait(60s);
+    EXPECT_GT(sent_by(floods), 4000) << "the flood was not much of one";
+    ASSERT_TRUE(daemon_->running());
+    // systemd kills a daemon that is silent for WatchdogSec: the pings never
+    // stopped for that long.
+    std::vector<double> pings;
+    for (const auto& [t, text] : notify.take())
+        if (text.find("WATCHDOG=1") != std::string::npos && t >= start - 2 && t <= checked + 2)
+            pings.push_back(t);
+    ASSERT_GE(pings.size(), 3u) << "too few watchdog pings during the flood";
+    double gap = 0;
+    for (size_t i = 1; i < pings.size(); ++i)
+        gap = std::max(gap, pings[i] - pings[i - 1]);
+    EXPECT_LT(gap, 2.0) << "the longest silence of the watchdog during the flood";
+}
+
+// 2. The flood that once overflowed the daemon's pending replies (oneway
+// calls, each starting a polkit check) from a user polkit allows only acquire
+// and capture, with allowed_groups naming that user's group: nothing beyond
+// what polkit granted, however often it is tried.
+TEST_F(Hostile, OnewayFloodGainsNothingPolkitDidNotGrant) {
+    with_bus();
+    write_file(config_, R"({"allowed_groups": ["nogroup"]})");
+    auto ifb = add_ifb(*ns_);
+    start_daemon();
+    auto& roots = vclient({iface + "Acquire", json{{"interface", ifb}}.dump()});
+    ASSERT_NE(roots.wait_for_output("REPLY"), std::string::npos) << roots.log();
+    const auto root_lease = reply_of(roots.log())["lease"]["id"].get<uint64_t>();
+
+    // 16 connections (the per-uid limit), 25 oneway calls each, all at once.
+    std::string burst;
+    for (int i = 0; i < 25; ++i)
+        burst += json{{"method", iface + "Acquire"},
+                      {"parameters", {{"interface", dev_}}},
+                      {"oneway", true}}
+                     .dump() +
+                 "\\0";
+    for (int c = 0; c < 16; ++c)
+        vclient({"--raw", "b'" + burst + "'"}, as_nobody);
+    std::this_thread::sleep_for(500ms);
+
+    for (int attempt = 0; attempt < 20; ++attempt) {
+        auto policy =
+            vcall(iface + "SetLinkPolicy", {{"interface", ifb}, {"policy", "yield"}}, as_nobody);
+        EXPECT_NE(policy.find("ERROR " + iface), std::string::npos) << policy;
+        auto revoke = vcall(iface + "Revoke", {{"id", root_lease}}, as_nobody);
+        EXPECT_NE(revoke.find("ERROR " + iface), std::string::npos) << revoke;
+        auto raw =
+            vcall(iface + "OpenCapture", {{"interface", dev_}, {"format", "socket"}}, as_nobody);
+        EXPECT_EQ(raw.find("FD "), std::string::npos) << "a raw socket for nobody: " << raw;
+        EXPECT_NE(raw.find("ERROR " + iface), std::string::npos) << raw;
+        if (HasFailure())
+            break;
+    }
+    auto l = leases();
+    bool root_held = false;
+    for (const auto& x : l)
+        root_held |= x["id"] == root_lease;
+    EXPECT_TRUE(root_held) << l;
+    for (const auto& x : links()) {
+        if (x["name"] == ifb) {
+            EXPECT_EQ(x["policy"], "enforce");
+        }
+    }
+    EXPECT_EQ(daemon_->log().find("maximum number of pending replies"), std::string::npos)
+        << daemon_->log();
+}
+
+// 3. Filters are compiled off the loop, bounded by their terms and by CPU
+// time: a huge one is refused at once, a costly one is cut off, and nothing
+// waits for either; no compiler is left behind.
+TEST_F(Hostile, CostlyFiltersAreBoundedAndOffTheLoop) {
+    write_file(config_, R"({"filters": {"cpu_ms": 30}})");
+    start_daemon();
+    auto huge = vcall(iface + "OpenCapture", {{"interface", dev_}, {"filter", port_chain(560)}});
+    EXPECT_NE(huge.find("ERROR " + iface + "InvalidFilter"), std::string::npos) << huge;
+    EXPECT_NE(huge.find("it has 560 terms; filters are limited to 64"), std::string::npos) << huge;
+
+    // Four costly compilations at once (~0.1 s of CPU each uncut), and a
+    // read in the middle of them.
+    std::vector<Process*> costly;
+    for (int i = 0; i < 4; ++i)
+        costly.push_back(&vclient(
+            {iface + "OpenCapture", json{{"interface", dev_}, {"filter", port_chain(64)}}.dump()}));
+    auto list = vcall(iface + "ListLinks");
+    EXPECT_NE(list.find("REPLY {\"links\""), std::string::npos) << list;
+    for (auto* c : costly) {
+        EXPECT_NE(c->wait_for_output("ERROR", 20s), std::string::npos) << c->log();
+        EXPECT_NE(c->log().find("took more than 30 ms of CPU time"), std::string::npos) << c->log();
+    }
+    auto fine = vcall(iface + "OpenCapture", {{"interface", dev_}, {"filter", "udp port 9"}});
+    EXPECT_NE(fine.find("FD "), std::string::npos) << "a plain filter still compiles: " << fine;
+    EXPECT_TRUE(wait_until([&] { return daemon_children() == 0; })) << "a compiler was left";
+    EXPECT_TRUE(leases().empty());
+}
+
+// 4. Link names are bytes: a name that is not UTF-8 breaks no reply and no
+// signal on either transport, and can be used.
+TEST_F(Hostile, LinkNamesThatAreNotUtf8) {
+    with_bus();
+    const std::string shown = "v\\xff\\xfe";
+    const std::string in_sh = "\"$(printf 'v\\377\\376')\"";
+    ns_->exec_ok("ip link add name " + in_sh + " type veth peer name " + unique_name("vz"));
+    start_daemon();
+    auto& monitor = vclient({"--more", iface + "Monitor"});
+    ASSERT_NE(monitor.wait_for_output("subscribed"), std::string::npos) << monitor.log();
+
+    json found;
+    for (const auto& l : links())
+        if (l["name"] == shown)
+            found = l;
+    ASSERT_FALSE(found.is_null()) << links();
+    EXPECT_EQ(found["name_bytes"], json::array({118, 255, 254}));
+    auto over_bus = busctl({"call", PROMISCD_BUS_NAME, root_path, manager, "ListLinks"});
+    EXPECT_EQ(over_bus.status, 0) << over_bus.err;
+    EXPECT_NE(over_bus.out.find("v\\\\xff\\\\xfe"), std::string::npos) << over_bus.out;
+    auto bytes = busctl({"get-property", PROMISCD_BUS_NAME,
+                         root_path + "/link/" + std::to_string(found["index"].get<int>()),
+                         std::string(PROMISCD_BUS_NAME) + ".Link", "NameBytes"});
+    EXPECT_NE(bytes.out.find("[118,255,254]"), std::string::npos) << bytes.out << bytes.err;
+
+    ns_->exec_ok("ip link set dev " + in_sh + " promisc on");
+    EXPECT_NE(monitor.wait_for_output("\"interface\": \"v\\\\xff\\\\xfe\""), std::string::npos)
+        << monitor.log();
+    ns_->exec_ok("ip link set dev " + in_sh + " promisc off");
+    ASSERT_TRUE(daemon_->running()) << daemon_->log();
+    auto& lease = vclient({iface + "Acquire", json{{"interface", shown}}.dump()});
+    EXPECT_NE(lease.wait_for_output("REPLY"), std::string::npos) << lease.log();
+    EXPECT_TRUE(wait_until([&] {
+        return ns_->exec("ip link show dev " + in_sh).out.find("PROMISC") != std::string::npos;
+    })) << "the lease is on that very link";
+    EXPECT_NE(lease.log().find("\"interface\": \"v\\\\xff\\\\xfe\""), std::string::npos)
+        << lease.log();
+}
+
+// 5. polkit checks in flight are bounded: 150 clients of an allowed user at
+// once all get their lease (none is refused for the daemon's own overload),
+// and a denied user's flood of requests waits, bounded, behind the others.
+TEST_F(Hostile, ChecksInFlightAreBoundedAndDeniedCallersWait) {
+    // polkitd answers one check at a time; the denied user's take 0.2 s each.
+    with_bus({}, R"js(
+polkit.addRule(function(action, subject) {
+    if (action.id.indexOf("org.promiscd.") != 0)
+        return polkit.Result.NOT_HANDLED;
+    if (subject.user == "pddeny") {
+        polkit.spawn(["sleep", "0.2"]);
+        return polkit.Result.NO;
+    }
+    if (subject.isInGroup("promisc"))
+        return polkit.Result.YES;
+    return polkit.Result.NOT_HANDLED;
+});
+)js");
+    write_file(config_, R"({"quotas": {"leases_per_uid": 500},
+                           "authorization": {"checks_waiting_per_uid": 200}})");
+    start_daemon();
+    auto many = run(
+        as_user(kAllowedUser, {"/usr/bin/python3", clients_dir + "many_leases.py", "150", dev_}),
+        bus_env());
+    EXPECT_EQ(many.out, "OK 150\n") << many.out << many.err;
+    EXPECT_EQ(daemon_->log().find("pending replies"), std::string::npos) << daemon_->log();
+
+    // Back to the default queue per uid (16), by a reload.
+    write_file(config_, R"({"quotas": {"leases_per_uid": 500}})");
+    daemon_->signal(SIGHUP);
+    ASSERT_NE(daemon_->wait_for_output("reloaded the configuration"), std::string::npos);
+    auto& flood = spawn({PROMISCD_BUS_FLOOD, "6", manager + ".AcquireLease", root_path, "--window",
+                         "120", "--string", dev_, "--options"},
+                        as(kDeniedUser));
+    std::this_thread::sleep_for(1s);
+    // Another allowed client, in the middle of the flood: at most the denied
+    // user's two checks in flight are ahead of it at polkitd.
+    auto& allowed = holder({dev_}, as(kAllowedUser));
+    EXPECT_NE(allowed.wait_for_output("LEASE ", 20s), std::string::npos)
+        << "an allowed user is served during a denied user's flood: " << allowed.log();
+    EXPECT_TRUE(flood.running()) << "the flood was over before the allowed user asked";
+    flood.wait(60s);
+    EXPECT_NE(flood.log().find("org.freedesktop.DBus.Error.LimitsExceeded"), std::string::npos)
+        << "the denied user's queue is bounded: " << flood.log();
+    EXPECT_NE(flood.log().find("org.freedesktop.DBus.Error.AccessDenied"), std::string::npos)
+        << flood.log();
+}
+
+// 6. varlink connections are bounded in all, below the file descriptor
+// limit: hogs of many uids cannot make the daemon spin or flood its log,
+// and once they leave, others are served again.
+TEST_F(Hostile, ConnectionHogsCannotMakeTheDaemonSpin) {
+    start_daemon({}, {}, {"prlimit", "--nofile=160:160", "--"});
+    const long log_before = static_cast<long>(daemon_->log().size());
+    // 20 uids x 20 connections each, held open.
+    const std::string hog =
+        "import socket, sys, time\n"
+        "s = []\n"
+        "for i in range(20):\n"
+        "    try:\n"
+        "        c = socket.socket(socket.AF_UNIX); c.settimeout(2); c.connect(sys.argv[1]); "
+        "s.append(c)\n"
+        "    except OSError: pass\n"
+        "print('HOLDING', len(s), flush=True)\n"
+        "time.sleep(30)\n";
+    std::vector<Process*> hogs;
+    for (uid_t uid = 70001; uid <= 70020; ++uid)
+        hogs.push_back(&spawn({"/usr/bin/python3", "-c", hog, sock_}, as_uid(uid)));
+    for (auto* h : hogs)
+        h->wait_for_output("HOLDING", 20s);
+    const long cpu_before = daemon_cpu_ms();
+    std::this_thread::sleep_for(3s);
+    const long cpu = daemon_cpu_ms() - cpu_before;
+    EXPECT_LT(cpu, 300) << "ms of CPU in 3 s with its connections full";
+    EXPECT_LT(daemon_fds(), 160u) << read_file("/proc/" + std::to_string(daemon_->pid()) +
+                                               "/limits");
+    EXPECT_LT(static_cast<long>(daemon_->log().size()) - log_before, 20000)
+        << daemon_->log().substr(static_cast<size_t>(log_before), 4000);
+    for (auto* h : hogs)
+        h->stop(1s);
+    EXPECT_TRUE(wait_until(
+        [&] { return vcall(iface + "ListLinks").find("REPLY {\"links\"") != std::string::npos; },
+        15s))
+        << "served again once the hogs left";
+}
+
+// 7. Clients that never read their replies are cut off (per connection and
+// in all), others are served meanwhile, and the memory comes back.
+TEST_F(Hostile, ClientsThatNeverReadAreCutOffAndMemoryReturns) {
+    start_daemon();
+    const long rss_before = daemon_rss_kb();
+    auto& good = vclient({});
+    ASSERT_NE(good.wait_for_output("CONNECTED"), std::string::npos);
+    // Each connection pipelines 5000 calls and never reads an answer.
+    const std::string flood =
+        "import json, socket, sys, time\n"
+        "msg = (json.dumps({'method': 'org.promiscd.Promisc.ListLinks'}) + '\\0').encode()\n"
+        "s = []\n"
+        "for i in range(16):\n"
+        "    c = socket.socket(socket.AF_UNIX); c.connect(sys.argv[1]); c.setblocking(False); "
+        "s.append(c)\n"
+        "for c in s:\n"
+        "    data = msg * 5000\n"
+        "    try:\n"
+        "        while data:\n"
+        "            n = c.send(data); data = data[n:]\n"
+        "    except (BlockingIOError, OSError): pass\n"
+        "print('SENT', flush=True)\n"
+        "time.sleep(4)\n";
+    std::vector<Process*> floods;
+    for (uid_t uid = 70101; uid <= 70104; ++uid)
+        floods.push_back(&spawn({"/usr/bin/python3", "-c", flood, sock_}, as_uid(uid)));
+    for (auto* f : floods)
+        f->wait_for_output("SENT", 20s);
+    good.write_stdin("call " + iface + "ListLinks {}\n");
+    EXPECT_NE(good.wait_for_output("REPLY {\"links\"", 10s), std::string::npos) << good.log();
+    EXPECT_NE(daemon_->log().find("does not read its replies"), std::string::npos)
+        << daemon_->log().substr(0, 4000);
+    for (auto* f : floods)
+        f->wait(20s);
+    std::this_thread::sleep_for(1s);
+    const long rss_after = daemon_rss_kb();
+    EXPECT_LT(rss_after - rss_before, 16 * 1024)
+        << "KiB still resident after the clients left (before " << rss_before << ")";
+}
+
+// 8. Deep nesting is refused before it is parsed, also when messages may be
+// as large as the configuration allows.
+TEST_F(Hostile, DeeplyNestedJsonIsRefused) {
+    write_file(config_, R"({"varlink": {"max_message_bytes": 1048576}})");
+    start_daemon();
+    for (int depth : {30000, 70000}) {
+        const std::string file = state_ / "nested.json";
+        write_file(file,
+                   "{\"method\": \"org.promiscd.Promisc.ListLinks\", \"parameters\": {\"x\": " +
+                       std::string(static_cast<size_t>(depth), '[') +
+                       std::string(static_cast<size_t>(depth), ']') + "}}" + std::string(1, '\0'));
+        auto r = run({"/usr/bin/python3", varlink_py, sock_, "--exit", "--raw",
+                      "open('" + file + "', 'rb').read()"});
+        EXPECT_NE(r.out.find("ERROR org.varlink.service.InvalidParameter"), std::string::npos)
+            << r.out.substr(0, 300) << r.err.substr(0, 300);
+        EXPECT_NE(r.out.find("nested deeper than 32 levels"), std::string::npos)
+            << r.out.substr(0, 300);
+        ASSERT_TRUE(daemon_->running()) << daemon_->log();
+    }
+    EXPECT_NE(vcall(iface + "ListLinks").find("REPLY"), std::string::npos);
+}
+
+// 9. State that cannot be written refuses new leases with a clear error, and
+// start-up says so; a crash then leaves no flag behind.
+TEST_F(Hostile, UnwritableStateRefusesLeases) {
+    // A read-only state directory, in a mount namespace of the daemon's own.
+    fs::create_directories(state_ / "ro");
+    ::chmod((state_ / "ro").c_str(), 0700);
+    const std::string ro = state_ / "ro";
+    start_daemon({"--state-dir=" + ro}, {},
+                 {"unshare", "-m", "--propagation", "private", "sh", "-c",
+                  "mount --bind \"$1\" \"$1\" && mount -o remount,bind,ro \"$1\" && shift && "
+                  "exec \"$@\"",
+                  "sh", ro});
+    EXPECT_NE(daemon_->log().find("promiscd will refuse new leases"), std::string::npos)
+        << daemon_->log();
+    auto refused = vcall(iface + "Acquire", {{"interface", dev_}});
+    EXPECT_NE(refused.find("ERROR " + iface + "Failed"), std::string::npos) << refused;
+    EXPECT_NE(refused.find("cannot record lease state in " + ro), std::string::npos) << refused;
+    EXPECT_NE(refused.find("new leases are refused"), std::string::npos) << refused;
+    EXPECT_FALSE(promisc(dev_));
+    EXPECT_TRUE(leases().empty());
+    daemon_->signal(SIGKILL);
+    daemon_->wait(5s);
+    EXPECT_FALSE(promisc(dev_)) << "nothing was set that nobody accounts for";
+}
+
+// 9b. A state directory others could write to is not trusted.
+TEST_F(Hostile, StateDirectoryOthersCanWriteIsNotTrusted) {
+    const std::string dir = state_ / "open";
+    fs::create_directories(dir + "/leases");
+    ::chmod(dir.c_str(), 0777);
+    start_daemon({"--state-dir=" + dir});
+    EXPECT_NE(daemon_->log().find("writable by group or others"), std::string::npos)
+        << daemon_->log();
+    auto refused = vcall(iface + "Acquire", {{"interface", dev_}});
+    EXPECT_NE(refused.find("ERROR " + iface + "Failed"), std::string::npos) << refused;
+}
+
+// 9c. A FIFO where a record should be does not hang start-up; the varlink
+// socket is 0666 whatever the umask.
+TEST_F(Hostile, PlantedFilesDoNotHangStartUp) {
+    {
+        // A first run creates the directories.
+        start_daemon();
+        daemon_->stop();
+    }
+    fs::remove(state_ / "daemon");
+    ASSERT_EQ(::mkfifo((state_ / "daemon").c_str(), 0600), 0);
+    ASSERT_EQ(::mkfifo((state_ / "leases/5").c_str(), 0600), 0);
+    start_daemon({}, {}, {"sh", "-c", "umask 077 && exec \"$@\"", "sh"});
+    EXPECT_NE(daemon_->log().find("is not a regular file"), std::string::npos) << daemon_->log();
+    struct stat st {};
+    ASSERT_EQ(::stat(sock_.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0666u);
+    EXPECT_NE(vcall(iface + "Acquire", {{"interface", dev_}}).find("REPLY"), std::string::npos);
+}
+
+// 10. After a daemon crash and a bus restart, a lease is not adopted for an
+// unrelated client that happens to have its owner's old unique name.
+TEST_F(Hostile, RestartedBusDoesNotAdoptStrangers) {
+    with_bus();
+    start_daemon();
+    auto& a = holder({dev_});
+    ASSERT_NE(a.wait_for_output("LEASE "), std::string::npos) << a.log();
+    auto l = reply_of(vcall(iface + "ListLeases"))["leases"];
+    ASSERT_EQ(l.size(), 1u);
+    const std::string old_name = l[0]["owner"];
+    daemon_->signal(SIGKILL);
+    daemon_->wait(5s);
+    a.stop(1s);
+    ASSERT_TRUE(promisc(dev_));
+
+    // A new bus; unrelated clients connect until one has the old name.
+    stack_ = std::make_unique<BusStack>();
+    stack_->start_polkit(rules);
+    const std::string waiter = "import dbus, sys, time\n"
+                               "conns = []\n"
+                               "for i in range(500):\n"
+                               "    c = dbus.SystemBus(private=True); conns.append(c)\n"
+                               "    if c.get_unique_name() == sys.argv[1]:\n"
+                               "        print('HAVE', sys.argv[1], flush=True); time.sleep(60)\n"
+                               "print('NEVER', flush=True)\n";
+    auto& stranger = spawn({"/usr/bin/python3", "-c", waiter, old_name});
+    ASSERT_NE(stranger.wait_for_output("HAVE", 20s), std::string::npos) << stranger.log();
+    start_daemon();
+    EXPECT_NE(daemon_->log().find("the system bus was restarted"), std::string::npos)
+        << daemon_->log();
+    EXPECT_TRUE(wait_until([&] { return !promisc(dev_); })) << "the dead lease's flag is cleared";
+    EXPECT_TRUE(leases().empty());
+}
+
+// 11. A oneway call's answer never goes out as the answer to the next call.
+TEST_F(Hostile, OnewayAnswersNeverAnswerTheNextCall) {
+    with_bus();
+    start_daemon();
+    const std::string two =
+        json{{"method", iface + "Acquire"}, {"parameters", {{"interface", dev_}}}, {"oneway", true}}
+            .dump() +
+        "\\0" + json{{"method", iface + "ListLinks"}}.dump() + "\\0";
+    auto& c = vclient({"--raw", "b'" + two + "'"}, as(kAllowedUser));
+    ASSERT_NE(c.wait_for_output("REPLY ", 10s), std::string::npos) << c.log();
+    std::this_thread::sleep_for(500ms);
+    const auto log = c.log();
+    EXPECT_NE(log.find("REPLY {\"links\""), std::string::npos) << log;
+    EXPECT_EQ(log.find("\"lease\""), std::string::npos) << "the oneway call was answered: " << log;
+    auto pos = log.find("REPLY ");
+    EXPECT_EQ(log.find("REPLY ", pos + 1), std::string::npos) << "two answers: " << log;
+    EXPECT_TRUE(wait_until([&] { return promisc(dev_); })) << "the oneway acquire did happen";
+}
+
+// 13. Refused requests are audited with who asked, on both transports.
+TEST_F(Hostile, RefusalsAreAuditedWithTheCaller) {
+    with_bus();
+    start_daemon();
+    auto& root_holder = holder({dev_});
+    ASSERT_NE(root_holder.wait_for_output("LEASE "), std::string::npos) << root_holder.log();
+    const auto id = leases()[0]["id"].get<uint64_t>();
+    // varlink, as a uid polkit refuses everything.
+    vcall(iface + "OpenCapture", {{"interface", dev_}}, as(kDeniedUser));
+    vcall(iface + "Revoke", {{"id", id}}, as(kDeniedUser));
+    vcall(iface + "SetLinkPolicy", {{"interface", dev_}, {"policy", "yield"}}, as(kDeniedUser));
+    // D-Bus, the same uid.
+    busctl({"call", PROMISCD_BUS_NAME, root_path, manager, "RevokeLease", "os",
+            root_path + "/lease/" + std::to_string(id), "x"},
+           as(kDeniedUser));
+    for (std::string op : {"open-capture", "revoke", "set-link-policy"})
+        EXPECT_TRUE(wait_until([&] {
+            return daemon_->log().find("PROMISCD_OPERATION=" + op + " ") != std::string::npos;
+        })) << op
+            << "\n"
+            << daemon_->log();
+    std::istringstream lines(daemon_->log());
+    int denied = 0;
+    for (std::string line; std::getline(lines, line);) {
+        if (line.find("PROMISCD_OPERATION=") == std::string::npos)
+            continue;
+        ++denied;
+        EXPECT_NE(line.find("PROMISCD_OWNER_UID=64002 "), std::string::npos) << line;
+        EXPECT_EQ(line.find("PROMISCD_OWNER_PID=0 "), std::string::npos) << line;
+        EXPECT_EQ(line.find("PROMISCD_OWNER_COMM= "), std::string::npos) << line;
+    }
+    EXPECT_EQ(denied, 4) << "one record per refusal, both transports";
+}

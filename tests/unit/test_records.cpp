@@ -1,0 +1,153 @@
+// The daemon's records: one file per lease and per daemon-set flag, written
+// and read safely, damaged ones moved aside, an unsafe directory refused.
+#include "state/record_store.hpp"
+
+#include <filesystem>
+#include <fstream>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+using namespace promiscd;
+using namespace promiscd::state;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Dir {
+    std::string path;
+    Dir() {
+        char tmpl[] = "/tmp/promiscd-records-XXXXXX";
+        path = ::mkdtemp(tmpl);
+    }
+    ~Dir() { fs::remove_all(path); }
+    std::string operator/(const std::string& n) const { return path + "/" + n; }
+};
+
+core::Lease lease(core::LeaseId id, const std::string& iface) {
+    core::Lease l;
+    l.id = id;
+    l.interface = iface;
+    l.owner = {"dbus", ":1.5", 1000, 42, "wireshark"};
+    l.reason = "test";
+    l.acquired = 123;
+    l.expires = 456;
+    return l;
+}
+
+void write(const std::string& path, const std::string& text) {
+    std::ofstream(path) << text;
+}
+
+} // namespace
+
+TEST(Records, LeasesAndFlagsRoundTrip) {
+    Dir d;
+    {
+        RecordStore s(d.path);
+        ASSERT_EQ(s.unusable(), "");
+        s.begin("bus-1", 1);
+        s.save_lease(lease(1, "eth0"));
+        s.save_lease(lease(2, "v\xff\xfe"));
+        s.save_flag(3, "eth0");
+        s.save_flag(4, "v\xff\xfe");
+        s.remove_lease(1);
+        s.remove_flag(3);
+    }
+    RecordStore s(d.path);
+    Records r = s.load();
+    EXPECT_FALSE(r.unusable);
+    EXPECT_EQ(r.bus_id, "bus-1");
+    ASSERT_EQ(r.leases.size(), 1u);
+    EXPECT_EQ(r.leases[0], lease(2, "v\xff\xfe")) << "names are bytes, kept as they are";
+    ASSERT_EQ(r.flags.size(), 1u);
+    EXPECT_EQ(r.flags[0], std::make_pair(4, std::string("v\xff\xfe")));
+    EXPECT_GE(r.next_id, 2u + 1000) << "a block of ids is reserved ahead";
+}
+
+TEST(Records, IdsAreReservedBeforeUse) {
+    Dir d;
+    RecordStore s(d.path);
+    s.begin("", 1);
+    s.save_lease(lease(5000, "eth0")); // past the first block
+    Records r = RecordStore(d.path).load();
+    EXPECT_GT(r.next_id, 5000u);
+}
+
+TEST(Records, DamagedRecordsAreMovedAsideAndCounted) {
+    Dir d;
+    {
+        RecordStore s(d.path);
+        s.begin("", 1);
+        s.save_lease(lease(1, "eth0"));
+        s.save_flag(2, "eth0");
+    }
+    write(d / "leases/1", "{ not json");
+    write(d / "leases/7", R"({"version": 99, "id": 7})");
+    write(d / "links/2", "[[[[[[[[[[[[[[[[[[[[[[[[[[");
+    Records r = RecordStore(d.path).load();
+    EXPECT_TRUE(r.leases.empty());
+    EXPECT_EQ(r.damaged_leases, 2u) << "garbage and a future version";
+    EXPECT_EQ(r.damaged_flags, std::vector<int>{2});
+    EXPECT_FALSE(fs::exists(d / "leases/1"));
+    int aside = 0;
+    for (const auto& e : fs::directory_iterator(d / "leases"))
+        aside += e.path().filename().string().find(".damaged-") != std::string::npos;
+    EXPECT_EQ(aside, 2);
+}
+
+TEST(Records, SymlinksAndFifosAreNotFollowed) {
+    Dir d;
+    Dir elsewhere;
+    {
+        RecordStore s(d.path);
+        s.begin("", 1);
+    }
+    write(elsewhere / "secret", "do not touch");
+    fs::create_symlink(elsewhere / "secret", d / "leases/3");
+    ASSERT_EQ(::mkfifo((d / "leases/4").c_str(), 0600), 0);
+    // A planted temporary name is not written through either.
+    fs::create_symlink(elsewhere / "victim", d / "leases/.9.tmp");
+    RecordStore s(d.path);
+    Records r = s.load(); // must not hang on the FIFO
+    EXPECT_EQ(r.damaged_leases, 2u);
+    s.save_lease(lease(9, "eth0"));
+    EXPECT_FALSE(fs::exists(elsewhere / "victim")) << "the symlink was replaced, not followed";
+    EXPECT_EQ(std::ifstream(elsewhere / "secret").rdbuf()->sgetc(), 'd');
+    EXPECT_TRUE(fs::is_regular_file(fs::symlink_status(d / "leases/9")));
+}
+
+TEST(Records, UnsafeDirectoryIsRefused) {
+    Dir d;
+    ::chmod(d.path.c_str(), 0777);
+    RecordStore s(d.path);
+    EXPECT_NE(s.unusable().find("writable by group or others"), std::string::npos) << s.unusable();
+    EXPECT_TRUE(s.load().unusable) << "nothing planted there is trusted";
+    try {
+        s.save_lease(lease(1, "eth0"));
+        ADD_FAILURE() << "a lease was recorded in an unsafe directory";
+    } catch (const service::RecordError& e) {
+        EXPECT_NE(std::string(e.what()).find("cannot record lease state in " + d.path),
+                  std::string::npos)
+            << e.what();
+    }
+}
+
+TEST(Records, SymlinkedDirectoryIsRefused) {
+    Dir d;
+    ::mkdir((d / "real").c_str(), 0700);
+    fs::create_directory_symlink(d / "real", d / "link");
+    RecordStore s(d / "link");
+    EXPECT_NE(s.unusable().find("symbolic link"), std::string::npos) << s.unusable();
+}
+
+TEST(Records, ClearRemovesEverything) {
+    Dir d;
+    RecordStore s(d.path);
+    s.begin("", 1);
+    s.save_lease(lease(1, "eth0"));
+    s.save_flag(2, "eth0");
+    s.clear();
+    EXPECT_TRUE(fs::is_empty(d / "leases"));
+    EXPECT_TRUE(fs::is_empty(d / "links"));
+}
