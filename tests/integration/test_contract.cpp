@@ -73,6 +73,10 @@ protected:
         write_file(config_, "{}\n");
     }
     void TearDown() override {
+        // SIGTERM and status 0, and no sanitizer report (LeakSanitizer
+        // reports at exit): before the log is printed, which then says why.
+        if (daemon_)
+            expect_clean_stop(*daemon_);
         if (HasFailure() && daemon_)
             std::cerr << "---- promiscd log ----\n" << daemon_->log() << "\n";
         procs_.clear();

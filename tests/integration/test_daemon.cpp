@@ -173,6 +173,7 @@ TEST_F(DaemonProcess, SigtermClearsOnlyTheFlagsItSet) {
     EXPECT_FALSE(promisc(ns, veth.name)) << "the flag promiscd set is cleared\n" << d->log();
     EXPECT_TRUE(promisc(ns, ifb)) << "the administrator's flag is left alone\n" << d->log();
     EXPECT_NE(d->log().find("daemon-shutdown"), std::string::npos) << d->log();
+    expect_clean_stop(*d); // exited already: no sanitizer report
 }
 
 TEST_F(DaemonProcess, HoldOnALinkThatAppearsLater) {
@@ -184,8 +185,11 @@ TEST_F(DaemonProcess, HoldOnALinkThatAppearsLater) {
     add_ifb(ns, name);
     EXPECT_TRUE(wait_until([&] { return promisc(ns, name); })) << d->log();
     d->signal(SIGINT);
-    ASSERT_TRUE(d->wait(10s));
+    auto status = d->wait(10s);
+    ASSERT_TRUE(status) << d->log();
+    EXPECT_EQ(*status, 0) << d->log();
     EXPECT_FALSE(promisc(ns, name)) << d->log();
+    expect_clean_stop(*d);
 }
 
 TEST_F(DaemonProcess, CommandLine) {

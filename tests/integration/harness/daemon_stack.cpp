@@ -40,6 +40,10 @@ DaemonStack::DaemonStack(Options opts) : opts_(std::move(opts)) {
 
 DaemonStack::~DaemonStack() {
     try {
+        // Before the logs are printed: a daemon that did not stop cleanly
+        // fails the test, and its log says why.
+        if (daemon_)
+            expect_clean_stop(*daemon_);
         if (::testing::Test::HasFailure())
             std::cerr << logs();
     } catch (...) {
@@ -130,7 +134,7 @@ void DaemonStack::start_socket_activated(std::vector<std::string> extra) {
 
 void DaemonStack::stop_daemon() {
     if (daemon_)
-        daemon_->stop();
+        expect_clean_stop(*daemon_);
     daemon_.reset();
 }
 

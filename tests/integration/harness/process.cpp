@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
+#include <gtest/gtest.h>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -261,6 +262,33 @@ int Process::stop(std::chrono::milliseconds grace) {
         }
     }
     return status_.value_or(-1);
+}
+
+bool has_sanitizer_report(const std::string& log) {
+    for (const char* mark : {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                             "LeakSanitizer has encountered a fatal error", ": runtime error: "})
+        if (log.find(mark) != std::string::npos)
+            return true;
+    return false;
+}
+
+void expect_clean_stop(Process& daemon, std::chrono::milliseconds grace) {
+    // The end of the log: where a sanitizer's report or the reason for a
+    // failed stop is.
+    auto tail = [&] {
+        std::string log = daemon.log();
+        return log.size() > 16000 ? "...\n" + log.substr(log.size() - 16000) : log;
+    };
+    if (daemon.running()) {
+        daemon.signal(SIGTERM);
+        auto status = daemon.wait(grace);
+        EXPECT_TRUE(status.has_value() && *status == 0)
+            << "promiscd (pid " << daemon.pid() << ") did not exit with status 0 on SIGTERM ("
+            << (status ? "status " + std::to_string(*status) : std::string("still running"))
+            << "):\n"
+            << tail();
+    }
+    EXPECT_FALSE(has_sanitizer_report(daemon.log())) << tail();
 }
 
 std::string Process::log() const {

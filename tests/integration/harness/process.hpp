@@ -108,6 +108,18 @@ private:
     int read_fd_ = -1;
 };
 
+// Whether a log holds a report of AddressSanitizer, LeakSanitizer or
+// UndefinedBehaviorSanitizer (scripts/test runs the tests against promiscd and
+// promiscctl built with them).
+bool has_sanitizer_report(const std::string& log);
+
+// The end of a test with a promiscd of its own: stop it as systemd would
+// (SIGTERM) and expect exit status 0 within `grace`, and no sanitizer report
+// in its log. A daemon that had exited already is only checked for reports.
+// Under ASan, LeakSanitizer runs when the daemon exits: one killed with
+// SIGKILL would never report its leaks, so tests end the daemon this way.
+void expect_clean_stop(Process& daemon, std::chrono::milliseconds grace = 20s);
+
 // Poll pred every `step` until it is true or the deadline passes.
 bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 5s,
                 std::chrono::milliseconds step = 10ms);
