@@ -533,6 +533,7 @@ TEST_F(Contract, NothingIsAnnouncedBeforeTheKernelAgreed) {
         << "a lease the kernel refused was announced: " << monitor.log();
     EXPECT_EQ(monitor.log().find("lease-ended"), std::string::npos) << monitor.log();
     // With the kernel's agreement the order is: granted, then the flag.
+    expect_clean_stop(*daemon_);
     daemon_.reset();
     start_daemon();
     auto& m2 = vclient({"--more", vl + "Monitor"});

@@ -295,6 +295,7 @@ TEST_F(CtlVarlink, LeaseOverVarlinkListedOverDBus) {
         << hold.log();
     EXPECT_TRUE(wait_until([&] { return !promisc(); }));
     procs_.clear();
+    expect_clean_stop(*daemon_);
     daemon_.reset();
 }
 
@@ -330,6 +331,7 @@ TEST_F(CtlVarlink, ConfigLeaseOwnerReadsTheSameOnBothTransports) {
     EXPECT_EQ(owners[0], "config:hold");
     EXPECT_EQ(owners[1], "config:hold");
     procs_.clear();
+    expect_clean_stop(*daemon_);
     daemon_.reset();
 }
 
@@ -387,6 +389,7 @@ TEST_F(CtlVarlink, LinkNamesThatAreNotUtf8) {
                  {{"PATH", dir + ":/usr/bin:/bin"}});
     EXPECT_EQ(c.out, "e\\\\xffx\n") << c.err;
     procs_.clear();
+    expect_clean_stop(*daemon_);
     daemon_.reset();
 }
 

@@ -90,7 +90,7 @@ std::vector<std::string> DaemonStack::daemon_argv(std::vector<std::string> extra
 
 Process& DaemonStack::launch_daemon(std::vector<std::string> extra,
                                     std::map<std::string, std::string> env) {
-    daemon_.reset();
+    stop_daemon();
     Process::Options o;
     o.env = this->env();
     for (auto& [k, v] : env)
@@ -118,7 +118,7 @@ void DaemonStack::start_daemon(std::vector<std::string> extra,
 }
 
 void DaemonStack::start_socket_activated(std::vector<std::string> extra) {
-    daemon_.reset();
+    stop_daemon();
     const size_t from = read_file(log_path()).size();
     Process::Options o;
     o.env = env();
