@@ -492,7 +492,7 @@ TEST(Packaging, WithoutTestsNoTestOrBenchmarkIsBuilt) {
         EXPECT_NE(n.rfind("itest_", 0), 0u) << n;
         EXPECT_EQ(n.find("harness"), std::string::npos) << n;
     }
-    for (const char* bench : {"frame_blaster", "bare_relay", "capture_sink"})
+    for (const char* bench : {"frame_blaster", "bare_relay", "capture_sink", "control_plane"})
         EXPECT_FALSE(names.count(bench)) << bench;
     auto tests = run({"meson", "introspect", "--tests", build / "b"});
     ASSERT_TRUE(tests.ok()) << tests.err;
