@@ -272,6 +272,14 @@ bool has_sanitizer_report(const std::string& log) {
     return false;
 }
 
+bool runs_under_asan(pid_t pid) {
+    std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
+    for (std::string line; std::getline(maps, line);)
+        if (line.find("/libasan.so") != std::string::npos)
+            return true;
+    return false;
+}
+
 void expect_clean_stop(Process& daemon, std::chrono::milliseconds grace) {
     // The end of the log: where a sanitizer's report or the reason for a
     // failed stop is.

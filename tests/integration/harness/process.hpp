@@ -113,6 +113,11 @@ private:
 // promiscctl built with them).
 bool has_sanitizer_report(const std::string& log);
 
+// Whether the running process pid is built with AddressSanitizer (libasan is
+// mapped): the tests are not, when scripts/test runs them against a sanitized
+// promiscd, so they ask the process, not the compiler.
+bool runs_under_asan(pid_t pid);
+
 // The end of a test with a promiscd of its own: stop it as systemd would
 // (SIGTERM) and expect exit status 0 within `grace`, and no sanitizer report
 // in its log. A daemon that had exited already is only checked for reports.
