@@ -9,8 +9,10 @@
 #include <ctime>
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sys/stat.h>
+#include <type_traits>
 #include <unistd.h>
 
 namespace promiscd::state {
@@ -98,10 +100,21 @@ template <typename T>
 T field(const json& j, const char* key, const char* where) {
     if (!j.is_object() || !j.contains(key))
         throw RecordError(std::string("missing '") + key + "' in " + where);
-    try {
-        return j.at(key).get<T>();
-    } catch (const json::exception&) {
-        throw RecordError(std::string("'") + key + "' in " + where + " has the wrong type");
+    const json& v = j.at(key);
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+        // nlohmann converts any number: -1 would become uid 4294967295, 1.5
+        // pid 1, 2^32 uid 0. A record we did not write that way is damaged.
+        if (!v.is_number_unsigned() ||
+            v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<T>::max()))
+            throw RecordError(std::string("'") + key + "' in " + where +
+                              " is not an unsigned integer of its range");
+        return static_cast<T>(v.get<uint64_t>());
+    } else {
+        try {
+            return v.get<T>();
+        } catch (const json::exception&) {
+            throw RecordError(std::string("'") + key + "' in " + where + " has the wrong type");
+        }
     }
 }
 
