@@ -121,13 +121,25 @@ T field(const json& j, const char* key, const char* where) {
 json parse_record(const std::string& text) {
     // Records are written by the daemon: flat objects. Anything nested more
     // deeply is not one of ours (and must not recurse the parser deeply).
+    // Brackets inside strings do not count: a lease's reason or its owner's
+    // command may be "[[[[[" (found by fuzz_records).
     int depth = 0;
-    for (char ch : text) {
-        if (ch == '{' || ch == '[')
+    bool in_string = false;
+    for (size_t i = 0; i < text.size(); ++i) {
+        const char ch = text[i];
+        if (in_string) {
+            if (ch == '\\')
+                ++i;
+            else if (ch == '"')
+                in_string = false;
+        } else if (ch == '"') {
+            in_string = true;
+        } else if (ch == '{' || ch == '[') {
             if (++depth > 4)
                 throw RecordError("nested too deeply");
-        if (ch == '}' || ch == ']')
+        } else if ((ch == '}' || ch == ']') && depth > 0) {
             --depth;
+        }
     }
     json j = json::parse(text, nullptr, false);
     if (j.is_discarded() || !j.is_object())
