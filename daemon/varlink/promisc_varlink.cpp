@@ -196,23 +196,22 @@ void PromiscVarlink::operate(const ConnPtr& c, const Call& call, const ops::Call
 void PromiscVarlink::operate(const ConnPtr& c, const Call&, const ops::Caller& caller,
                              calls::Release r) {
     ops_.release(caller, r.id, answer<ops::Unit>(c, [](Connection& conn, ops::Unit) {
-        conn.reply(json::object());
-    }));
+                     conn.reply(json::object());
+                 }));
 }
 
 void PromiscVarlink::operate(const ConnPtr& c, const Call&, const ops::Caller& caller,
                              calls::Renew r) {
     ops_.renew(caller, r.id, r.ttl, answer<ops::Unit>(c, [](Connection& conn, ops::Unit) {
-        conn.reply(json::object());
-    }));
+                   conn.reply(json::object());
+               }));
 }
 
 void PromiscVarlink::operate(const ConnPtr& c, const Call&, const ops::Caller& caller,
                              calls::Revoke r) {
-    ops_.revoke(caller, r.id, std::move(r.reason),
-                answer<ops::Unit>(c, [](Connection& conn, ops::Unit) {
-                    conn.reply(json::object());
-                }));
+    ops_.revoke(
+        caller, r.id, std::move(r.reason),
+        answer<ops::Unit>(c, [](Connection& conn, ops::Unit) { conn.reply(json::object()); }));
 }
 
 void PromiscVarlink::operate(const ConnPtr& c, const Call&, const ops::Caller& caller,
@@ -234,8 +233,8 @@ void PromiscVarlink::operate(const ConnPtr& c, const Call&, const ops::Caller& c
 void PromiscVarlink::operate(const ConnPtr& c, const Call&, const ops::Caller& caller,
                              calls::StopCapture r) {
     ops_.stop_capture(caller, r.id, answer<ops::Unit>(c, [](Connection& conn, ops::Unit) {
-        conn.reply(json::object());
-    }));
+                          conn.reply(json::object());
+                      }));
 }
 
 void PromiscVarlink::monitor(const ConnPtr& c, const Call& call) {

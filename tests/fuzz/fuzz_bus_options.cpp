@@ -32,7 +32,7 @@ namespace {
     std::abort();
 }
 
-const char* const known_keys[] = {"ttl",    "reason",  "wait",        "filter", "snaplen",
+const char* const known_keys[] = {"ttl",     "reason", "wait",        "filter", "snaplen",
                                   "promisc", "format", "buffer_size", "count"};
 
 sdbus::Variant value(FuzzedDataProvider& in) {
@@ -67,8 +67,8 @@ sdbus::Variant value(FuzzedDataProvider& in) {
         return sdbus::Variant(std::map<std::string, sdbus::Variant>{
             {in.ConsumeRandomLengthString(8), sdbus::Variant(in.ConsumeIntegral<uint32_t>())}});
     default:
-        return sdbus::Variant(sdbus::Struct<uint32_t, std::string>(in.ConsumeIntegral<uint32_t>(),
-                                                                   "x"));
+        return sdbus::Variant(
+            sdbus::Struct<uint32_t, std::string>(in.ConsumeIntegral<uint32_t>(), "x"));
     }
 }
 
@@ -88,10 +88,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string interface = in.ConsumeRandomLengthString(32);
     std::map<std::string, sdbus::Variant> options;
     for (int n = 0; n < 12 && in.remaining_bytes() > 0; ++n) {
-        std::string key = in.ConsumeBool()
-                              ? known_keys[in.ConsumeIntegralInRange<size_t>(
-                                    0, std::size(known_keys) - 1)]
-                              : in.ConsumeRandomLengthString(16);
+        std::string key =
+            in.ConsumeBool()
+                ? known_keys[in.ConsumeIntegralInRange<size_t>(0, std::size(known_keys) - 1)]
+                : in.ConsumeRandomLengthString(16);
         try {
             options.insert_or_assign(std::move(key), value(in));
         } catch (const sdbus::Error&) {

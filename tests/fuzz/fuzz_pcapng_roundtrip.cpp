@@ -59,8 +59,8 @@ void run(FuzzedDataProvider& in) {
         p.origlen = in.ConsumeIntegral<uint32_t>();
         p.data = in.ConsumeBytes<uint8_t>(in.ConsumeIntegralInRange(0, 300));
         if (in.ConsumeBool()) {
-            pcapng::append_epb(stream, p.interface_id, p.ts_ns, static_cast<uint32_t>(p.data.size()),
-                               p.origlen, p.data.data());
+            pcapng::append_epb(stream, p.interface_id, p.ts_ns,
+                               static_cast<uint32_t>(p.data.size()), p.origlen, p.data.data());
         } else {
             // Gathered, as the relay does from a record layout: up to three pieces.
             const size_t cut1 = in.ConsumeIntegralInRange<size_t>(0, p.data.size());
@@ -131,12 +131,11 @@ void run(FuzzedDataProvider& in) {
     const auto& stats = parser.statistics();
     if (stats.has_value() != isb.has_value())
         fail("statistics lost or invented");
-    if (isb && (stats->interface_id != isb->interface_id ||
-                stats->timestamp_ns != isb->timestamp_ns || stats->start_ns != isb->start_ns ||
-                stats->end_ns != isb->end_ns || stats->received != isb->received ||
-                stats->interface_dropped != isb->interface_dropped ||
-                stats->os_dropped != isb->os_dropped || stats->filter_accepted ||
-                stats->delivered))
+    if (isb &&
+        (stats->interface_id != isb->interface_id || stats->timestamp_ns != isb->timestamp_ns ||
+         stats->start_ns != isb->start_ns || stats->end_ns != isb->end_ns ||
+         stats->received != isb->received || stats->interface_dropped != isb->interface_dropped ||
+         stats->os_dropped != isb->os_dropped || stats->filter_accepted || stats->delivered))
         fail("statistics read back differently");
 }
 

@@ -184,8 +184,7 @@ void pump(World& w, int client, std::string& received) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     World& w = world();
     int client = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (client < 0 ||
-        ::connect(client, reinterpret_cast<sockaddr*>(&w.address), w.address_len) < 0)
+    if (client < 0 || ::connect(client, reinterpret_cast<sockaddr*>(&w.address), w.address_len) < 0)
         fail("connect");
     std::string received;
     pump(w, client, received);
