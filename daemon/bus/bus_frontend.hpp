@@ -6,6 +6,7 @@
 #pragma once
 
 #include "bus/bus_guard.hpp"
+#include "bus/bus_options.hpp"
 #include "bus/peer_credentials.hpp"
 #include "ops/operations.hpp"
 #include "ops/requests.hpp"
@@ -24,8 +25,6 @@ namespace promiscd::bus {
 
 // core::Error as the D-Bus error of the contract.
 sdbus::Error to_bus_error(const core::Error& e);
-// An a{sv} as the operations layer reads options.
-ops::Options options_from(const std::map<std::string, sdbus::Variant>& options);
 
 std::string lease_path(core::LeaseId id);
 std::string link_path(int ifindex);

@@ -106,7 +106,10 @@ Config parse(const std::string& text, const std::string& origin, std::vector<std
     json j;
     try {
         j = json::parse(text);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
+        // parse_error, and out_of_range for a number too large for a double
+        // ("1e400"), which escaped reload() and ended the daemon (found by
+        // fuzz_config).
         throw ConfigError(origin + ": not valid JSON: " + e.what());
     }
     Config c;

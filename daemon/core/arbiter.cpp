@@ -273,7 +273,7 @@ void Arbiter::reconcile(const std::string& name, Commands& out) {
     for (LeaseId id : by_name_.at(name)) {
         Lease& l = leases_.at(id);
         if (l.state != target) {
-            out.emplace_back(std::in_place_type<LeaseStateChanged>, l.id, l.state, target);
+            out.emplace_back(LeaseStateChanged{l.id, l.state, target});
             set_state(l, target);
         }
     }

@@ -1,7 +1,8 @@
 #include "net/link_watcher.hpp"
 
+#include "net/link_message.hpp"
+
 #include <algorithm>
-#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <linux/if.h>
@@ -28,44 +29,6 @@ constexpr int default_rcvbuf = 1 << 20;
 constexpr size_t notification_buf_size = 64 * 1024;
 // A dump that raced with a change (NLM_F_DUMP_INTR) may miss or repeat a link.
 constexpr int dump_attempts = 10;
-
-const nla_policy* link_policy() {
-    static const auto policy = [] {
-        std::array<nla_policy, IFLA_MAX + 1> p{};
-        p[IFLA_IFNAME].type = NLA_STRING; // validated: NUL-terminated
-        p[IFLA_IFNAME].maxlen = IFNAMSIZ;
-        p[IFLA_PROMISCUITY].type = NLA_U32;
-        p[IFLA_OPERSTATE].type = NLA_U8;
-        return p;
-    }();
-    return policy.data();
-}
-
-// RTM_NEWLINK/RTM_DELLINK -> LinkInfo; nullopt for what is not a link message.
-std::optional<core::LinkInfo> parse_link(nlmsghdr* hdr) {
-    if (!nlmsg_valid_hdr(hdr, sizeof(ifinfomsg)))
-        return std::nullopt;
-    const auto* ifi = static_cast<const ifinfomsg*>(nlmsg_data(hdr));
-    // The bridge also reports its ports on RTNLGRP_LINK with family AF_BRIDGE
-    // (without IFLA_PROMISCUITY), and an AF_BRIDGE RTM_DELLINK only means "left
-    // the bridge": the link itself is described by AF_UNSPEC messages alone.
-    if (ifi->ifi_family != AF_UNSPEC)
-        return std::nullopt;
-    nlattr* tb[IFLA_MAX + 1] = {};
-    if (nlmsg_parse(hdr, sizeof(ifinfomsg), tb, IFLA_MAX, link_policy()) < 0 || !tb[IFLA_IFNAME])
-        return std::nullopt;
-    core::LinkInfo link;
-    link.ifindex = ifi->ifi_index;
-    link.name = nla_get_string(tb[IFLA_IFNAME]);
-    link.flags = ifi->ifi_flags;
-    link.type = ifi->ifi_type;
-    link.admin_flag = (ifi->ifi_flags & IFF_PROMISC) != 0;
-    if (tb[IFLA_PROMISCUITY])
-        link.promiscuity = nla_get_u32(tb[IFLA_PROMISCUITY]);
-    if (tb[IFLA_OPERSTATE])
-        link.operstate = nla_get_u8(tb[IFLA_OPERSTATE]);
-    return link;
-}
 
 struct DumpState {
     std::vector<core::LinkInfo>* links;
@@ -251,14 +214,8 @@ bool LinkWatcher::read_one() {
 }
 
 void LinkWatcher::queue(void* data, size_t len) {
-    int remaining = static_cast<int>(len);
-    for (auto* hdr = static_cast<nlmsghdr*>(data); nlmsg_ok(hdr, remaining);
-         hdr = nlmsg_next(hdr, &remaining)) {
-        if (hdr->nlmsg_type != RTM_NEWLINK && hdr->nlmsg_type != RTM_DELLINK)
-            continue;
-        if (auto link = parse_link(hdr))
-            pending_.push_back({hdr->nlmsg_type == RTM_DELLINK, false, std::move(*link)});
-    }
+    for (auto& m : parse_link_messages(data, len))
+        pending_.push_back({m.removed, false, std::move(m.link)});
 }
 
 void LinkWatcher::deliver(const Event& e) {

@@ -9,8 +9,10 @@
 #include <ctime>
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sys/stat.h>
+#include <type_traits>
 #include <unistd.h>
 
 namespace promiscd::state {
@@ -98,23 +100,46 @@ template <typename T>
 T field(const json& j, const char* key, const char* where) {
     if (!j.is_object() || !j.contains(key))
         throw RecordError(std::string("missing '") + key + "' in " + where);
-    try {
-        return j.at(key).get<T>();
-    } catch (const json::exception&) {
-        throw RecordError(std::string("'") + key + "' in " + where + " has the wrong type");
+    const json& v = j.at(key);
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+        // nlohmann converts any number: -1 would become uid 4294967295, 1.5
+        // pid 1, 2^32 uid 0. A record we did not write that way is damaged.
+        if (!v.is_number_unsigned() ||
+            v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<T>::max()))
+            throw RecordError(std::string("'") + key + "' in " + where +
+                              " is not an unsigned integer of its range");
+        return static_cast<T>(v.get<uint64_t>());
+    } else {
+        try {
+            return v.get<T>();
+        } catch (const json::exception&) {
+            throw RecordError(std::string("'") + key + "' in " + where + " has the wrong type");
+        }
     }
 }
 
 json parse_record(const std::string& text) {
     // Records are written by the daemon: flat objects. Anything nested more
     // deeply is not one of ours (and must not recurse the parser deeply).
+    // Brackets inside strings do not count: a lease's reason or its owner's
+    // command may be "[[[[[" (found by fuzz_records).
     int depth = 0;
-    for (char ch : text) {
-        if (ch == '{' || ch == '[')
+    bool in_string = false;
+    for (size_t i = 0; i < text.size(); ++i) {
+        const char ch = text[i];
+        if (in_string) {
+            if (ch == '\\')
+                ++i;
+            else if (ch == '"')
+                in_string = false;
+        } else if (ch == '"') {
+            in_string = true;
+        } else if (ch == '{' || ch == '[') {
             if (++depth > 4)
                 throw RecordError("nested too deeply");
-        if (ch == '}' || ch == ']')
+        } else if ((ch == '}' || ch == ']') && depth > 0) {
             --depth;
+        }
     }
     json j = json::parse(text, nullptr, false);
     if (j.is_discarded() || !j.is_object())

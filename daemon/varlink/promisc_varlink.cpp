@@ -3,7 +3,7 @@
 #include "config.h"
 #include "core/names.hpp"
 #include "log.hpp"
-#include "ops/requests.hpp"
+#include "varlink/promisc_calls.hpp"
 #include "varlink_description.h"
 #include "varlink_service.hpp"
 
@@ -21,102 +21,6 @@ using nlohmann::json;
 namespace {
 
 const std::string iface = PROMISCD_VARLINK_INTERFACE;
-
-// systemd's name for it: the caller is ready to wait while polkit asks its
-// agent (a password prompt) instead of being refused at once.
-constexpr const char* kInteractive = "allowInteractiveAuthentication";
-
-// Parameters of a method: the fixed ones are taken out by name; what is left
-// are the operation's options (checked, with their messages, by ops).
-class Params {
-public:
-    explicit Params(const json& p) : p_(p) {}
-    // Every parameter must be one of these (for methods without options).
-    void allow(std::initializer_list<const char*> names) const {
-        for (const auto& [k, v] : p_.items()) {
-            bool known = k == kInteractive;
-            for (const char* n : names)
-                known |= k == n;
-            if (!known) {
-                std::string list;
-                for (const char* n : names)
-                    list += std::string(list.empty() ? "" : ", ") + n;
-                throw Error(ErrorCode::InvalidArgument,
-                            "unknown parameter " + quote(k) +
-                                (list.empty() ? " (this method takes none)"
-                                              : " (known parameters: " + list + ")"));
-            }
-        }
-    }
-    std::string str(const char* key) const {
-        auto it = p_.find(key);
-        if (it == p_.end() || it->is_null())
-            throw Error(ErrorCode::InvalidArgument, std::string("missing parameter '") + key + "'");
-        if (!it->is_string())
-            throw Error(ErrorCode::InvalidArgument,
-                        std::string("parameter '") + key + "' must be a string");
-        return it->get<std::string>();
-    }
-    std::optional<std::string> opt_str(const char* key) const {
-        auto it = p_.find(key);
-        if (it == p_.end() || it->is_null())
-            return std::nullopt;
-        return str(key);
-    }
-    uint64_t uint(const char* key) const {
-        auto it = p_.find(key);
-        if (it == p_.end() || it->is_null())
-            throw Error(ErrorCode::InvalidArgument, std::string("missing parameter '") + key + "'");
-        if (!it->is_number_unsigned())
-            throw Error(ErrorCode::InvalidArgument,
-                        std::string("parameter '") + key + "' must be an unsigned integer");
-        return it->get<uint64_t>();
-    }
-    // allowInteractiveAuthentication, which every method that may ask polkit
-    // takes (absent or null: false).
-    bool interactive() const {
-        auto it = p_.find(kInteractive);
-        if (it == p_.end() || it->is_null())
-            return false;
-        if (!it->is_boolean())
-            throw Error(ErrorCode::InvalidArgument,
-                        std::string("parameter '") + kInteractive + "' must be a boolean");
-        return it->get<bool>();
-    }
-    // Everything but `except`, as options.
-    ops::Options options(std::initializer_list<const char*> except) const {
-        ops::Options out;
-        for (const auto& [k, v] : p_.items()) {
-            bool skip = k == kInteractive;
-            for (const char* e : except)
-                skip |= k == e;
-            if (skip)
-                continue;
-            ops::Value value;
-            if (v.is_string())
-                value = ops::Value::string(v.get<std::string>());
-            else if (v.is_boolean())
-                value = ops::Value::boolean(v.get<bool>());
-            else if (v.is_number_unsigned())
-                value = ops::Value::unsigned_(v.get<uint64_t>());
-            else if (v.is_number_integer())
-                value = ops::Value::signed_(v.get<int64_t>());
-            else if (v.is_null())
-                value = ops::Value::null();
-            else if (v.is_number_float())
-                value = ops::Value::other("a number with a fraction");
-            else if (v.is_array())
-                value = ops::Value::other("an array");
-            else
-                value = ops::Value::other("an object");
-            out.emplace(k, std::move(value));
-        }
-        return out;
-    }
-
-private:
-    const json& p_;
-};
 
 std::string proc_comm(pid_t pid) {
     std::ifstream f("/proc/" + std::to_string(pid) + "/comm");
@@ -218,41 +122,33 @@ json PromiscVarlink::link_json(const LinkView& v) const {
 // ---------------------------------------------------------------- dispatch
 
 void PromiscVarlink::call(const ConnPtr& c, Call call) {
-    const std::string& m = call.method;
     if (service_.answer(*c, call))
         return;
     try {
-        if (m == iface + ".ListLinks") {
-            Params(call.parameters).allow({});
-            json links = json::array();
-            for (const auto& v : leases_.arbiter().links())
-                links.push_back(link_json(v));
-            c->reply({{"links", std::move(links)}});
-        } else if (m == iface + ".ListLeases") {
-            Params(call.parameters).allow({});
-            json leases = json::array();
-            for (const auto& [id, l] : leases_.arbiter().lease_table())
-                leases.push_back(lease_json(l));
-            c->reply({{"leases", std::move(leases)}});
-        } else if (m == iface + ".Acquire") {
-            method_acquire(c, call);
-        } else if (m == iface + ".Release") {
-            method_release(c, call);
-        } else if (m == iface + ".Renew") {
-            method_renew(c, call);
-        } else if (m == iface + ".Revoke") {
-            method_revoke(c, call);
-        } else if (m == iface + ".SetLinkPolicy") {
-            method_set_policy(c, call);
-        } else if (m == iface + ".Monitor") {
-            method_monitor(c, call);
-        } else if (m == iface + ".OpenCapture") {
-            method_open_capture(c, call);
-        } else if (m == iface + ".StopCapture") {
-            method_stop_capture(c, call);
-        } else {
-            Service::method_not_found(*c, m);
-        }
+        auto decoded = decode_call(call);
+        if (!decoded)
+            return Service::method_not_found(*c, call.method);
+        const bool interactive = decoded->interactive;
+        std::visit(
+            [&](auto& r) {
+                using T = std::decay_t<decltype(r)>;
+                if constexpr (std::is_same_v<T, calls::ListLinks>) {
+                    json links = json::array();
+                    for (const auto& v : leases_.arbiter().links())
+                        links.push_back(link_json(v));
+                    c->reply({{"links", std::move(links)}});
+                } else if constexpr (std::is_same_v<T, calls::ListLeases>) {
+                    json leases = json::array();
+                    for (const auto& [id, l] : leases_.arbiter().lease_table())
+                        leases.push_back(lease_json(l));
+                    c->reply({{"leases", std::move(leases)}});
+                } else if constexpr (std::is_same_v<T, calls::Monitor>) {
+                    monitor(c, call);
+                } else if (auto caller = caller_of(c, interactive)) {
+                    operate(c, call, *caller, std::move(r));
+                }
+            },
+            decoded->request);
     } catch (const Error& e) {
         send_error(*c, e);
     }
@@ -285,15 +181,11 @@ std::optional<ops::Caller> PromiscVarlink::caller_of(const ConnPtr& c, bool inte
     return caller;
 }
 
-void PromiscVarlink::method_acquire(const ConnPtr& c, const Call& call) {
-    Params p(call.parameters);
-    LeaseRequest req = ops::decode_acquire(p.str("interface"), p.options({"interface"}));
-    auto caller = caller_of(c, p.interactive());
-    if (!caller)
-        return;
+void PromiscVarlink::operate(const ConnPtr& c, const Call& call, const ops::Caller& caller,
+                             calls::Acquire r) {
     const bool more = call.more && !call.oneway;
     std::weak_ptr<Connection> weak = c;
-    ops_.acquire(*caller, req,
+    ops_.acquire(caller, std::move(r.request),
                  answer<LeaseId>(weak, [this, more, weak](Connection& conn, LeaseId id) {
                      if (more)
                          watchers_[id] = weak;
@@ -301,59 +193,51 @@ void PromiscVarlink::method_acquire(const ConnPtr& c, const Call& call) {
                  }));
 }
 
-void PromiscVarlink::method_release(const ConnPtr& c, const Call& call) {
-    Params p(call.parameters);
-    p.allow({"id"});
-    LeaseId id = p.uint("id");
-    auto caller = caller_of(c, p.interactive());
-    if (!caller)
-        return;
-    ops_.release(*caller, id, answer<ops::Unit>(c, [](Connection& conn, ops::Unit) {
-        conn.reply(json::object());
-    }));
+void PromiscVarlink::operate(const ConnPtr& c, const Call&, const ops::Caller& caller,
+                             calls::Release r) {
+    ops_.release(caller, r.id, answer<ops::Unit>(c, [](Connection& conn, ops::Unit) {
+                     conn.reply(json::object());
+                 }));
 }
 
-void PromiscVarlink::method_renew(const ConnPtr& c, const Call& call) {
-    Params p(call.parameters);
-    p.allow({"id", "ttl"});
-    LeaseId id = p.uint("id");
-    Usec ttl = ops::decode_ttl(p.uint("ttl"));
-    auto caller = caller_of(c, p.interactive());
-    if (!caller)
-        return;
-    ops_.renew(*caller, id, ttl, answer<ops::Unit>(c, [](Connection& conn, ops::Unit) {
-        conn.reply(json::object());
-    }));
+void PromiscVarlink::operate(const ConnPtr& c, const Call&, const ops::Caller& caller,
+                             calls::Renew r) {
+    ops_.renew(caller, r.id, r.ttl, answer<ops::Unit>(c, [](Connection& conn, ops::Unit) {
+                   conn.reply(json::object());
+               }));
 }
 
-void PromiscVarlink::method_revoke(const ConnPtr& c, const Call& call) {
-    Params p(call.parameters);
-    p.allow({"id", "reason"});
-    LeaseId id = p.uint("id");
-    std::string reason = p.opt_str("reason").value_or("");
-    auto caller = caller_of(c, p.interactive());
-    if (!caller)
-        return;
-    ops_.revoke(*caller, id, reason, answer<ops::Unit>(c, [](Connection& conn, ops::Unit) {
-        conn.reply(json::object());
-    }));
-}
-
-void PromiscVarlink::method_set_policy(const ConnPtr& c, const Call& call) {
-    Params p(call.parameters);
-    p.allow({"interface", "policy"});
-    std::string name = ops::decode_interface(p.str("interface"));
-    Policy policy = ops::decode_policy(p.str("policy"));
-    auto caller = caller_of(c, p.interactive());
-    if (!caller)
-        return;
-    ops_.set_link_policy(
-        *caller, name, policy,
+void PromiscVarlink::operate(const ConnPtr& c, const Call&, const ops::Caller& caller,
+                             calls::Revoke r) {
+    ops_.revoke(
+        caller, r.id, std::move(r.reason),
         answer<ops::Unit>(c, [](Connection& conn, ops::Unit) { conn.reply(json::object()); }));
 }
 
-void PromiscVarlink::method_monitor(const ConnPtr& c, const Call& call) {
-    Params(call.parameters).allow({});
+void PromiscVarlink::operate(const ConnPtr& c, const Call&, const ops::Caller& caller,
+                             calls::SetLinkPolicy r) {
+    ops_.set_link_policy(
+        caller, std::move(r.interface), r.policy,
+        answer<ops::Unit>(c, [](Connection& conn, ops::Unit) { conn.reply(json::object()); }));
+}
+
+void PromiscVarlink::operate(const ConnPtr& c, const Call&, const ops::Caller& caller,
+                             calls::OpenCapture r) {
+    ops_.open_capture(
+        caller, std::move(r.request),
+        answer<service::OpenedCapture>(c, [](Connection& conn, service::OpenedCapture& opened) {
+            conn.reply({{"capture", opened.id}}, false, {opened.fd.release()});
+        }));
+}
+
+void PromiscVarlink::operate(const ConnPtr& c, const Call&, const ops::Caller& caller,
+                             calls::StopCapture r) {
+    ops_.stop_capture(caller, r.id, answer<ops::Unit>(c, [](Connection& conn, ops::Unit) {
+                          conn.reply(json::object());
+                      }));
+}
+
+void PromiscVarlink::monitor(const ConnPtr& c, const Call& call) {
     if (!call.more) {
         Service::expected_more(*c);
         return;
@@ -363,31 +247,6 @@ void PromiscVarlink::method_monitor(const ConnPtr& c, const Call& call) {
         {{"event",
           {{"type", "subscribed"}, {"time", leases_.realtime(leases_.now())}, {"interface", ""}}}},
         true);
-}
-
-void PromiscVarlink::method_open_capture(const ConnPtr& c, const Call& call) {
-    Params p(call.parameters);
-    service::CaptureRequest req = ops::decode_capture(p.str("interface"), p.options({"interface"}));
-    auto caller = caller_of(c, p.interactive());
-    if (!caller)
-        return;
-    ops_.open_capture(
-        *caller, req,
-        answer<service::OpenedCapture>(c, [](Connection& conn, service::OpenedCapture& opened) {
-            conn.reply({{"capture", opened.id}}, false, {opened.fd.release()});
-        }));
-}
-
-void PromiscVarlink::method_stop_capture(const ConnPtr& c, const Call& call) {
-    Params p(call.parameters);
-    p.allow({"id"});
-    service::CaptureId id = p.uint("id");
-    auto caller = caller_of(c, p.interactive());
-    if (!caller)
-        return;
-    ops_.stop_capture(*caller, id, answer<ops::Unit>(c, [](Connection& conn, ops::Unit) {
-        conn.reply(json::object());
-    }));
 }
 
 // ---------------------------------------------------------------- events

@@ -8,6 +8,7 @@
 
 #include "ops/operations.hpp"
 #include "service/changes.hpp"
+#include "varlink/promisc_calls.hpp"
 #include "varlink/varlink_server.hpp"
 #include "varlink/varlink_service.hpp"
 
@@ -39,14 +40,19 @@ private:
     using ConnPtr = std::shared_ptr<Connection>;
     // The caller behind a connection, or an error when it cannot be trusted.
     std::optional<ops::Caller> caller_of(const ConnPtr& c, bool interactive);
-    void method_acquire(const ConnPtr& c, const Call& call);
-    void method_release(const ConnPtr& c, const Call& call);
-    void method_renew(const ConnPtr& c, const Call& call);
-    void method_revoke(const ConnPtr& c, const Call& call);
-    void method_set_policy(const ConnPtr& c, const Call& call);
-    void method_monitor(const ConnPtr& c, const Call& call);
-    void method_open_capture(const ConnPtr& c, const Call& call);
-    void method_stop_capture(const ConnPtr& c, const Call& call);
+    // One operation each, for a call decode_call() accepted, once the
+    // caller is known.
+    void operate(const ConnPtr& c, const Call& call, const ops::Caller& caller, calls::Acquire r);
+    void operate(const ConnPtr& c, const Call& call, const ops::Caller& caller, calls::Release r);
+    void operate(const ConnPtr& c, const Call& call, const ops::Caller& caller, calls::Renew r);
+    void operate(const ConnPtr& c, const Call& call, const ops::Caller& caller, calls::Revoke r);
+    void operate(const ConnPtr& c, const Call& call, const ops::Caller& caller,
+                 calls::SetLinkPolicy r);
+    void operate(const ConnPtr& c, const Call& call, const ops::Caller& caller,
+                 calls::OpenCapture r);
+    void operate(const ConnPtr& c, const Call& call, const ops::Caller& caller,
+                 calls::StopCapture r);
+    void monitor(const ConnPtr& c, const Call& call);
     void broadcast(nlohmann::json event);
     nlohmann::json lease_json(const core::Lease& l) const;
     nlohmann::json link_json(const core::LinkView& v) const;

@@ -149,6 +149,16 @@ TEST(Config, InvalidJsonNamesTheFile) {
     EXPECT_EQ(e.rfind("/etc/promiscd/promiscd.json: not valid JSON: ", 0), 0u) << e;
 }
 
+// Found by fuzz_config: a number too large for a double is not a parse_error
+// but an out_of_range, which escaped parse() and, on a reload, the daemon.
+TEST(Config, NumberOverflowIsAConfigError) {
+    for (const char* text :
+         {R"({"idle_exit_seconds": 1e400})", R"({"quotas": [2e4294967296]})", R"({"x": -1e999})"}) {
+        auto e = error_of(text);
+        EXPECT_EQ(e.rfind("/etc/promiscd/promiscd.json: not valid JSON: ", 0), 0u) << e;
+    }
+}
+
 TEST(Config, MissingFileIsDefaultsUnlessExplicit) {
     EXPECT_NO_THROW(load("/nonexistent/promiscd.json", false));
     try {

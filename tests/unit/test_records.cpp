@@ -128,6 +128,54 @@ TEST(Records, DamagedRecordsAreMovedAsideAndCounted) {
     EXPECT_EQ(aside, 2);
 }
 
+// Found by fuzz_records: brackets inside strings counted towards the nesting
+// limit, so a lease whose reason (the client's) was "[[[[[" could not be read
+// back after a crash: its record was taken for damaged.
+TEST(Records, BracketsInStringsAreNotNesting) {
+    core::Lease l = lease(9, "eth0");
+    l.reason = "[[[[[ {{{{{ \"[[[[[ \\[";
+    l.owner.command = "[[[[[[[[";
+    EXPECT_EQ(RecordStore::lease_from_text(RecordStore::lease_to_text(l)), l);
+    Dir d;
+    {
+        RecordStore s(d.path);
+        s.begin("", 1);
+        s.save_lease(l);
+    }
+    Records r = RecordStore(d.path).load();
+    EXPECT_EQ(r.damaged_leases, 0u);
+    ASSERT_EQ(r.leases.size(), 1u);
+    EXPECT_EQ(r.leases[0], l);
+    EXPECT_THROW(RecordStore::lease_from_text(R"({"version":2,"x":[[[[[1]]]]]})"),
+                 service::RecordError)
+        << "real nesting is still refused";
+}
+
+// Found by fuzz_records: nlohmann converts any number to the type asked for,
+// so a damaged record with "uid": -1 was read as uid 4294967295, "uid":
+// 4294967296 as uid 0 (root) and "pid": 1.5 as pid 1, instead of refused.
+TEST(Records, NumbersAreReadAsWrittenOrRefused) {
+    const std::string good = RecordStore::lease_to_text(lease(7, "eth0"));
+    ASSERT_NO_THROW(RecordStore::lease_from_text(good));
+    const std::pair<const char*, const char*> damaged[] = {
+        {"\"uid\":1000", "\"uid\":-1"},
+        {"\"uid\":1000", "\"uid\":4294967296"},
+        {"\"uid\":1000", "\"uid\":1000.0"},
+        {"\"pid\":42", "\"pid\":1.5"},
+        {"\"id\":7", "\"id\":-7"},
+        {"\"acquired\":123", "\"acquired\":1e3"},
+        {"\"expires\":456", "\"expires\":-456"},
+        {"\"version\":2", "\"version\":2.5"},
+    };
+    for (const auto& [from, to] : damaged) {
+        std::string text = good;
+        const auto at = text.find(from);
+        ASSERT_NE(at, std::string::npos) << from << " in " << text;
+        text.replace(at, std::string(from).size(), to);
+        EXPECT_THROW(RecordStore::lease_from_text(text), service::RecordError) << text;
+    }
+}
+
 TEST(Records, SymlinksAndFifosAreNotFollowed) {
     Dir d;
     Dir elsewhere;
