@@ -94,6 +94,10 @@ void VarlinkClient::call_more(const std::string& method, const nlohmann::json& p
     send({{"method", method}, {"parameters", parameters}, {"more", true}});
 }
 
+void VarlinkClient::call_oneway(const std::string& method, const nlohmann::json& parameters) {
+    send({{"method", method}, {"parameters", parameters}, {"oneway", true}});
+}
+
 VarlinkClient::Reply VarlinkClient::request(const std::string& method,
                                             const nlohmann::json& parameters) {
     send({{"method", method}, {"parameters", parameters}});
@@ -228,7 +232,7 @@ void VarlinkClient::raise(const Reply& r) {
         message = r.error;
     else
         message = r.error + " " + r.parameters.dump();
-    throw Error(varlink_error_kind(r.error), r.error, message);
+    throw VarlinkError(varlink_error_kind(r.error), r.error, message, r.parameters);
 }
 
 } // namespace promiscd::client

@@ -21,6 +21,19 @@
 
 namespace promiscd::client {
 
+// An error reply, with the parameters that came with it (e.g. the interface
+// InterfaceNotFound names): what raise() throws.
+class VarlinkError : public Error {
+public:
+    VarlinkError(ErrorKind kind, std::string name, const std::string& message,
+                 nlohmann::json parameters)
+        : Error(kind, std::move(name), message), parameters_(std::move(parameters)) {}
+    const nlohmann::json& parameters() const noexcept { return parameters_; }
+
+private:
+    nlohmann::json parameters_;
+};
+
 class VarlinkClient {
 public:
     // The largest message accepted from the daemon; a larger one ends the
@@ -61,6 +74,10 @@ public:
     // Sends a call with "more"; its replies come from next().
     void call_more(const std::string& method,
                    const nlohmann::json& parameters = nlohmann::json::object());
+    // Sends a call with "oneway": the service answers nothing, not even an
+    // error, so the next reply read belongs to the next call.
+    void call_oneway(const std::string& method,
+                     const nlohmann::json& parameters = nlohmann::json::object());
     // Reads what the socket has without blocking (a bounded amount); false
     // at end of stream (the socket stays open until close()).
     bool read_some();
@@ -69,7 +86,8 @@ public:
     // Waits up to timeout for the next reply; throws Error(DaemonUnreachable)
     // when the connection ends first, Error(Failed) on timeout.
     Reply wait(std::chrono::milliseconds timeout);
-    // Throws the Error an error reply stands for.
+    // Throws the error an error reply stands for (a VarlinkError, with the
+    // reply's parameters).
     [[noreturn]] static void raise(const Reply& r);
 
 private:

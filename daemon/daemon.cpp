@@ -93,7 +93,7 @@ struct Daemon::Impl {
     int activation_socket_fd = -1;
     bool activated = false;
     EventPtr event;
-    service::ChangeStream changes;
+    std::unique_ptr<service::ChangeStream> changes;
     std::unique_ptr<state::RecordStore> store;
     std::unique_ptr<service::LeaseService> leases;
     std::unique_ptr<sdbus::IConnection> connection;
@@ -148,12 +148,13 @@ Daemon::Daemon(DaemonOptions options) : impl_(std::make_unique<Impl>()) {
     d.activation_socket_fd = activation_socket();
     d.activated = d.activation_socket_fd >= 0;
 
+    d.changes = std::make_unique<service::ChangeStream>(d.event.get());
     d.store = std::make_unique<state::RecordStore>(
         d.options.state_dir.empty() ? state::default_state_dir() : d.options.state_dir);
     service::LeaseService::Options so;
     so.limits = d.config.limits;
     so.netlink_rcvbuf = d.options.netlink_rcvbuf;
-    d.leases = std::make_unique<service::LeaseService>(d.event.get(), so, d.changes, d.store.get());
+    d.leases = std::make_unique<service::LeaseService>(d.event.get(), so, *d.changes, d.store.get());
     d.leases->set_policy_patterns(d.config.policies);
     d.leases->start();
 
@@ -166,14 +167,14 @@ Daemon::Daemon(DaemonOptions options) : impl_(std::make_unique<Impl>()) {
     co.compiler = d.config.filters;
     d.captures = std::make_unique<service::CaptureService>(*d.leases, co);
     d.audit = std::make_unique<ops::Audit>([&d] { return d.now(); });
-    d.changes.subscribe(d.audit.get());
+    d.changes->subscribe(d.audit.get());
     d.operations =
         std::make_unique<ops::Operations>(*d.leases, d.captures.get(), *d.authorizer, *d.audit);
     if (d.connection) {
         d.frontend = std::make_unique<bus::BusFrontend>(*d.connection, *d.credentials,
                                                         d.guard.get(), *d.operations);
-        d.objects = std::make_unique<bus::BusObjects>(*d.connection, *d.frontend, *d.leases,
-                                                      d.captures.get());
+        d.objects = std::make_unique<bus::BusObjects>(bus::raw_bus(d.credentials->driver()),
+                                                      *d.frontend, *d.leases, d.captures.get());
     }
     d.start_varlink();
     if (!d.connection && !d.varlink_server)
@@ -187,15 +188,19 @@ Daemon::Daemon(DaemonOptions options) : impl_(std::make_unique<Impl>()) {
     });
     d.leases->publish();
     d.apply_static_leases();
+    // Every object exists before anyone can find the daemon.
+    d.changes->flush();
 
     if (d.connection) {
         // Without the bus, owners can no longer be tracked: stop cleanly.
         d.bus_loop = std::make_unique<bus::BusLoop>(
-            d.event.get(), *d.connection, [&d](const std::string& why) {
+            d.event.get(), *d.connection,
+            [&d](const std::string& why) {
                 log::error("lost the system bus (" + why + "); stopping");
                 d.stop();
                 sd_event_exit(d.event.get(), 1);
-            });
+            },
+            [&d] { d.changes->flush(); });
     }
     for (int sig : {SIGTERM, SIGINT, SIGHUP})
         check(sd_event_add_signal(d.event.get(), nullptr, sig, &Impl::on_signal, &d),
@@ -227,7 +232,7 @@ Daemon::~Daemon() {
     d.operations.reset();
     d.captures.reset(); // releases its leases: before the lease service
     if (d.audit)
-        d.changes.unsubscribe(d.audit.get());
+        d.changes->unsubscribe(d.audit.get());
     d.audit.reset();
     if (d.bus_loop)
         d.bus_loop->drain();
@@ -407,6 +412,8 @@ void Daemon::Impl::stop() {
     captures->shutdown();
     leases->shutdown();
     store->clear();
+    // Owners are told (daemon-shutdown) before the loop ends.
+    changes->flush();
 }
 
 int Daemon::Impl::on_signal(sd_event_source* s, const signalfd_siginfo* si, void* userdata) {

@@ -271,8 +271,11 @@ void BusFrontend::emit_flag_changed(const std::string& interface, bool on, const
 }
 
 void BusFrontend::with_caller(const sdbus::Message& msg, Proceed proceed, Fail fail) {
-    const std::string sender = msg.getSender();
-    const bool interactive = allows_interactive(msg);
+    with_caller(msg.getSender(), allows_interactive(msg), std::move(proceed), std::move(fail));
+}
+
+void BusFrontend::with_caller(const std::string& sender, bool interactive, Proceed proceed,
+                              Fail fail) {
     credentials_.lookup(sender,
                         [sender, interactive, proceed = std::move(proceed),
                          fail = std::move(fail)](const sdbus::Error* error, const PeerInfo& peer) {
@@ -309,46 +312,68 @@ void BusFrontend::on_name_owner_changed(sdbus::Message& msg) {
     ops_.caller_gone("dbus", name);
 }
 
-void BusFrontend::lease_release(const sdbus::Message& msg, LeaseId id,
-                                std::shared_ptr<sdbus::Result<>> res) {
+namespace {
+
+// A call on one of the fallback-vtable objects, answered once, later.
+class RawCall {
+public:
+    explicit RawCall(sd_bus_message* m) : m_(sd_bus_message_ref(m)) {}
+    ~RawCall() { sd_bus_message_unref(m_); }
+    RawCall(const RawCall&) = delete;
+    RawCall& operator=(const RawCall&) = delete;
+    std::string sender() const {
+        const char* s = sd_bus_message_get_sender(m_);
+        return s ? s : "";
+    }
+    bool interactive() const { return sd_bus_message_get_allow_interactive_authorization(m_) > 0; }
+    void ok() { sd_bus_reply_method_return(m_, ""); }
+    void fail(const sdbus::Error& e) {
+        sd_bus_error err = SD_BUS_ERROR_NULL;
+        sd_bus_error_set(&err, e.getName().c_str(), e.getMessage().c_str());
+        sd_bus_reply_method_error(m_, &err);
+        sd_bus_error_free(&err);
+    }
+    void answer(const ops::Result<ops::Unit>& r) {
+        if (auto* e = std::get_if<Error>(&r))
+            return fail(to_bus_error(*e));
+        ok();
+    }
+
+private:
+    sd_bus_message* m_;
+};
+
+} // namespace
+
+void BusFrontend::lease_release(sd_bus_message* m, LeaseId id) {
+    auto call = std::make_shared<RawCall>(m);
     with_caller(
-        msg,
-        [this, res, id](const ops::Caller& caller) {
-            ops_.release(caller, id, [res](ops::Result<ops::Unit> r) {
-                if (auto* e = std::get_if<Error>(&r))
-                    return res->returnError(to_bus_error(*e));
-                res->returnResults();
-            });
+        call->sender(), call->interactive(),
+        [this, call, id](const ops::Caller& caller) {
+            ops_.release(caller, id, [call](ops::Result<ops::Unit> r) { call->answer(r); });
         },
-        [res](const sdbus::Error& e) { res->returnError(e); });
+        [call](const sdbus::Error& e) { call->fail(e); });
 }
 
-void BusFrontend::lease_renew(const sdbus::Message& msg, LeaseId id, uint64_t ttl,
-                              std::shared_ptr<sdbus::Result<>> res) {
+void BusFrontend::lease_renew(sd_bus_message* m, LeaseId id, uint64_t ttl) {
+    auto call = std::make_shared<RawCall>(m);
     with_caller(
-        msg,
-        [this, res, id, ttl](const ops::Caller& caller) {
-            ops_.renew(caller, id, ops::decode_ttl(ttl), [res](ops::Result<ops::Unit> r) {
-                if (auto* e = std::get_if<Error>(&r))
-                    return res->returnError(to_bus_error(*e));
-                res->returnResults();
-            });
+        call->sender(), call->interactive(),
+        [this, call, id, ttl](const ops::Caller& caller) {
+            ops_.renew(caller, id, ops::decode_ttl(ttl),
+                       [call](ops::Result<ops::Unit> r) { call->answer(r); });
         },
-        [res](const sdbus::Error& e) { res->returnError(e); });
+        [call](const sdbus::Error& e) { call->fail(e); });
 }
 
-void BusFrontend::capture_stop(const sdbus::Message& msg, service::CaptureId id,
-                               std::shared_ptr<sdbus::Result<>> res) {
+void BusFrontend::capture_stop(sd_bus_message* m, service::CaptureId id) {
+    auto call = std::make_shared<RawCall>(m);
     with_caller(
-        msg,
-        [this, res, id](const ops::Caller& caller) {
-            ops_.stop_capture(caller, id, [res](ops::Result<ops::Unit> r) {
-                if (auto* e = std::get_if<Error>(&r))
-                    return res->returnError(to_bus_error(*e));
-                res->returnResults();
-            });
+        call->sender(), call->interactive(),
+        [this, call, id](const ops::Caller& caller) {
+            ops_.stop_capture(caller, id, [call](ops::Result<ops::Unit> r) { call->answer(r); });
         },
-        [res](const sdbus::Error& e) { res->returnError(e); });
+        [call](const sdbus::Error& e) { call->fail(e); });
 }
 
 } // namespace promiscd::bus

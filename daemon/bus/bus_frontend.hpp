@@ -18,6 +18,7 @@
 #include <sdbus-c++/Message.h>
 #include <sdbus-c++/Types.h>
 #include <string>
+#include <systemd/sd-bus.h>
 
 namespace promiscd::bus {
 
@@ -42,13 +43,11 @@ public:
     void emit_conflict(const std::string& interface, unsigned clears);
     void emit_flag_changed(const std::string& interface, bool on, const std::string& by);
 
-    // Methods of Lease and Capture objects (the objects forward them here).
-    void lease_release(const sdbus::Message& msg, core::LeaseId id,
-                       std::shared_ptr<sdbus::Result<>> result);
-    void lease_renew(const sdbus::Message& msg, core::LeaseId id, uint64_t ttl,
-                     std::shared_ptr<sdbus::Result<>> result);
-    void capture_stop(const sdbus::Message& msg, service::CaptureId id,
-                      std::shared_ptr<sdbus::Result<>> result);
+    // Methods of Lease and Capture objects (the objects forward them here;
+    // the call is answered later, from the loop).
+    void lease_release(sd_bus_message* call, core::LeaseId id);
+    void lease_renew(sd_bus_message* call, core::LeaseId id, uint64_t ttl);
+    void capture_stop(sd_bus_message* call, service::CaptureId id);
 
     class Root;
 
@@ -56,8 +55,9 @@ private:
     friend class Root;
     using Proceed = std::function<void(const ops::Caller&)>;
     using Fail = std::function<void(const sdbus::Error&)>;
-    // Identify the sender of msg (bus driver, cached per unique name), then
+    // Identify the sender (bus driver, cached per unique name), then
     // proceed; a sender that leaves first gets nothing.
+    void with_caller(const std::string& sender, bool interactive, Proceed proceed, Fail fail);
     void with_caller(const sdbus::Message& msg, Proceed proceed, Fail fail);
     void on_name_owner_changed(sdbus::Message& msg);
 

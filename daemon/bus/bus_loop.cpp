@@ -17,8 +17,9 @@ void check(int r, const char* what) {
 } // namespace
 
 BusLoop::BusLoop(sd_event* event, sdbus::IConnection& connection,
-                 std::function<void(const std::string&)> on_failure)
-    : event_(event), connection_(connection), on_failure_(std::move(on_failure)) {
+                 std::function<void(const std::string&)> on_failure, std::function<void()> between)
+    : event_(event), connection_(connection), on_failure_(std::move(on_failure)),
+      between_(std::move(between)) {
     auto poll = connection_.getEventLoopPollData();
     sd_event_source* s = nullptr;
     check(sd_event_add_io(event_, &s, poll.fd, EPOLLIN, &BusLoop::on_io, this), "bus io source");
@@ -47,6 +48,8 @@ void BusLoop::process(size_t max_messages) {
         for (size_t i = 0; i < max_messages; ++i) {
             if (!connection_.processPendingRequest())
                 return;
+            if (between_)
+                between_();
         }
         // The slice is used up and sd-bus may hold more messages in its read
         // buffer than it has parsed: the socket is then no longer readable,

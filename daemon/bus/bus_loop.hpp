@@ -17,8 +17,11 @@ namespace promiscd::bus {
 class BusLoop {
 public:
     // on_failure runs once when the connection fails (the bus went away).
+    // between runs after every message processed: what a call changed is
+    // published (the change stream flushed) before the next message is read,
+    // so a client that got a reply finds what the reply names.
     BusLoop(sd_event* event, sdbus::IConnection& connection,
-            std::function<void(const std::string&)> on_failure);
+            std::function<void(const std::string&)> on_failure, std::function<void()> between = {});
     ~BusLoop();
     BusLoop(const BusLoop&) = delete;
     BusLoop& operator=(const BusLoop&) = delete;
@@ -40,6 +43,7 @@ private:
     sd_event* event_;
     sdbus::IConnection& connection_;
     std::function<void(const std::string&)> on_failure_;
+    std::function<void()> between_;
     bool failed_ = false;
     bool more_ = false; // the last slice was cut short: more may be buffered
     EventSourcePtr io_;

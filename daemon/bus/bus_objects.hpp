@@ -1,7 +1,12 @@
 // The D-Bus object tree as a projection of the change stream: a Link object
 // per link, a Lease object for every lease whatever created it, a Capture
-// object per capture, and the root's signals (Conflict, FlagChanged). Each
-// change touches only the objects it names.
+// object per capture, and the root's signals (Conflict, FlagChanged).
+//
+// The objects are sd-bus fallback vtables with node enumerators, as systemd's
+// own daemons serve their units, sessions and links: one registration per
+// kind, not one per object, so a change costs one signal and no
+// registration, and 10,000 leases cost what their records do. Their
+// interfaces are the XML contract's (a test compares the introspection).
 #pragma once
 
 #include "bus/bus_frontend.hpp"
@@ -9,53 +14,66 @@
 #include "service/capture_service.hpp"
 #include "service/changes.hpp"
 
-#include <map>
-#include <memory>
-#include <sdbus-c++/IConnection.h>
-#include <vector>
+#include <systemd/sd-bus.h>
+#include <unordered_map>
 
 namespace promiscd::bus {
 
 class BusObjects final : public service::ChangeListener {
 public:
-    BusObjects(sdbus::IConnection& connection, BusFrontend& frontend, service::LeaseService& leases,
+    BusObjects(sd_bus* bus, BusFrontend& frontend, service::LeaseService& leases,
                service::CaptureService* captures);
     ~BusObjects() override;
     BusObjects(const BusObjects&) = delete;
     BusObjects& operator=(const BusObjects&) = delete;
 
     // From now on objects are announced (InterfacesAdded/Removed); before,
-    // while the daemon starts and nobody can know it yet, they are only
-    // registered.
+    // while the daemon starts and nobody can know it yet, they only exist.
     void announce() { announce_ = true; }
     void on_change(const service::Change& change) override;
 
     size_t objects() const { return links_.size() + leases_.size() + captures_.size(); }
 
-    class LinkObject;
-    class LeaseObject;
-    class CaptureObject;
+    // What each object serves (public for the vtables' callbacks).
+    struct LinkObj {
+        core::LinkView v;
+    };
+    struct LeaseObj {
+        core::Lease l;
+        BusObjects* self;
+    };
+    struct CaptureObj {
+        service::CaptureInfo c;
+        BusObjects* self;
+    };
+    BusFrontend& frontend() { return frontend_; }
+    service::LeaseService& leases() { return service_; }
+    service::CaptureService* captures() { return captures_service_; }
 
 private:
     void apply(const service::Change& change);
-    void schedule_reap();
-    static int on_reap(sd_event_source* s, void* userdata);
+    static int find_link(sd_bus*, const char* path, const char*, void* userdata, void** found,
+                         sd_bus_error*);
+    static int find_lease(sd_bus*, const char* path, const char*, void* userdata, void** found,
+                          sd_bus_error*);
+    static int find_capture(sd_bus*, const char* path, const char*, void* userdata, void** found,
+                            sd_bus_error*);
+    static int list_links(sd_bus*, const char* prefix, void* userdata, char*** nodes,
+                          sd_bus_error*);
+    static int list_leases(sd_bus*, const char* prefix, void* userdata, char*** nodes,
+                           sd_bus_error*);
+    static int list_captures(sd_bus*, const char* prefix, void* userdata, char*** nodes,
+                             sd_bus_error*);
 
-    sdbus::IConnection& connection_;
+    sd_bus* bus_;
     BusFrontend& frontend_;
     service::LeaseService& service_;
     service::CaptureService* captures_service_;
     bool announce_ = false;
-    std::map<int, std::unique_ptr<LinkObject>> links_;
-    std::map<core::LeaseId, std::unique_ptr<LeaseObject>> leases_;
-    std::map<service::CaptureId, std::unique_ptr<CaptureObject>> captures_;
-    // Objects whose lease, link or capture is gone are unregistered from a
-    // deferred event source: a lease may end inside its own method call, and
-    // sd-bus must not lose the object it is dispatching to.
-    std::vector<std::unique_ptr<LinkObject>> doomed_links_;
-    std::vector<std::unique_ptr<LeaseObject>> doomed_leases_;
-    std::vector<std::unique_ptr<CaptureObject>> doomed_captures_;
-    EventSourcePtr reaper_;
+    std::unordered_map<int, LinkObj> links_;
+    std::unordered_map<core::LeaseId, LeaseObj> leases_;
+    std::unordered_map<service::CaptureId, CaptureObj> captures_;
+    std::vector<sd_bus_slot*> slots_;
 };
 
 } // namespace promiscd::bus

@@ -249,7 +249,6 @@ void Arbiter::reconcile(const std::string& name, Commands& out) {
             if (rec->daemon_set && rec->info.admin_flag) {
                 out.push_back(SetFlag{rec->info.ifindex, name, false});
                 rec->info.admin_flag = false;
-                rec->expect = false;
             }
             set_daemon(*rec, false);
             rec->overridden = false;
@@ -263,7 +262,6 @@ void Arbiter::reconcile(const std::string& name, Commands& out) {
             if (!rec->info.admin_flag) {
                 out.push_back(SetFlag{rec->info.ifindex, name, true});
                 rec->info.admin_flag = true;
-                rec->expect = true;
                 set_daemon(*rec, true);
                 rec->unknown = false;
             }
@@ -424,7 +422,6 @@ Commands Arbiter::shutdown() {
         if (rec.info.admin_flag) {
             out.push_back(SetFlag{idx, rec.info.name, false});
             rec.info.admin_flag = false;
-            rec.expect = false;
         }
         set_daemon(rec, false);
     }
@@ -439,16 +436,15 @@ Commands Arbiter::shutdown() {
 
 // ---------------------------------------------------------------- link events
 
-void Arbiter::apply_info(LinkRec& rec, const LinkInfo& info, Usec now, Commands& out) {
+void Arbiter::apply_info(LinkRec& rec, const LinkInfo& info, FlagNews news, Usec now,
+                         Commands& out) {
     const bool old_flag = rec.info.admin_flag;
     const std::string old_name = rec.info.name;
     LinkInfo incoming = info;
-    if (rec.expect) {
-        if (info.admin_flag == *rec.expect)
-            rec.expect.reset();
-        else
-            incoming.admin_flag = old_flag; // queued before our change: stale
-    }
+    // Queued before a change of ours was acknowledged, or its echo: the table
+    // already holds what the kernel did since.
+    if (news == FlagNews::Superseded)
+        incoming.admin_flag = old_flag;
     if (old_name != incoming.name)
         rename_link(rec, incoming.name);
     rec.info = incoming;
@@ -486,7 +482,7 @@ void Arbiter::apply_info(LinkRec& rec, const LinkInfo& info, Usec now, Commands&
     reconcile(incoming.name, out);
 }
 
-Commands Arbiter::link_changed(const LinkInfo& info, Usec now) {
+Commands Arbiter::link_changed(const LinkInfo& info, Usec now, FlagNews news) {
     Commands out;
     // Names are unique at any one time: a record elsewhere with this name is
     // stale (its removal or rename was missed).
@@ -500,7 +496,7 @@ Commands Arbiter::link_changed(const LinkInfo& info, Usec now) {
         insert_link(info);
         reconcile(info.name, out);
     } else {
-        apply_info(it->second, info, now, out);
+        apply_info(it->second, info, news, now, out);
     }
     return out;
 }
@@ -541,7 +537,6 @@ Commands Arbiter::set_flag_failed(int ifindex, bool on) {
     if (it == links_.end())
         return {};
     LinkRec& rec = it->second;
-    rec.expect.reset();
     rec.info.admin_flag = !on;
     if (on)
         set_daemon(rec, false);

@@ -175,11 +175,17 @@ public:
     Commands shutdown();
 
     // -- Link events from rtnetlink.
-    Commands link_changed(const LinkInfo& info, Usec now); // RTM_NEWLINK: new, changed or renamed
+    // Whether a notification's admin bit is news. The kernel queues the echo
+    // of every RTM_SETLINK of ours behind the notifications already waiting,
+    // and the table changed when the command was issued: what was queued up to
+    // that echo says nothing new about the bit (the adapter tells which).
+    enum class FlagNews { Current, Superseded };
+    // RTM_NEWLINK: new, changed or renamed.
+    Commands link_changed(const LinkInfo& info, Usec now, FlagNews news = FlagNews::Current);
     Commands link_removed(int ifindex);                    // RTM_DELLINK
     // A full dump after missed notifications: reconcile the whole table.
     Commands links_resynced(const std::vector<LinkInfo>& links, Usec now);
-    // The adapter could not apply a SetFlag: forget what was expected of it.
+    // The adapter could not apply a SetFlag: the bit is as it was.
     Commands set_flag_failed(int ifindex, bool on);
 
     // -- Crash recovery: re-install a lease saved before a crash, keeping its
@@ -223,9 +229,6 @@ private:
         bool unknown = false;    // on at a start without records: not ours to clear
         bool overridden = false; // leases yielded or enforcement gave up
         std::deque<Usec> clears; // external clears within the window
-        // After a SetFlag the kernel's older notifications may still be queued;
-        // flag values other than this are stale until one matching it arrives.
-        std::optional<bool> expect;
         uint64_t external_changes = 0;
     };
     using LeaseIt = std::map<LeaseId, Lease>::iterator;
@@ -235,7 +238,7 @@ private:
     void reconcile(const std::string& name, Commands& out);
     void end_lease(LeaseIt it, EndReason reason, Commands& out,
                    std::optional<Revocation> revocation = std::nullopt);
-    void apply_info(LinkRec& rec, const LinkInfo& info, Usec now, Commands& out);
+    void apply_info(LinkRec& rec, const LinkInfo& info, FlagNews news, Usec now, Commands& out);
     LinkView view(const LinkRec& rec) const;
     unsigned count_on(const std::string& name) const;
     // Index upkeep: every change to the tables goes through these.

@@ -1,5 +1,6 @@
 #include "net/link_watcher.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdio>
@@ -183,11 +184,31 @@ std::vector<core::LinkInfo> LinkWatcher::dump() {
 }
 
 void LinkWatcher::process() {
-    const int sock = fd();
     // A bounded slice per dispatch: a storm of link changes must not keep
-    // the loop from everything else. The source is level-triggered, so what
-    // is left is read on the next turn.
-    for (unsigned reads = 0; reads < kReadsPerDispatch; ++reads) {
+    // the loop from everything else. The io source is level-triggered, and
+    // the defer source covers what settled() read ahead, so what is left is
+    // handled on the next turn.
+    for (unsigned n = 0; n < kReadsPerDispatch; ++n) {
+        if (pending_.empty() && !read_one()) {
+            if (!resync_pending_)
+                return;
+            resync();
+            continue; // read what arrived during the dump
+        }
+        if (pending_.empty())
+            continue; // a datagram without a link message in it
+        // Popped before the callback, which may call settled() and queue more.
+        Event e = std::move(pending_.front());
+        pending_.pop_front();
+        deliver(e);
+    }
+    if (busy())
+        wake();
+}
+
+bool LinkWatcher::read_one() {
+    const int sock = fd();
+    for (;;) {
         sockaddr_nl from{};
         iovec iov{buf_.data(), buf_.size()};
         msghdr mh{};
@@ -203,44 +224,83 @@ void LinkWatcher::process() {
                 continue;
             if (errno == ENOBUFS) {
                 // The kernel reports the overrun before what is still queued. All
-                // of that is older than the notifications that were lost, so it
-                // is read and dropped: the dump below supersedes it.
+                // of that, and what was read ahead, is older than the
+                // notifications that were lost: read and dropped, as the dump
+                // supersedes it.
                 resync_pending_ = true;
+                pending_.clear();
                 continue;
             }
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                if (!resync_pending_)
-                    return;
-                resync();
-                continue; // read what arrived during the dump
-            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return false;
             throw NetlinkError(errno, "cannot read link notifications");
         }
         if (resync_pending_)
-            continue;
+            return true;
         if (mh.msg_flags & MSG_TRUNC) {
             resync_pending_ = true;
-            continue;
+            pending_.clear();
+            return true;
         }
         // Any local process may unicast to our port id; only the kernel's word counts.
         if (from.nl_pid != 0)
-            continue;
-        dispatch(buf_.data(), static_cast<size_t>(n));
+            return true;
+        queue(buf_.data(), static_cast<size_t>(n));
+        return true;
     }
 }
 
-void LinkWatcher::dispatch(void* data, size_t len) {
+void LinkWatcher::queue(void* data, size_t len) {
     int remaining = static_cast<int>(len);
     for (auto* hdr = static_cast<nlmsghdr*>(data); nlmsg_ok(hdr, remaining);
          hdr = nlmsg_next(hdr, &remaining)) {
-        if (hdr->nlmsg_type == RTM_NEWLINK) {
-            if (auto link = parse_link(hdr); link && cb_.changed)
-                cb_.changed(*link);
-        } else if (hdr->nlmsg_type == RTM_DELLINK) {
-            if (auto link = parse_link(hdr); link && cb_.removed)
-                cb_.removed(link->ifindex, link->name);
-        }
+        if (hdr->nlmsg_type != RTM_NEWLINK && hdr->nlmsg_type != RTM_DELLINK)
+            continue;
+        if (auto link = parse_link(hdr))
+            pending_.push_back({hdr->nlmsg_type == RTM_DELLINK, false, std::move(*link)});
     }
+}
+
+void LinkWatcher::deliver(const Event& e) {
+    if (e.removed) {
+        if (cb_.removed)
+            cb_.removed(e.link.ifindex, e.link.name);
+    } else if (cb_.changed) {
+        cb_.changed(e.link, e.superseded);
+    }
+}
+
+void LinkWatcher::settled(int ifindex, bool on) {
+    // The receive buffer bounds what is queued, but others keep adding to it
+    // while we read: past this many, give up on sorting and re-read the table.
+    constexpr unsigned max_read_ahead = 8192;
+    unsigned reads = 0;
+    try {
+        while (read_one()) {
+            if (++reads == max_read_ahead)
+                throw NetlinkError(EAGAIN, "too many link notifications to sort");
+        }
+    } catch (const NetlinkError&) {
+        // Our change stands either way; a fresh dump tells the rest.
+        resync_pending_ = true;
+        pending_.clear();
+    }
+    // Up to the last notification showing the bit as we set it: that is our
+    // echo (or, when our change found the bit already so and the kernel sent
+    // none, the change that made it so). Later ones are news.
+    auto echo = std::find_if(pending_.rbegin(), pending_.rend(), [&](const Event& e) {
+        return !e.removed && e.link.ifindex == ifindex && e.link.admin_flag == on;
+    });
+    for (auto it = echo; it != pending_.rend(); ++it)
+        if (!it->removed && it->link.ifindex == ifindex)
+            it->superseded = true;
+    if (busy())
+        wake();
+}
+
+void LinkWatcher::wake() {
+    if (defer_)
+        sd_event_source_set_enabled(defer_.get(), SD_EVENT_ONESHOT);
 }
 
 void LinkWatcher::resync() {
@@ -256,14 +316,27 @@ void LinkWatcher::attach(sd_event* event) {
     if (int r = sd_event_add_io(event, &s, fd(), EPOLLIN, &LinkWatcher::on_readable, this); r < 0)
         throw NetlinkError(-r, "cannot watch link notifications");
     source_.reset(s);
+    s = nullptr;
+    if (int r = sd_event_add_defer(event, &s, &LinkWatcher::on_deferred, this); r < 0)
+        throw NetlinkError(-r, "cannot watch link notifications");
+    defer_.reset(s);
+    sd_event_source_set_enabled(s, busy() ? SD_EVENT_ONESHOT : SD_EVENT_OFF);
 }
 
 int LinkWatcher::on_readable(sd_event_source* s, int, uint32_t, void* userdata) {
+    return run(s, static_cast<LinkWatcher*>(userdata));
+}
+
+int LinkWatcher::on_deferred(sd_event_source* s, void* userdata) {
+    return run(s, static_cast<LinkWatcher*>(userdata));
+}
+
+int LinkWatcher::run(sd_event_source* s, LinkWatcher* self) {
     // No exception may unwind through sd-event's C frames. A watcher that stopped
     // reading would leave the daemon acting on stale link state, so a failure
     // ends the loop (the service manager restarts the daemon, which recovers).
     try {
-        static_cast<LinkWatcher*>(userdata)->process();
+        self->process();
         return 0;
     } catch (const std::exception& e) {
         std::fprintf(stderr, SD_ERR "link watcher failed: %s\n", e.what());

@@ -30,10 +30,42 @@ void ChangeStream::unsubscribe(ChangeListener* l) {
         std::erase(listeners_, nullptr);
 }
 
+ChangeStream::ChangeStream(sd_event* event) {
+    if (sd_event_add_defer(event, &defer_, &ChangeStream::on_defer, this) < 0) {
+        defer_ = nullptr; // delivered at once instead
+        return;
+    }
+    sd_event_source_set_priority(defer_, SD_EVENT_PRIORITY_IMPORTANT);
+    sd_event_source_set_description(defer_, "change-stream");
+    sd_event_source_set_enabled(defer_, SD_EVENT_OFF);
+}
+
+ChangeStream::~ChangeStream() {
+    if (defer_)
+        sd_event_source_disable_unref(defer_);
+}
+
+int ChangeStream::on_defer(sd_event_source*, void* userdata) {
+    static_cast<ChangeStream*>(userdata)->flush();
+    return 0;
+}
+
 void ChangeStream::publish(Change change) {
     queue_.push_back(std::move(change));
     if (delivering_)
         return;
+    if (defer_) {
+        sd_event_source_set_enabled(defer_, SD_EVENT_ONESHOT);
+        return;
+    }
+    flush();
+}
+
+void ChangeStream::flush() {
+    if (delivering_ || queue_.empty())
+        return;
+    if (defer_)
+        sd_event_source_set_enabled(defer_, SD_EVENT_OFF);
     delivering_ = true;
     for (size_t i = 0; i < queue_.size(); ++i) {
         ++published_;

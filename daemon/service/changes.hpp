@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <systemd/sd-event.h>
 #include <variant>
 #include <vector>
 
@@ -98,18 +99,33 @@ public:
 
 class ChangeStream {
 public:
+    ChangeStream() = default;
+    // With an event loop, changes are delivered right after the event being
+    // dispatched (a deferred source of high priority): a request's reply goes
+    // out before the signals that follow from it, and no projection runs
+    // inside a method call. Without one (tests), at once.
+    explicit ChangeStream(sd_event* event);
+    ~ChangeStream();
+    ChangeStream(const ChangeStream&) = delete;
+    ChangeStream& operator=(const ChangeStream&) = delete;
+
     void subscribe(ChangeListener* l) { listeners_.push_back(l); }
     void unsubscribe(ChangeListener* l);
     // Delivered to every listener in subscription order; a change published
     // while one is being delivered waits until that one has reached everyone.
     void publish(Change change);
+    // Delivers what is queued now (also from the deferred source).
+    void flush();
     uint64_t published() const { return published_; }
 
 private:
+    static int on_defer(sd_event_source* s, void* userdata);
+
     std::vector<ChangeListener*> listeners_;
     std::vector<Change> queue_;
     bool delivering_ = false;
     uint64_t published_ = 0;
+    sd_event_source* defer_ = nullptr;
 };
 
 } // namespace promiscd::service

@@ -31,7 +31,7 @@ LeaseService::LeaseService(sd_event* event, Options options, ChangeStream& chang
                            Recorder* recorder)
     : event_(event), changes_(changes), recorder_(recorder), arbiter_(options.limits),
       realtime_offset_(clock_usec(CLOCK_REALTIME) - clock_usec(CLOCK_MONOTONIC)),
-      watcher_({[this](const LinkInfo& l) { on_changed(l); },
+      watcher_({[this](const LinkInfo& l, bool superseded) { on_changed(l, superseded); },
                 [this](int idx, const std::string& n) { on_removed(idx, n); },
                 [this](const std::vector<LinkInfo>& ls) { on_resynced(ls); }},
                options.netlink_rcvbuf) {}
@@ -118,6 +118,7 @@ LeaseService::Outcome LeaseService::execute(const Commands& commands) {
                 if (s->on && recorder_)
                     recorder_->save_flag(s->ifindex, s->name);
                 control_.set_promisc(s->ifindex, s->name, s->on);
+                watcher_.settled(s->ifindex, s->on);
                 if (!s->on && recorder_)
                     recorder_->remove_flag(s->ifindex);
                 out.changes.push_back(FlagChanged{s->ifindex, s->name, s->on, true});
@@ -237,12 +238,13 @@ void LeaseService::shutdown() {
     finish(execute(arbiter_.shutdown()));
 }
 
-void LeaseService::on_changed(const LinkInfo& info) {
+void LeaseService::on_changed(const LinkInfo& info, bool superseded) {
     auto before = arbiter_.link(info.ifindex);
     if (!before || before->info.admin_flag != info.admin_flag ||
         before->info.promiscuity != info.promiscuity || before->info.name != info.name)
         log::debug(link_summary(info));
-    Outcome out = execute(arbiter_.link_changed(info, now()));
+    Outcome out = execute(arbiter_.link_changed(
+        info, now(), superseded ? core::Arbiter::FlagNews::Superseded : core::Arbiter::FlagNews::Current));
     out.touched.insert(info.ifindex);
     finish(std::move(out));
 }

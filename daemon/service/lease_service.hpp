@@ -85,7 +85,7 @@ private:
     // Publishes the changes, then LinkChanged for every touched link whose
     // view differs from the one last published; re-arms the timer.
     void finish(Outcome out);
-    void on_changed(const core::LinkInfo& info);
+    void on_changed(const core::LinkInfo& info, bool superseded);
     void on_removed(int ifindex, const std::string& name);
     void on_resynced(const std::vector<core::LinkInfo>& links);
     void arm_timer();

@@ -1,4 +1,5 @@
 #include "state/record_store.hpp"
+#include "state/json_text.hpp"
 
 #include "config.h"
 #include "log.hpp"
@@ -256,21 +257,24 @@ void RecordStore::write(int dirfd, const std::string& name, const std::string& c
 }
 
 std::string RecordStore::lease_to_text(const core::Lease& l) {
-    json j = {{"version", format_version},
-              {"id", l.id},
-              {"interface", core::display_name(l.interface)},
-              {"owner",
-               {{"transport", l.owner.transport},
-                {"id", l.owner.id},
-                {"uid", l.owner.uid},
-                {"pid", l.owner.pid},
-                {"command", l.owner.command}}},
-              {"reason", l.reason},
-              {"acquired", l.acquired},
-              {"capture", l.capture}};
+    std::string owner = JsonObjectText()
+                            .field("transport", l.owner.transport)
+                            .field("id", l.owner.id)
+                            .field("uid", uint64_t{l.owner.uid})
+                            .field("pid", uint64_t{l.owner.pid})
+                            .field("command", l.owner.command)
+                            .finish();
+    JsonObjectText t;
+    t.field("version", uint64_t{format_version})
+        .field("id", uint64_t{l.id})
+        .field("interface", core::display_name(l.interface))
+        .raw("owner", owner)
+        .field("reason", l.reason)
+        .field("acquired", uint64_t{l.acquired})
+        .field("capture", l.capture);
     if (l.expires)
-        j["expires"] = *l.expires;
-    return dump(j);
+        t.field("expires", uint64_t{*l.expires});
+    return t.finish(true);
 }
 
 core::Lease RecordStore::lease_from_text(const std::string& text) {
@@ -397,10 +401,14 @@ void RecordStore::save_lease(const core::Lease& lease) {
 }
 
 void RecordStore::save_flag(int ifindex, const std::string& name) {
-    write(links_fd_, std::to_string(ifindex),
-          dump({{"version", format_version},
-                {"ifindex", ifindex},
-                {"name", core::display_name(name)}}));
+    std::string text = dump(
+        {{"version", format_version}, {"ifindex", ifindex}, {"name", core::display_name(name)}});
+    auto it = flags_.find(ifindex);
+    if (it != flags_.end() && it->second == text)
+        return; // on disk already
+    flags_.erase(ifindex); // unknown until the write succeeds
+    write(links_fd_, std::to_string(ifindex), text);
+    flags_.emplace(ifindex, std::move(text));
 }
 
 void RecordStore::remove_lease(core::LeaseId id) noexcept {
@@ -409,6 +417,7 @@ void RecordStore::remove_lease(core::LeaseId id) noexcept {
 }
 
 void RecordStore::remove_flag(int ifindex) noexcept {
+    flags_.erase(ifindex);
     if (links_fd_ >= 0)
         ::unlinkat(links_fd_, std::to_string(ifindex).c_str(), 0);
 }
@@ -424,8 +433,11 @@ void RecordStore::prune(const core::Arbiter& arbiter) noexcept {
             for (const auto& n : *names) {
                 bool backed = keep_leases ? arbiter.find(std::stoull(n)) != nullptr
                                           : arbiter.daemon_set_links().count(std::stoi(n)) > 0;
-                if (!backed)
+                if (!backed) {
+                    if (!keep_leases)
+                        flags_.erase(std::stoi(n));
                     ::unlinkat(fd, n.c_str(), 0);
+                }
             }
         }
     } catch (...) {

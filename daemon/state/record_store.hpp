@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <unordered_map>
 #include <vector>
 
 namespace promiscd::state {
@@ -79,6 +80,9 @@ private:
     std::string unusable_;
     std::string bus_id_;
     core::LeaseId reserved_ = 0; // ids below this are on record as used
+    // What this run last wrote to links/<ifindex>: rewriting the same text
+    // (the flag set again after another agent cleared it) is skipped.
+    std::unordered_map<int, std::string> flags_;
 };
 
 // $RUNTIME_DIRECTORY (systemd's RuntimeDirectory=) when set, else /run/promiscd.

@@ -5,6 +5,7 @@
 #include "log.hpp"
 #include "ops/requests.hpp"
 #include "varlink_description.h"
+#include "varlink_service.hpp"
 
 #include <cerrno>
 #include <fstream>
@@ -20,17 +21,6 @@ using nlohmann::json;
 namespace {
 
 const std::string iface = PROMISCD_VARLINK_INTERFACE;
-const std::string service_iface = "org.varlink.service";
-
-const char* service_description = "interface org.varlink.service\n"
-                                  "method GetInfo() -> (vendor: string, product: string, version: "
-                                  "string, url: string, interfaces: []string)\n"
-                                  "method GetInterfaceDescription(interface: string) -> "
-                                  "(description: string)\n"
-                                  "error InterfaceNotFound (interface: string)\n"
-                                  "error MethodNotFound (method: string)\n"
-                                  "error MethodNotImplemented (method: string)\n"
-                                  "error InvalidParameter (parameter: string)\n";
 
 // Parameters of a method: the fixed ones are taken out by name; what is left
 // are the operation's options (checked, with their messages, by ops).
@@ -159,7 +149,9 @@ const char* interface_description() {
 }
 
 PromiscVarlink::PromiscVarlink(ops::Operations& operations)
-    : ops_(operations), leases_(operations.leases()) {
+    : ops_(operations), leases_(operations.leases()),
+      service_({"promiscd", "promiscd", PROMISCD_VERSION, "https://github.com/promiscd/promiscd"}) {
+    service_.add_interface(iface, interface_description());
     leases_.changes().subscribe(this);
     sd_event_source* s = nullptr;
     if (sd_event_add_defer(leases_.event(), &s, &PromiscVarlink::on_deferred, this) >= 0) {
@@ -212,25 +204,10 @@ json PromiscVarlink::link_json(const LinkView& v) const {
 
 void PromiscVarlink::call(const ConnPtr& c, Call call) {
     const std::string& m = call.method;
+    if (service_.answer(*c, call))
+        return;
     try {
-        if (m == service_iface + ".GetInfo") {
-            Params(call.parameters).allow({});
-            c->reply({{"vendor", "promiscd"},
-                      {"product", "promiscd"},
-                      {"version", PROMISCD_VERSION},
-                      {"url", "https://github.com/promiscd/promiscd"},
-                      {"interfaces", {service_iface, iface}}});
-        } else if (m == service_iface + ".GetInterfaceDescription") {
-            Params p(call.parameters);
-            p.allow({"interface"});
-            auto name = p.str("interface");
-            if (name == iface)
-                c->reply({{"description", interface_description()}});
-            else if (name == service_iface)
-                c->reply({{"description", service_description}});
-            else
-                c->error(service_iface + ".InterfaceNotFound", {{"interface", name}});
-        } else if (m == iface + ".ListLinks") {
+        if (m == iface + ".ListLinks") {
             Params(call.parameters).allow({});
             json links = json::array();
             for (const auto& v : leases_.arbiter().links())
@@ -259,12 +236,7 @@ void PromiscVarlink::call(const ConnPtr& c, Call call) {
         } else if (m == iface + ".StopCapture") {
             method_stop_capture(c, call);
         } else {
-            auto dot = m.rfind('.');
-            std::string interface = dot == std::string::npos ? m : m.substr(0, dot);
-            if (interface != iface && interface != service_iface)
-                c->error(service_iface + ".InterfaceNotFound", {{"interface", interface}});
-            else
-                c->error(service_iface + ".MethodNotFound", {{"method", m}});
+            Service::method_not_found(*c, m);
         }
     } catch (const Error& e) {
         send_error(*c, e);
@@ -284,11 +256,14 @@ std::optional<ops::Caller> PromiscVarlink::caller_of(const ConnPtr& c) {
     caller.id = owner_id(*c);
     caller.uid = peer.uid;
     caller.pid = static_cast<uint32_t>(peer.pid);
-    caller.command = proc_comm(peer.pid);
+    auto& process = c->process_info();
+    if (!process)
+        process = Connection::ProcessInfo{proc_comm(peer.pid), proc_start_time(peer.pid)};
+    caller.command = process->command;
     caller.subject.kind = auth::Subject::Kind::UnixProcess;
     caller.subject.pid = static_cast<uint32_t>(peer.pid);
     caller.subject.uid = peer.uid;
-    caller.subject.start_time = proc_start_time(peer.pid);
+    caller.subject.start_time = process->start_time;
     caller.groups = peer.groups;
     caller.groups.push_back(peer.gid);
     return caller;
@@ -364,7 +339,7 @@ void PromiscVarlink::method_set_policy(const ConnPtr& c, const Call& call) {
 void PromiscVarlink::method_monitor(const ConnPtr& c, const Call& call) {
     Params(call.parameters).allow({});
     if (!call.more) {
-        c->error(service_iface + ".ExpectedMore");
+        Service::expected_more(*c);
         return;
     }
     monitors_[c->id()] = c;
@@ -419,6 +394,16 @@ void PromiscVarlink::broadcast(json event) {
 
 void PromiscVarlink::on_change(const service::Change& change) {
     using namespace service;
+    // Nobody to tell: no Monitor, and no Acquire with "more" for this lease.
+    if (monitors_.empty()) {
+        const core::Lease* l = nullptr;
+        if (const auto* c = std::get_if<LeaseChanged>(&change))
+            l = &c->lease;
+        else if (const auto* e = std::get_if<service::LeaseEnded>(&change))
+            l = &e->lease;
+        if (!l || !watchers_.count(l->id))
+            return;
+    }
     try {
         if (const auto* a = std::get_if<LeaseAdded>(&change)) {
             broadcast({{"type", "lease-granted"},

@@ -9,6 +9,7 @@
 #include "ops/operations.hpp"
 #include "service/changes.hpp"
 #include "varlink/varlink_server.hpp"
+#include "varlink/varlink_service.hpp"
 
 #include <map>
 #include <memory>
@@ -52,6 +53,7 @@ private:
 
     ops::Operations& ops_;
     service::LeaseService& leases_;
+    Service service_; // org.varlink.service, and the errors for unknown calls
     // Acquire calls with "more": lease id -> the connection to tell.
     std::map<core::LeaseId, std::weak_ptr<Connection>> watchers_;
     std::map<uint64_t, std::weak_ptr<Connection>> monitors_;

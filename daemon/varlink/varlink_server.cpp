@@ -164,6 +164,12 @@ int Connection::on_pump(sd_event_source*, void* userdata) {
     return 0;
 }
 
+char* Server::scratch() {
+    if (!scratch_)
+        scratch_ = std::make_unique<char[]>(read_chunk);
+    return scratch_.get();
+}
+
 void Connection::on_readable() {
     const size_t limit = server_.limits_.max_message_bytes;
     for (unsigned reads = 0; reads < Server::kReadsPerTurn && open() && !closing_; ++reads) {
@@ -171,18 +177,16 @@ void Connection::on_readable() {
         // message at its largest plus one read.
         if (in_.size() > limit + read_chunk)
             break;
-        size_t old = in_.size();
-        in_.resize(old + read_chunk);
-        ssize_t n = ::read(fd_, in_.data() + old, read_chunk);
+        char* chunk = server_.scratch();
+        ssize_t n = ::read(fd_, chunk, read_chunk);
         if (n < 0) {
-            in_.resize(old);
             if (errno == EINTR)
                 continue;
             if (errno != EAGAIN)
                 close(true);
             break;
         }
-        in_.resize(old + static_cast<size_t>(n));
+        in_.append(chunk, static_cast<size_t>(n));
         if (n == 0) {
             close(true);
             return;
@@ -197,10 +201,13 @@ void Connection::on_readable() {
 
 void Connection::dispatch() {
     const size_t limit = server_.limits_.max_message_bytes;
-    auto refuse = [&](const std::string& name, json params) {
-        // Not a call anyone could answer: answered here, as if it were one.
+    // Not a call anyone could answer: answered here, as if it were one; but
+    // never when it asked for no answer (varlink: the next reply a client
+    // reads must be its next call's).
+    auto refuse = [&](const std::string& name, json params, bool oneway = false) {
         call_in_progress_ = true;
-        oneway_ = more_ = false;
+        oneway_ = oneway;
+        more_ = false;
         error(name, params);
     };
     for (unsigned calls = 0; calls < Server::kCallsPerTurn; ++calls) {
@@ -241,13 +248,20 @@ void Connection::dispatch() {
             close(true);
             return;
         }
-        auto bad = [&](const char* parameter) {
-            refuse("org.varlink.service.InvalidParameter", {{"parameter", parameter}});
-        };
         if (!msg.is_object()) {
-            bad("message is not a JSON object");
+            refuse("org.varlink.service.InvalidParameter",
+                   {{"parameter", "message is not a JSON object"}});
             continue;
         }
+        const auto ow = msg.find("oneway");
+        const bool oneway = ow != msg.end() && ow->is_boolean() && ow->get<bool>();
+        auto bad = [&](const char* parameter) {
+            if (oneway)
+                log::debug("varlink: connection " + std::to_string(id_) +
+                           " sent a oneway call with an invalid '" + parameter +
+                           "'; dropped unanswered");
+            refuse("org.varlink.service.InvalidParameter", {{"parameter", parameter}}, oneway);
+        };
         auto method = msg.find("method");
         if (method == msg.end() || !method->is_string()) {
             bad("method");

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <sys/types.h>
 #include <systemd/sd-event.h>
@@ -68,6 +69,14 @@ public:
     // two) cannot be recycled as a pid can. True where the kernel cannot tell.
     bool peer_alive() const;
 
+    // What the handler read of the peer process (its command and start
+    // time): read once per connection, not once per call.
+    struct ProcessInfo {
+        std::string command;
+        uint64_t start_time = 0;
+    };
+    std::optional<ProcessInfo>& process_info() { return process_; }
+
     // Answer the call in progress (for a oneway call: nothing is sent, the
     // call is done). continues=true keeps it open (a "more" call); fds are
     // sent with SCM_RIGHTS alongside this reply and closed here afterwards.
@@ -92,6 +101,7 @@ private:
     Server& server_;
     int fd_;
     PeerCredentials peer_;
+    std::optional<ProcessInfo> process_;
     uint64_t id_;
     EventSourcePtr source_;
     EventSourcePtr pump_; // continues dispatching buffered calls next turn
@@ -167,6 +177,7 @@ private:
     void resume_accepting();
     void over_budget();
     void warn(const std::string& text);
+    char* scratch();
     uint64_t now() const { return loop_now(event_); }
 
     sd_event* event_;
@@ -188,6 +199,9 @@ private:
     double warn_tokens_ = 10;
     uint64_t warn_last_ = 0;
     uint64_t warn_suppressed_ = 0;
+    // Every read lands here first (one loop, one read at a time), so a
+    // connection's buffer grows by what arrived, not by a zero-filled chunk.
+    std::unique_ptr<char[]> scratch_;
 };
 
 // The deepest nesting of arrays and objects in a JSON text, stopping early

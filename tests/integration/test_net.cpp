@@ -44,6 +44,8 @@ std::unique_ptr<LinkControl> control_in(const Netns& ns) {
 // of the watcher would build from it.
 struct Recorder {
     std::vector<LinkInfo> changed;
+    std::vector<bool> superseded; // beside changed
+
     std::vector<std::pair<int, std::string>> removed;
     std::vector<std::vector<LinkInfo>> resynced;
     std::map<int, LinkInfo> view;
@@ -56,8 +58,9 @@ struct Recorder {
     LinkWatcher::Callbacks callbacks() {
         return {
             .changed =
-                [this](const LinkInfo& l) {
+                [this](const LinkInfo& l, bool old) {
                     changed.push_back(l);
+                    superseded.push_back(old);
                     view[l.ifindex] = l;
                 },
             .removed =
@@ -90,7 +93,7 @@ unsigned drain(LinkWatcher& w) {
     do {
         w.process();
         ++calls;
-    } while (::poll(&p, 1, 0) > 0);
+    } while (w.busy() || ::poll(&p, 1, 0) > 0);
     return calls;
 }
 
@@ -480,6 +483,53 @@ TEST(LinkWatcher, AttachedToSdEventDispatchesFromTheLoop) {
     ns.exec_ok("ip link set dev " + dev + " promisc off");
     EXPECT_GE(sd_event_run(loop.get(), 50'000), 0);
     EXPECT_TRUE(rec.view[ifindex].admin_flag);
+}
+
+// The daemon makes many changes before its loop reads their echoes: settled()
+// marks every notification of the link up to the echo of the last change, so
+// none of them reads as another agent's; a change by `ip` afterwards is news.
+TEST(LinkWatcher, EchoesOfOurOwnChangesAreMarkedSuperseded) {
+    PROMISCD_REQUIRE_ROOT();
+    Netns ns;
+    auto dev = add_ifb(ns);
+    auto other = add_ifb(ns);
+    const int ifindex = state_of(ns, dev).ifindex;
+    const int other_index = state_of(ns, other).ifindex;
+    Recorder rec;
+    auto w = watcher_in(ns, rec);
+    auto ctl = control_in(ns);
+    rec.reset_view(w->start());
+
+    // Another link's change in the middle stays news.
+    for (int i = 0; i < 10; ++i) {
+        ctl->set_promisc(ifindex, dev, true);
+        w->settled(ifindex, true);
+        if (i == 5)
+            ns.exec_ok("ip link set dev " + other + " promisc on");
+        ctl->set_promisc(ifindex, dev, false);
+        w->settled(ifindex, false);
+    }
+    EXPECT_TRUE(w->busy()) << "settled() read nothing ahead";
+    drain(*w);
+    unsigned echoes = 0;
+    for (size_t i = 0; i < rec.changed.size(); ++i) {
+        if (rec.changed[i].ifindex == ifindex) {
+            ++echoes;
+            EXPECT_TRUE(rec.superseded[i]) << "echo " << i << " of our own change is news";
+        } else if (rec.changed[i].ifindex == other_index) {
+            EXPECT_FALSE(rec.superseded[i]) << "another link's change was marked ours";
+        }
+    }
+    EXPECT_EQ(echoes, 20u) << "the kernel echoes each change of the admin bit";
+    EXPECT_TRUE(rec.view[other_index].admin_flag);
+
+    ns.exec_ok("ip link set dev " + dev + " promisc on");
+    rec.changed.clear();
+    rec.superseded.clear();
+    ASSERT_TRUE(pump_until(*w, [&] { return rec.view[ifindex].admin_flag; }));
+    ASSERT_EQ(rec.superseded.size(), 1u);
+    EXPECT_FALSE(rec.superseded[0]) << "a change by `ip` after ours was marked superseded";
+    EXPECT_TRUE(rec.resynced.empty());
 }
 
 // A burst of changes that overruns a tiny receive buffer: the kernel drops

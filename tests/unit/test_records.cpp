@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -63,6 +64,37 @@ TEST(Records, LeasesAndFlagsRoundTrip) {
     ASSERT_EQ(r.flags.size(), 1u);
     EXPECT_EQ(r.flags[0], std::make_pair(4, std::string("v\xff\xfe")));
     EXPECT_GE(r.next_id, 2u + 1000) << "a block of ids is reserved ahead";
+}
+
+// The flag set again after another agent cleared it: the record says the same
+// and is not rewritten; once removed (or pruned), it is written again.
+TEST(Records, AFlagRecordIsWrittenOncePerChange) {
+    Dir d;
+    RecordStore s(d.path);
+    s.begin("", 1);
+    auto ino = [&] {
+        struct stat st {};
+        return ::stat((d / "links/3").c_str(), &st) == 0 ? st.st_ino : ino_t(0);
+    };
+    s.save_flag(3, "eth0");
+    const ino_t first = ino();
+    ASSERT_NE(first, 0u);
+    s.save_flag(3, "eth0");
+    EXPECT_EQ(ino(), first) << "same text: not rewritten";
+    s.save_flag(3, "eth1"); // renamed
+    const ino_t renamed = ino();
+    EXPECT_NE(renamed, first);
+    s.remove_flag(3);
+    EXPECT_EQ(ino(), 0u);
+    s.save_flag(3, "eth1");
+    EXPECT_NE(ino(), 0u) << "written again after removal";
+    s.clear(); // prunes every flag record: none is backed
+    EXPECT_EQ(ino(), 0u);
+    s.save_flag(3, "eth1");
+    EXPECT_NE(ino(), 0u) << "written again after a prune";
+    Records r = RecordStore(d.path).load();
+    ASSERT_EQ(r.flags.size(), 1u);
+    EXPECT_EQ(r.flags[0], std::make_pair(3, std::string("eth1")));
 }
 
 TEST(Records, IdsAreReservedBeforeUse) {
@@ -150,4 +182,41 @@ TEST(Records, ClearRemovesEverything) {
     s.clear();
     EXPECT_TRUE(fs::is_empty(d / "leases"));
     EXPECT_TRUE(fs::is_empty(d / "links"));
+}
+
+// Records are written by hand (state/json_text): whatever the strings hold,
+// the text parses, and says what nlohmann would have written.
+TEST(Records, HandWrittenTextIsJsonForAnyBytes) {
+    const std::string samples[] = {
+        "",
+        "plain",
+        "quote \" backslash \\ slash /",
+        std::string("nul \0 inside", 12),
+        "controls \x01\x1f\n\t\r\b\f",
+        "utf-8 \xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\x8d",
+        "bad \xff\xfe bytes",
+        "truncated \xe2\x82",
+        "overlong \xc0\xaf and surrogate \xed\xa0\x80",
+        "past U+10FFFF \xf4\x90\x80\x80",
+        "cut four \xf0\x9f\x90 and \xe0\x80\x80 and \xf8\x88\x80\x80\x80 end",
+        "\xc3",
+    };
+    for (const auto& s : samples) {
+        core::Lease l = lease(7, "eth0");
+        l.owner.command = s;
+        l.reason = s;
+        const std::string text = RecordStore::lease_to_text(l);
+        ASSERT_EQ(text.back(), '\n');
+        nlohmann::json j;
+        ASSERT_NO_THROW(j = nlohmann::json::parse(text)) << text;
+        const std::string expected =
+            nlohmann::json::parse(nlohmann::json(s).dump(-1, ' ', false,
+                                                          nlohmann::json::error_handler_t::replace))
+                .get<std::string>();
+        EXPECT_EQ(j["reason"].get<std::string>(), expected) << text;
+        EXPECT_EQ(j["owner"]["command"].get<std::string>(), expected);
+        if (expected == s) {
+            EXPECT_EQ(RecordStore::lease_from_text(text), l) << "valid text round-trips";
+        }
+    }
 }

@@ -11,8 +11,9 @@ Prints one line per event on stdout:
   STATE <state>                 PropertiesChanged on the lease
   EXPIRES <usec>                PropertiesChanged on Expires
   ENDED <reason> [k=v...]       the lease's Ended signal and its details
-  RELEASED / RENEWED / FAILED <name> <message>   answers to stdin commands
-Commands on stdin, one per line: release, renew SEC, quit.
+  RELEASED / RENEWED / REVOKED / FAILED <name> <message>   answers to stdin commands
+Commands on stdin, one per line: release, renew SEC, revoke REASON (the
+Manager's RevokeLease on its own lease), quit.
 """
 import argparse
 import sys
@@ -87,6 +88,9 @@ def main():
             elif cmd[0] == "renew":
                 lease.Renew(dbus.UInt64(int(cmd[1])))
                 say("RENEWED")
+            elif cmd[0] == "revoke":
+                manager.RevokeLease(path, " ".join(cmd[1:]))
+                say("REVOKED")
             elif cmd[0] == "quit":
                 loop.quit()
                 return False

@@ -1,0 +1,695 @@
+// The contract, made true on both transports: the same request gets the
+// same answer, error name and message over D-Bus and over varlink; every
+// lease has a D-Bus object whatever created it; revocations reach the owner;
+// and the other promises of the XML and the IDL, each checked the way a
+// client sees it (python3-dbus, busctl, a plain python varlink client).
+#include "bus_stack.hpp"
+#include "netns.hpp"
+#include "process.hpp"
+#include "test_paths.h"
+
+#include <csignal>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+using namespace promiscd::testing;
+using nlohmann::json;
+
+namespace {
+
+const std::string vl = "org.promiscd.Promisc.";
+const std::string root_path = "/org/promiscd/Promisc1";
+const std::string manager = std::string(PROMISCD_BUS_NAME) + ".Manager";
+const std::string lease_iface = std::string(PROMISCD_BUS_NAME) + ".Lease";
+const std::string clients = std::string(PROMISCD_SOURCE_ROOT) + "/tests/integration/clients/";
+
+const std::string rules = R"js(
+polkit.addRule(function(action, subject) {
+    if (action.id.indexOf("org.promiscd.") != 0)
+        return polkit.Result.NOT_HANDLED;
+    if (subject.user == "pddeny")
+        return polkit.Result.NO;
+    if (subject.isInGroup("promisc") &&
+        (action.id == "org.promiscd.promisc.acquire" || action.id == "org.promiscd.capture"))
+        return polkit.Result.YES;
+    return polkit.Result.NOT_HANDLED;
+});
+)js";
+
+using As = std::function<std::vector<std::string>(std::vector<std::string>)>;
+As as(const TestUser& u) {
+    return [u](std::vector<std::string> argv) { return as_user(u, std::move(argv)); };
+}
+
+// An answer as a client sees it, transport aside: the error's short name
+// (AccessDenied whether org.freedesktop.DBus.Error.AccessDenied or
+// org.promiscd.Promisc.AccessDenied) and its message; "OK" and "" on success.
+struct Answer {
+    std::string error;
+    std::string message;
+    bool operator==(const Answer&) const = default;
+};
+std::ostream& operator<<(std::ostream& o, const Answer& a) {
+    return o << a.error << " \"" << a.message << "\"";
+}
+
+std::string short_name(const std::string& name) {
+    return name.substr(name.rfind('.') + 1);
+}
+
+class Contract : public ::testing::Test {
+protected:
+    void SetUp() override {
+        PROMISCD_REQUIRE_ROOT();
+        stack_ = std::make_unique<BusStack>();
+        stack_->start_polkit(rules);
+        ns_ = std::make_unique<Netns>();
+        dev_ = add_veth(*ns_).name;
+        ifb_ = add_ifb(*ns_);
+        sock_ = state_ / "io.promiscd";
+        config_ = state_ / "promiscd.json";
+        write_file(config_, "{}\n");
+    }
+    void TearDown() override {
+        if (HasFailure() && daemon_)
+            std::cerr << "---- promiscd log ----\n" << daemon_->log() << "\n";
+        procs_.clear();
+        daemon_.reset();
+        ns_.reset();
+        stack_.reset();
+    }
+    void start_daemon(std::vector<std::string> extra = {}, std::vector<std::string> prefix = {}) {
+        Process::Options o;
+        o.env = stack_->env();
+        o.log_path = state_ / ("promiscd-" + std::to_string(++starts_) + ".log");
+        std::vector<std::string> argv = prefix;
+        for (std::string a :
+             {std::string(PROMISCD_DAEMON_BINARY), std::string("--log-target=console"),
+              std::string("--log-level=debug"), "--state-dir=" + state_.path(),
+              "--config=" + config_, "--varlink=" + sock_})
+            argv.push_back(a);
+        argv.insert(argv.end(), extra.begin(), extra.end());
+        daemon_ = std::make_unique<Process>(ns_->wrap(argv), o);
+        ASSERT_TRUE(wait_until([&] { return stack_->name_has_owner(PROMISCD_BUS_NAME); }))
+            << daemon_->log();
+    }
+    Process& spawn(std::vector<std::string> argv, const As& who = {}) {
+        if (who)
+            argv = who(argv);
+        Process::Options o;
+        o.env = stack_->env();
+        o.stdin_pipe = true;
+        procs_.push_back(std::make_unique<Process>(argv, o));
+        return *procs_.back();
+    }
+    Process& holder(std::vector<std::string> args, const As& who = {}) {
+        std::vector<std::string> argv = {"/usr/bin/python3", clients + "lease_holder.py"};
+        argv.insert(argv.end(), args.begin(), args.end());
+        return spawn(argv, who);
+    }
+    Process& vclient(std::vector<std::string> args, const As& who = {}) {
+        std::vector<std::string> argv = {"/usr/bin/python3", clients + "varlink_client.py", sock_};
+        argv.insert(argv.end(), args.begin(), args.end());
+        return spawn(argv, who);
+    }
+    // One call over each transport.
+    Answer over_dbus(const std::string& path, const std::string& iface, const std::string& method,
+                     std::vector<std::string> args, const As& who) {
+        std::vector<std::string> argv = {"/usr/bin/python3", clients + "call.py", path, iface,
+                                         method};
+        argv.insert(argv.end(), args.begin(), args.end());
+        if (who)
+            argv = who(argv);
+        auto r = run(argv, stack_->env());
+        std::istringstream in(r.out);
+        std::string word;
+        in >> word;
+        if (word == "OK")
+            return {"OK", ""};
+        if (word != "ERROR")
+            return {"?", r.out + r.err};
+        std::string name, message;
+        in >> name;
+        std::getline(in, message);
+        return {short_name(name), message.empty() ? "" : message.substr(1)};
+    }
+    Answer over_varlink(const std::string& method, const json& params, const As& who) {
+        std::vector<std::string> argv = {
+            "/usr/bin/python3", clients + "varlink_client.py", sock_, "--exit", vl + method,
+            params.dump()};
+        if (who)
+            argv = who(argv);
+        auto r = run(argv);
+        auto pos = r.out.find("\nREPLY ");
+        if (pos != std::string::npos)
+            return {"OK", ""};
+        pos = r.out.find("\nERROR ");
+        if (pos == std::string::npos)
+            return {"?", r.out + r.err};
+        std::istringstream in(r.out.substr(pos + 7));
+        std::string name, rest;
+        in >> name;
+        std::getline(in, rest);
+        json p = json::parse(rest, nullptr, false);
+        return {short_name(name), p.is_object() ? p.value("message", rest) : rest};
+    }
+    json vreply(const std::string& method, const json& params = json::object()) {
+        auto r = run({"/usr/bin/python3", clients + "varlink_client.py", sock_, "--exit",
+                      vl + method, params.dump()});
+        auto pos = r.out.find("REPLY ");
+        if (pos == std::string::npos) {
+            ADD_FAILURE() << method << " over varlink: " << r.out << r.err;
+            return json();
+        }
+        return json::parse(r.out.substr(pos + 6, r.out.find('\n', pos) - pos - 6));
+    }
+    CommandResult busctl(std::vector<std::string> args) {
+        std::vector<std::string> argv = {"busctl", "--system", "--json=short"};
+        argv.insert(argv.end(), args.begin(), args.end());
+        return run(argv, stack_->env());
+    }
+    bool promisc(const std::string& dev) {
+        auto s = link_state(*ns_, dev);
+        return s && s->promisc();
+    }
+
+    TempDir state_;
+    std::string sock_, config_, dev_, ifb_;
+    std::unique_ptr<BusStack> stack_;
+    std::unique_ptr<Netns> ns_;
+    std::unique_ptr<Process> daemon_;
+    std::vector<std::unique_ptr<Process>> procs_;
+    int starts_ = 0;
+};
+
+} // namespace
+
+// One table of requests, run against both transports: the same error, with
+// the same message, or success on both.
+TEST_F(Contract, TheSameRequestGetsTheSameAnswerOnBothTransports) {
+    write_file(config_, R"({"quotas": {"leases_per_uid": 1}})");
+    start_daemon();
+    // pdallow holds one lease (its quota), root one on the ifb.
+    auto& mine = holder({dev_}, as(kAllowedUser));
+    ASSERT_NE(mine.wait_for_output("LEASE "), std::string::npos) << mine.log();
+    auto& roots = vclient({vl + "Acquire", json{{"interface", ifb_}}.dump()});
+    ASSERT_NE(roots.wait_for_output("REPLY"), std::string::npos) << roots.log();
+    const auto leases = vreply("ListLeases")["leases"];
+    std::string root_id, mine_id;
+    for (const auto& l : leases)
+        (l["uid"] == 0 ? root_id : mine_id) = std::to_string(l["id"].get<uint64_t>());
+    const std::string root_lease = root_path + "/lease/" + root_id;
+
+    struct Row {
+        const char* what;
+        As who;
+        // D-Bus: path, interface, method, signature and arguments.
+        std::string path, iface, method;
+        std::vector<std::string> args;
+        // varlink: method and parameters.
+        std::string vmethod;
+        json params;
+        std::string error; // expected short error name ("OK" for success)
+    };
+    const TestUser& allow = kAllowedUser;
+    const TestUser& deny = kDeniedUser;
+    const std::string opts_tll = R"({"tll": ["t", 5]})";
+    const std::vector<Row> rows = {
+        {"unknown option",
+         {},
+         root_path,
+         manager,
+         "AcquireLease",
+         {"sa{sv}", dev_, opts_tll},
+         "Acquire",
+         {{"interface", dev_}, {"tll", 5}},
+         "InvalidArgument"},
+        {"wrong type",
+         {},
+         root_path,
+         manager,
+         "AcquireLease",
+         {"sa{sv}", dev_, R"({"ttl": ["s", "5"]})"},
+         "Acquire",
+         {{"interface", dev_}, {"ttl", "5"}},
+         "InvalidArgument"},
+        {"invalid name",
+         {},
+         root_path,
+         manager,
+         "AcquireLease",
+         {"sa{sv}", "eth/0", "{}"},
+         "Acquire",
+         {{"interface", "eth/0"}},
+         "InvalidArgument"},
+        {"bad escape",
+         {},
+         root_path,
+         manager,
+         "AcquireLease",
+         {"sa{sv}", "v\\q", "{}"},
+         "Acquire",
+         {{"interface", "v\\q"}},
+         "InvalidArgument"},
+        {"no such link",
+         {},
+         root_path,
+         manager,
+         "AcquireLease",
+         {"sa{sv}", "nosuch0", "{}"},
+         "Acquire",
+         {{"interface", "nosuch0"}},
+         "NoSuchInterface"},
+        {"ttl too long",
+         {},
+         root_path,
+         manager,
+         "AcquireLease",
+         {"sa{sv}", dev_, R"({"ttl": ["t", 99999999999]})"},
+         "Acquire",
+         {{"interface", dev_}, {"ttl", 99999999999ULL}},
+         "InvalidArgument"},
+        {"polkit says no",
+         as(deny),
+         root_path,
+         manager,
+         "AcquireLease",
+         {"sa{sv}", dev_, "{}"},
+         "Acquire",
+         {{"interface", dev_}},
+         "AccessDenied"},
+        {"over the uid's quota",
+         as(allow),
+         root_path,
+         manager,
+         "AcquireLease",
+         {"sa{sv}", ifb_, "{}"},
+         "Acquire",
+         {{"interface", ifb_}},
+         "QuotaExceeded"},
+        {"revoke a lease that never was",
+         {},
+         root_path,
+         manager,
+         "RevokeLease",
+         {"os", root_path + "/lease/999", "x"},
+         "Revoke",
+         {{"id", 999}, {"reason", "x"}},
+         "NoSuchLease"},
+        {"revoke with too long a reason",
+         {},
+         root_path,
+         manager,
+         "RevokeLease",
+         {"os", root_lease, std::string(300, 'r')},
+         "Revoke",
+         {{"id", std::stoull(root_id)}, {"reason", std::string(300, 'r')}},
+         "InvalidArgument"},
+        {"revoke another's lease without manage",
+         as(deny),
+         root_path,
+         manager,
+         "RevokeLease",
+         {"os", root_lease, "x"},
+         "Revoke",
+         {{"id", std::stoull(root_id)}, {"reason", "x"}},
+         "AccessDenied"},
+        {"release another's lease",
+         as(deny),
+         root_lease,
+         lease_iface,
+         "Release",
+         {""},
+         "Release",
+         {{"id", std::stoull(root_id)}},
+         "NotOwner"},
+        {"renew another's lease",
+         as(deny),
+         root_lease,
+         lease_iface,
+         "Renew",
+         {"t", "60"},
+         "Renew",
+         {{"id", std::stoull(root_id)}, {"ttl", 60}},
+         "NotOwner"},
+        {"renew beyond the limit",
+         {},
+         root_lease,
+         lease_iface,
+         "Renew",
+         {"t", "99999999999"},
+         "Renew",
+         {{"id", std::stoull(root_id)}, {"ttl", 99999999999ULL}},
+         "InvalidArgument"},
+        {"unknown policy",
+         {},
+         root_path,
+         manager,
+         "SetLinkPolicy",
+         {"ss", dev_, "maybe"},
+         "SetLinkPolicy",
+         {{"interface", dev_}, {"policy", "maybe"}},
+         "InvalidArgument"},
+        {"policy of a missing link",
+         {},
+         root_path,
+         manager,
+         "SetLinkPolicy",
+         {"ss", "nosuch0", "yield"},
+         "SetLinkPolicy",
+         {{"interface", "nosuch0"}, {"policy", "yield"}},
+         "NoSuchInterface"},
+        {"policy as a denied user",
+         as(deny),
+         root_path,
+         manager,
+         "SetLinkPolicy",
+         {"ss", dev_, "yield"},
+         "SetLinkPolicy",
+         {{"interface", dev_}, {"policy", "yield"}},
+         "AccessDenied"},
+        {"snaplen out of range",
+         {},
+         root_path,
+         manager,
+         "OpenCapture",
+         {"sa{sv}", dev_, R"({"snaplen": ["u", 0]})"},
+         "OpenCapture",
+         {{"interface", dev_}, {"snaplen", 0}},
+         "InvalidArgument"},
+        {"unknown format",
+         {},
+         root_path,
+         manager,
+         "OpenCapture",
+         {"sa{sv}", dev_, R"({"format": ["s", "pcapx"]})"},
+         "OpenCapture",
+         {{"interface", dev_}, {"format", "pcapx"}},
+         "InvalidArgument"},
+        {"bad filter",
+         {},
+         root_path,
+         manager,
+         "OpenCapture",
+         {"sa{sv}", dev_, R"({"filter": ["s", "udp port"]})"},
+         "OpenCapture",
+         {{"interface", dev_}, {"filter", "udp port"}},
+         "InvalidFilter"},
+        {"capture as a denied user",
+         as(deny),
+         root_path,
+         manager,
+         "OpenCapture",
+         {"sa{sv}", dev_, "{}"},
+         "OpenCapture",
+         {{"interface", dev_}},
+         "AccessDenied"},
+    };
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.what);
+        Answer d = over_dbus(r.path, r.iface, r.method, r.args, r.who);
+        Answer v = over_varlink(r.vmethod, r.params, r.who);
+        EXPECT_EQ(d.error, r.error) << "D-Bus: " << d;
+        EXPECT_EQ(d, v) << "D-Bus and varlink differ";
+        EXPECT_FALSE(d.message.empty());
+    }
+    // Nothing of it changed anything.
+    EXPECT_EQ(vreply("ListLeases")["leases"].size(), 2u) << "both leases are still there";
+    // (Held in a variable: a range over a member of a temporary dangles.)
+    const json links = vreply("ListLinks")["links"];
+    for (const auto& l : links)
+        EXPECT_EQ(l["policy"], "enforce") << l;
+}
+
+// 1. Every lease has a D-Bus object, whatever created it: --hold, the
+// configuration file, varlink, a capture. Their owners read the same on both
+// transports, and D-Bus can end them.
+TEST_F(Contract, EveryLeaseHasADBusObject) {
+    auto tap = add_ifb(*ns_);
+    write_file(config_, R"({"static_leases": [{"interface": ")" + tap + R"(", "reason": "tap"}]})");
+    start_daemon({"--hold=" + ifb_});
+    auto& monitor = spawn({"/usr/bin/python3", clients + "monitor.py"});
+    ASSERT_NE(monitor.wait_for_output("READY"), std::string::npos) << monitor.log();
+    auto& v = vclient({"--more", vl + "Acquire", json{{"interface", dev_}}.dump()});
+    ASSERT_NE(v.wait_for_output("REPLY"), std::string::npos) << v.log();
+    auto& cap = spawn({"/usr/bin/python3", clients + "capture_client.py", dev_, "{}", "--no-read"});
+    ASSERT_NE(cap.wait_for_output("CAPTURE "), std::string::npos) << cap.log();
+
+    auto leases = vreply("ListLeases")["leases"];
+    ASSERT_EQ(leases.size(), 4u) << leases;
+    auto managed = busctl({"call", PROMISCD_BUS_NAME, root_path,
+                           "org.freedesktop.DBus.ObjectManager", "GetManagedObjects"});
+    ASSERT_EQ(managed.status, 0) << managed.err;
+    std::map<std::string, std::string> owners; // varlink's view of each lease's owner
+    for (const auto& l : leases) {
+        const std::string path = root_path + "/lease/" + std::to_string(l["id"].get<uint64_t>());
+        EXPECT_NE(managed.out.find("\"" + path + "\""), std::string::npos)
+            << path << " is missing from GetManagedObjects";
+        auto owner = busctl({"get-property", PROMISCD_BUS_NAME, path, lease_iface, "Owner"});
+        EXPECT_EQ(owner.status, 0) << owner.err;
+        EXPECT_NE(owner.out.find("\"" + l["owner"].get<std::string>() + "\""), std::string::npos)
+            << "D-Bus says " << owner.out << ", varlink says " << l["owner"];
+        owners[l["interface"]] += l["owner"].get<std::string>() + " ";
+    }
+    EXPECT_EQ(owners[ifb_], "config:hold ");
+    EXPECT_EQ(owners[tap], "config:static ");
+    EXPECT_NE(owners[dev_].find("varlink:"), std::string::npos) << owners[dev_];
+    EXPECT_NE(owners[dev_].find(":1."), std::string::npos)
+        << "the capture's lease: " << owners[dev_];
+    // The varlink lease was announced on the bus, and D-Bus can end it.
+    std::string vpath;
+    for (const auto& l : leases)
+        if (l["owner"].get<std::string>().rfind("varlink:", 0) == 0)
+            vpath = root_path + "/lease/" + std::to_string(l["id"].get<uint64_t>());
+    EXPECT_NE(monitor.wait_for_output("ADDED " + vpath + " " + lease_iface), std::string::npos)
+        << monitor.log();
+    auto release = busctl({"call", PROMISCD_BUS_NAME, vpath, lease_iface, "Release"});
+    EXPECT_EQ(release.status, 0) << release.err;
+    EXPECT_NE(v.wait_for_output("\"ended\": \"revoked\""), std::string::npos) << v.log();
+}
+
+// 2 and 3. Revoking one's own lease is releasing it (no authorization); a
+// revocation's reason and revoker reach the owner on both transports, and
+// the audit record.
+TEST_F(Contract, RevocationsAndOwnRevocations) {
+    start_daemon();
+    // pdallow may not manage, yet revokes its own leases (the owner is the
+    // connection that took it, as for Release).
+    auto& mine = holder({dev_}, as(kAllowedUser));
+    ASSERT_NE(mine.wait_for_output("LEASE "), std::string::npos) << mine.log();
+    mine.write_stdin("revoke done\n");
+    EXPECT_NE(mine.wait_for_output("REVOKED"), std::string::npos) << mine.log();
+    EXPECT_NE(mine.wait_for_output("ENDED released"), std::string::npos) << mine.log();
+    auto& vmine = vclient({vl + "Acquire", json{{"interface", dev_}}.dump()}, as(kAllowedUser));
+    ASSERT_NE(vmine.wait_for_output("REPLY"), std::string::npos) << vmine.log();
+    auto vid = vreply("ListLeases")["leases"][0]["id"].get<uint64_t>();
+    vmine.write_stdin("call " + vl + "Revoke " + json{{"id", vid}}.dump() + "\n");
+    EXPECT_NE(vmine.wait_for_output("REPLY {}"), std::string::npos) << vmine.log();
+    EXPECT_TRUE(vreply("ListLeases")["leases"].empty());
+
+    // root revokes others' leases with a reason.
+    auto& dbus_owner = holder({dev_}, as(kAllowedUser));
+    auto& vl_owner =
+        vclient({"--more", vl + "Acquire", json{{"interface", ifb_}}.dump()}, as(kAllowedUser));
+    ASSERT_NE(dbus_owner.wait_for_output("LEASE "), std::string::npos);
+    ASSERT_NE(vl_owner.wait_for_output("REPLY"), std::string::npos);
+    const auto held = vreply("ListLeases")["leases"];
+    ASSERT_EQ(held.size(), 2u) << held;
+    for (const auto& l : held) {
+        auto r = over_varlink(
+            "Revoke", {{"id", l["id"].get<uint64_t>()}, {"reason", "maintenance window"}}, {});
+        EXPECT_EQ(r.error, "OK") << r;
+    }
+    EXPECT_NE(dbus_owner.wait_for_output("ENDED revoked"), std::string::npos) << dbus_owner.log();
+    EXPECT_NE(dbus_owner.log().find("message=maintenance window"), std::string::npos)
+        << dbus_owner.log();
+    EXPECT_NE(dbus_owner.log().find("revoked_by_uid=0"), std::string::npos) << dbus_owner.log();
+    EXPECT_NE(vl_owner.wait_for_output("\"ended\": \"revoked\""), std::string::npos)
+        << vl_owner.log();
+    EXPECT_NE(vl_owner.log().find("\"message\": \"maintenance window\""), std::string::npos)
+        << vl_owner.log();
+    EXPECT_NE(vl_owner.log().find("\"revoked_by_uid\": 0"), std::string::npos) << vl_owner.log();
+    EXPECT_NE(daemon_->log().find("PROMISCD_REVOCATION=maintenance window"), std::string::npos)
+        << daemon_->log();
+}
+
+// 5. Monitor hears of a lease only once the kernel set the flag: a lease the
+// kernel refuses is never announced (promiscd here lacks CAP_NET_ADMIN).
+TEST_F(Contract, NothingIsAnnouncedBeforeTheKernelAgreed) {
+    start_daemon({}, {"setpriv", "--inh-caps=-net_admin", "--bounding-set=-net_admin", "--"});
+    auto& monitor = vclient({"--more", vl + "Monitor"});
+    ASSERT_NE(monitor.wait_for_output("subscribed"), std::string::npos) << monitor.log();
+    auto r = over_varlink("Acquire", {{"interface", dev_}}, {});
+    EXPECT_EQ(r.error, "Failed") << r;
+    EXPECT_NE(r.message.find("cannot set promiscuous mode"), std::string::npos) << r;
+    std::this_thread::sleep_for(300ms);
+    EXPECT_EQ(monitor.log().find("lease-granted"), std::string::npos)
+        << "a lease the kernel refused was announced: " << monitor.log();
+    EXPECT_EQ(monitor.log().find("lease-ended"), std::string::npos) << monitor.log();
+    // With the kernel's agreement the order is: granted, then the flag.
+    daemon_.reset();
+    start_daemon();
+    auto& m2 = vclient({"--more", vl + "Monitor"});
+    ASSERT_NE(m2.wait_for_output("subscribed"), std::string::npos) << m2.log();
+    EXPECT_EQ(over_varlink("Acquire", {{"interface", dev_}}, {}).error, "OK");
+    EXPECT_NE(m2.wait_for_output("\"by\": \"promiscd\""), std::string::npos) << m2.log();
+    EXPECT_LT(m2.log().find("lease-granted"), m2.log().find("\"by\": \"promiscd\"")) << m2.log();
+}
+
+// 6 and 7. ttl 0 is no expiry (acquire and renew); varlink takes "parameters":
+// null as none.
+TEST_F(Contract, TtlZeroAndNullParameters) {
+    start_daemon();
+    auto& d = holder({dev_, "--ttl", "0"});
+    ASSERT_NE(d.wait_for_output("LEASE "), std::string::npos) << d.log();
+    auto& v = vclient({vl + "Acquire", json{{"interface", ifb_}, {"ttl", 0}}.dump()});
+    ASSERT_NE(v.wait_for_output("REPLY"), std::string::npos) << v.log();
+    EXPECT_NE(v.log().find("\"expires\": null"), std::string::npos) << v.log();
+    const json leases = vreply("ListLeases")["leases"];
+    for (const auto& l : leases)
+        EXPECT_TRUE(l["expires"].is_null()) << l;
+    d.write_stdin("renew 0\n");
+    EXPECT_NE(d.wait_for_output("RENEWED"), std::string::npos) << d.log();
+    auto raw = run({"/usr/bin/python3", clients + "varlink_client.py", sock_, "--exit", "--raw",
+                    "b'{\"method\": \"org.varlink.service.GetInfo\", \"parameters\": null}\\0'"});
+    EXPECT_NE(raw.out.find("REPLY {\"interfaces\""), std::string::npos) << raw.out;
+}
+
+// 8. A capture open during a crash: its lease does not outlive it, even with
+// its client still on the bus.
+TEST_F(Contract, CapturesLeaseEndsWithTheCrash) {
+    start_daemon();
+    auto& cap = spawn({"/usr/bin/python3", clients + "capture_client.py", dev_, "{}", "--no-read"});
+    ASSERT_NE(cap.wait_for_output("CAPTURE "), std::string::npos) << cap.log();
+    ASSERT_TRUE(promisc(dev_));
+    daemon_->signal(SIGKILL);
+    daemon_->wait(5s);
+    ASSERT_TRUE(cap.running()) << "the client stays on the bus";
+    start_daemon();
+    EXPECT_TRUE(wait_until([&] { return !promisc(dev_); })) << "no capture holds it any more";
+    EXPECT_TRUE(vreply("ListLeases")["leases"].empty());
+}
+
+// 9. An external change that enforce undoes at once is visible on D-Bus.
+TEST_F(Contract, ExternalChangesAreVisibleOnDBus) {
+    start_daemon();
+    auto& monitor = spawn({"/usr/bin/python3", clients + "monitor.py"});
+    ASSERT_NE(monitor.wait_for_output("READY"), std::string::npos) << monitor.log();
+    auto& d = holder({dev_});
+    ASSERT_NE(d.wait_for_output("LEASE "), std::string::npos) << d.log();
+    ASSERT_NE(monitor.wait_for_output("FLAG " + dev_ + " on promiscd"), std::string::npos)
+        << monitor.log();
+    ns_->exec_ok("ip link set dev " + dev_ + " promisc off");
+    EXPECT_NE(monitor.wait_for_output("FLAG " + dev_ + " off another agent"), std::string::npos)
+        << monitor.log();
+    EXPECT_TRUE(wait_until([&] { return promisc(dev_); })) << "enforce set it again";
+    std::string link;
+    const auto links = vreply("ListLinks")["links"];
+    for (const auto& l : links)
+        if (l["name"] == dev_)
+            link = root_path + "/link/" + std::to_string(l["index"].get<int>());
+    ASSERT_FALSE(link.empty()) << links;
+    auto count = busctl({"get-property", PROMISCD_BUS_NAME, link,
+                         std::string(PROMISCD_BUS_NAME) + ".Link", "ExternalChanges"});
+    EXPECT_NE(count.out.find("\"data\":1"), std::string::npos) << count.out << count.err;
+}
+
+// 10. The daemon's own changes are never another agent's: with several
+// clients acquiring and releasing at once, the loop makes many changes before
+// it reads their echoes from the kernel, and must still tell them apart.
+TEST_F(Contract, OwnChangesReadLateAreNotExternal) {
+    start_daemon();
+    std::vector<std::string> links = {dev_, ifb_};
+    for (int i = 0; i < 4; ++i)
+        links.push_back(add_ifb(*ns_));
+    auto& monitor = spawn({"/usr/bin/python3", clients + "monitor.py"});
+    ASSERT_NE(monitor.wait_for_output("READY"), std::string::npos) << monitor.log();
+    std::vector<std::string> argv = {"/usr/bin/python3", clients + "churn.py", "40"};
+    argv.insert(argv.end(), links.begin(), links.end());
+    auto r = run(argv, stack_->env());
+    ASSERT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("DONE 240"), std::string::npos) << r.out;
+
+    // The last Release's FlagChanged reached the monitor: everything before it too.
+    const auto listed = vreply("ListLinks")["links"];
+    for (const auto& l : listed) {
+        if (std::find(links.begin(), links.end(), l["name"].get<std::string>()) == links.end())
+            continue;
+        EXPECT_EQ(l["external_changes"], 0) << l;
+        EXPECT_FALSE(l["admin_flag"].get<bool>()) << l;
+        EXPECT_FALSE(promisc(l["name"])) << l;
+    }
+    // Every change reached the monitor, each said to be promiscd's own.
+    auto count = [&](const std::string& text) {
+        const std::string log = monitor.log();
+        size_t n = 0;
+        for (size_t at = log.find(text); at != std::string::npos; at = log.find(text, at + 1))
+            ++n;
+        return n;
+    };
+    for (const auto& dev : links)
+        EXPECT_TRUE(wait_until([&] { return count("FLAG " + dev + " off promiscd\n") == 40; }))
+            << dev << ": " << count("FLAG " + dev + " off promiscd\n") << " clears seen\n"
+            << monitor.log();
+    EXPECT_EQ(monitor.log().find("another agent"), std::string::npos) << monitor.log();
+}
+
+// The objects the daemon serves have exactly the members of the XML contract:
+// the same methods, properties (type and access) and signals, with the same
+// argument types.
+TEST_F(Contract, LiveInterfacesMatchTheXml) {
+    start_daemon({"--hold=" + ifb_});
+    auto& cap = spawn({"/usr/bin/python3", clients + "capture_client.py", dev_, "{}", "--no-read"});
+    ASSERT_NE(cap.wait_for_output("CAPTURE "), std::string::npos) << cap.log();
+    const std::string compare = R"py(
+import sys, xml.etree.ElementTree as ET
+import dbus
+contract = ET.parse(sys.argv[1]).getroot()
+bus = dbus.SystemBus()
+
+def members(iface):
+    out = set()
+    for m in iface:
+        if m.tag == "method" or m.tag == "signal":
+            args = tuple((a.get("type"), a.get("direction", "in" if m.tag == "method" else "out"))
+                         for a in m if a.tag == "arg")
+            out.add((m.tag, m.get("name"), args))
+        elif m.tag == "property":
+            out.add((m.tag, m.get("name"), m.get("type"), m.get("access")))
+    return out
+
+bad = 0
+for path in sys.argv[2:]:
+    live = ET.fromstring(bus.get_object("org.promiscd.Promisc1", path, introspect=False)
+                         .Introspect(dbus_interface="org.freedesktop.DBus.Introspectable"))
+    for want in contract.findall("interface"):
+        got = [i for i in live.findall("interface") if i.get("name") == want.get("name")]
+        if not got:
+            continue
+        a, b = members(want), members(got[0])
+        if a != b:
+            bad += 1
+            print(path, want.get("name"), "missing:", sorted(a - b), "extra:", sorted(b - a))
+        else:
+            print("SAME", path, want.get("name"))
+sys.exit(1 if bad else 0)
+)py";
+    std::vector<std::string> argv = {"/usr/bin/python3", "-c", compare, PROMISCD_DBUS_XML,
+                                     root_path};
+    const json links = vreply("ListLinks")["links"];
+    for (const auto& l : links)
+        if (l["name"] == ifb_)
+            argv.push_back(root_path + "/link/" + std::to_string(l["index"].get<int>()));
+    const json leases = vreply("ListLeases")["leases"];
+    for (const auto& l : leases)
+        if (l["interface"] == ifb_)
+            argv.push_back(root_path + "/lease/" + std::to_string(l["id"].get<uint64_t>()));
+    argv.push_back(root_path + "/capture/1");
+    auto r = run(argv, stack_->env());
+    EXPECT_EQ(r.status, 0) << r.out << r.err;
+    for (const char* iface : {".Manager", ".Link", ".Lease", ".Capture"})
+        EXPECT_NE(r.out.find(std::string(PROMISCD_BUS_NAME) + iface), std::string::npos)
+            << iface << " was not compared: " << r.out << leases;
+}
