@@ -142,22 +142,29 @@ TransportKind Context::resolved() {
 Transport& Context::transport() {
     if (!transport_)
         transport_ = resolved() == TransportKind::Varlink
-                         ? varlink_transport(globals_.varlink_socket, std::move(probe_))
+                         ? varlink_transport(globals_.varlink_socket, std::move(probe_),
+                                             interactive())
                          : dbus_transport(client());
     return *transport_;
 }
 
 PolkitAgent Context::polkit_agent() {
-    if (resolved() != TransportKind::DBus)
+    // Over varlink too the daemon asks polkit about this process, when
+    // polkit is there to ask: on a host with a system bus.
+    if (resolved() != TransportKind::DBus && (!interactive() || !polkit_available()))
         return {};
     return PolkitAgent::start_if_useful(globals_.ask_password);
+}
+
+bool Context::interactive() const {
+    // Only someone at a terminal can answer a polkit agent's question.
+    return globals_.ask_password && ::isatty(STDIN_FILENO) == 1;
 }
 
 client::Client& Context::client() {
     if (!client_) {
         client::Client::Options o;
-        // Only someone at a terminal can answer a polkit agent's question.
-        o.interactive = globals_.ask_password && ::isatty(STDIN_FILENO) == 1;
+        o.interactive = interactive();
         client_ = std::make_unique<client::Client>(o);
     }
     return *client_;

@@ -55,6 +55,9 @@ public:
     // for as long as the returned object lives: on a terminal, over D-Bus
     // (the varlink interface has no way to allow interactive authorization).
     PolkitAgent polkit_agent();
+    // Calls may wait for a polkit agent's question to be answered: asked
+    // for (--no-ask-password not given) and someone is at the terminal.
+    bool interactive() const;
     // Whether the transport in use (once decided) is varlink.
     bool using_varlink() const noexcept { return resolved_ == TransportKind::Varlink; }
 

@@ -219,10 +219,18 @@ private:
     std::function<void(const Error&)> on_lost_;
 };
 
+// systemd's parameter for it: polkit may ask the caller's agent (the
+// password prompt of the agent promiscctl starts) and the call waits.
+json ask_polkit(json p, bool interactive) {
+    if (interactive)
+        p["allowInteractiveAuthentication"] = true;
+    return p;
+}
+
 class VarlinkLease : public HeldLease, public Stream {
 public:
     VarlinkLease(const std::string& path, const std::string& interface,
-                 const client::LeaseOptions& o)
+                 const client::LeaseOptions& o, bool interactive)
         : Stream(path) {
         json p = {{"interface", interface}};
         if (o.ttl_sec)
@@ -231,7 +239,7 @@ public:
             p["reason"] = o.reason;
         if (o.wait)
             p["wait"] = true;
-        conn().call_more(kIface + ".Acquire", p);
+        conn().call_more(kIface + ".Acquire", ask_polkit(std::move(p), interactive));
         auto first = conn().wait(std::chrono::minutes(2));
         if (!first.error.empty())
             client::VarlinkClient::raise(first);
@@ -397,7 +405,7 @@ private:
 class VarlinkCapture : public OpenedCapture, public Stream {
 public:
     VarlinkCapture(const std::string& path, const std::string& interface,
-                   const client::CaptureOptions& o)
+                   const client::CaptureOptions& o, bool interactive)
         : Stream(path) {
         json p = {{"interface", interface}, {"promisc", o.promisc}};
         if (!o.filter.empty())
@@ -410,7 +418,7 @@ public:
             p["buffer_size"] = o.buffer_size;
         if (o.count)
             p["count"] = o.count;
-        auto reply = conn().request(kIface + ".OpenCapture", p);
+        auto reply = conn().request(kIface + ".OpenCapture", ask_polkit(std::move(p), interactive));
         if (reply.fds.size() != 1)
             throw Error(ErrorKind::Failed, {},
                         "promiscd answered OpenCapture with " + std::to_string(reply.fds.size()) +
@@ -449,8 +457,9 @@ private:
 
 class VarlinkTransport : public Transport {
 public:
-    VarlinkTransport(std::string path, std::unique_ptr<client::VarlinkClient> connected)
-        : path_(std::move(path)), ctl_(std::move(connected)) {}
+    VarlinkTransport(std::string path, std::unique_ptr<client::VarlinkClient> connected,
+                     bool interactive)
+        : path_(std::move(path)), ctl_(std::move(connected)), interactive_(interactive) {}
     TransportKind kind() const override { return TransportKind::Varlink; }
 
     std::vector<LinkInfo> list_links() override {
@@ -466,20 +475,21 @@ public:
         return out;
     }
     void release(const std::string& path) override {
-        ctl().call(kIface + ".Release", {{"id", id_of(path)}});
+        ctl().call(kIface + ".Release", ask_polkit({{"id", id_of(path)}}, interactive_));
     }
     void revoke(const std::string& path, const std::string& reason) override {
         json p = {{"id", id_of(path)}};
         if (!reason.empty())
             p["reason"] = reason;
-        ctl().call(kIface + ".Revoke", p);
+        ctl().call(kIface + ".Revoke", ask_polkit(std::move(p), interactive_));
     }
     void set_policy(const std::string& interface, const std::string& policy) override {
-        ctl().call(kIface + ".SetLinkPolicy", {{"interface", interface}, {"policy", policy}});
+        ctl().call(kIface + ".SetLinkPolicy",
+                   ask_polkit({{"interface", interface}, {"policy", policy}}, interactive_));
     }
     std::unique_ptr<HeldLease> acquire(const std::string& interface,
                                        const client::LeaseOptions& o) override {
-        auto l = std::make_unique<VarlinkLease>(path_, interface, o);
+        auto l = std::make_unique<VarlinkLease>(path_, interface, o, interactive_);
         streams_.push_back(l.get());
         return l;
     }
@@ -490,7 +500,7 @@ public:
     }
     std::unique_ptr<OpenedCapture> open_capture(const std::string& interface,
                                                 const client::CaptureOptions& o) override {
-        auto c = std::make_unique<VarlinkCapture>(path_, interface, o);
+        auto c = std::make_unique<VarlinkCapture>(path_, interface, o, interactive_);
         streams_.push_back(c.get());
         return c;
     }
@@ -509,6 +519,7 @@ private:
 
     std::string path_;
     std::unique_ptr<client::VarlinkClient> ctl_;
+    bool interactive_;
     // Owned by the commands, which keep them for as long as the loop runs.
     std::vector<Stream*> streams_;
 };
@@ -520,11 +531,15 @@ std::unique_ptr<Transport> dbus_transport(client::Client& client) {
 }
 
 std::unique_ptr<Transport> varlink_transport(const std::string& path,
-                                             std::unique_ptr<client::VarlinkClient> connected) {
-    return std::make_unique<VarlinkTransport>(path, std::move(connected));
+                                             std::unique_ptr<client::VarlinkClient> connected,
+                                             bool interactive) {
+    return std::make_unique<VarlinkTransport>(path, std::move(connected), interactive);
 }
 
-bool dbus_available() {
+namespace {
+
+// Whether `name` is owned on the system bus or can be activated there.
+bool on_system_bus(const char* name) {
     sd_bus* bus = nullptr;
     if (sd_bus_open_system(&bus) < 0)
         return false;
@@ -533,7 +548,7 @@ bool dbus_available() {
     int has = 0;
     if (sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
                            "org.freedesktop.DBus", "NameHasOwner", nullptr, &reply, "s",
-                           PROMISCD_BUS_NAME) >= 0 &&
+                           name) >= 0 &&
         sd_bus_message_read(reply, "b", &has) >= 0 && has)
         found = true;
     reply = sd_bus_message_unref(reply);
@@ -544,7 +559,7 @@ bool dbus_available() {
                            "") >= 0 &&
         sd_bus_message_read_strv(reply, &names) >= 0 && names) {
         for (char** n = names; *n; ++n)
-            found = found || std::string(*n) == PROMISCD_BUS_NAME;
+            found = found || std::string(*n) == name;
     }
     if (names) {
         for (char** n = names; *n; ++n)
@@ -554,6 +569,16 @@ bool dbus_available() {
     sd_bus_message_unref(reply);
     sd_bus_flush_close_unref(bus);
     return found;
+}
+
+} // namespace
+
+bool dbus_available() {
+    return on_system_bus(PROMISCD_BUS_NAME);
+}
+
+bool polkit_available() {
+    return on_system_bus("org.freedesktop.PolicyKit1");
 }
 
 } // namespace promiscd::ctl

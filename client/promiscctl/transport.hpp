@@ -96,10 +96,14 @@ public:
 // D-Bus on client (owned by the caller, who keeps it alive).
 std::unique_ptr<Transport> dbus_transport(client::Client& client);
 // The varlink socket at path; connected is a connection to it already made
-// (used for the first plain calls), or null.
+// (used for the first plain calls), or null. interactive: calls that may ask
+// polkit say allowInteractiveAuthentication (an agent can answer).
 std::unique_ptr<Transport> varlink_transport(const std::string& path,
-                                             std::unique_ptr<client::VarlinkClient> connected);
+                                             std::unique_ptr<client::VarlinkClient> connected,
+                                             bool interactive);
 // Whether the system bus is reachable and promiscd is on it or activatable.
 bool dbus_available();
+// Whether polkitd is on the system bus (or can be started there).
+bool polkit_available();
 
 } // namespace promiscd::ctl

@@ -32,6 +32,15 @@ using core::quote;
 
 namespace {
 
+// 2 MiB, 64 KiB, 1000 bytes: sizes as the configuration would give them.
+std::string size_text(std::size_t bytes) {
+    if (bytes >= (std::size_t{1} << 20) && bytes % (std::size_t{1} << 20) == 0)
+        return std::to_string(bytes >> 20) + " MiB";
+    if (bytes >= 1024 && bytes % 1024 == 0)
+        return std::to_string(bytes >> 10) + " KiB";
+    return std::to_string(bytes) + " bytes";
+}
+
 [[noreturn]] void throw_errno(const std::string& what) {
     throw std::system_error(errno, std::system_category(), what);
 }
@@ -172,10 +181,9 @@ void CaptureService::check_quota(std::uint32_t uid, const CaptureRequest& reques
     const std::size_t want = memory_of(request);
     if (memory_ + want > limits.capture_memory_total)
         throw Error(ErrorCode::QuotaExceeded,
-                    "captures already hold " + std::to_string(memory_ >> 20) +
-                        " MiB of kernel ring buffers; " + std::to_string(want >> 20) +
-                        " MiB more would pass the limit of " +
-                        std::to_string(limits.capture_memory_total >> 20) + " MiB");
+                    "captures already hold " + size_text(memory_) + " of kernel ring buffers; " +
+                        size_text(want) + " more would pass the limit of " +
+                        size_text(limits.capture_memory_total) + " (capture_memory_total)");
 }
 
 std::uint64_t CaptureService::open(const CaptureRequest& request, const core::Owner& owner,

@@ -22,6 +22,10 @@ namespace {
 
 const std::string iface = PROMISCD_VARLINK_INTERFACE;
 
+// systemd's name for it: the caller is ready to wait while polkit asks its
+// agent (a password prompt) instead of being refused at once.
+constexpr const char* kInteractive = "allowInteractiveAuthentication";
+
 // Parameters of a method: the fixed ones are taken out by name; what is left
 // are the operation's options (checked, with their messages, by ops).
 class Params {
@@ -30,7 +34,7 @@ public:
     // Every parameter must be one of these (for methods without options).
     void allow(std::initializer_list<const char*> names) const {
         for (const auto& [k, v] : p_.items()) {
-            bool known = false;
+            bool known = k == kInteractive;
             for (const char* n : names)
                 known |= k == n;
             if (!known) {
@@ -68,11 +72,22 @@ public:
                         std::string("parameter '") + key + "' must be an unsigned integer");
         return it->get<uint64_t>();
     }
+    // allowInteractiveAuthentication, which every method that may ask polkit
+    // takes (absent or null: false).
+    bool interactive() const {
+        auto it = p_.find(kInteractive);
+        if (it == p_.end() || it->is_null())
+            return false;
+        if (!it->is_boolean())
+            throw Error(ErrorCode::InvalidArgument,
+                        std::string("parameter '") + kInteractive + "' must be a boolean");
+        return it->get<bool>();
+    }
     // Everything but `except`, as options.
     ops::Options options(std::initializer_list<const char*> except) const {
         ops::Options out;
         for (const auto& [k, v] : p_.items()) {
-            bool skip = false;
+            bool skip = k == kInteractive;
             for (const char* e : except)
                 skip |= k == e;
             if (skip)
@@ -243,7 +258,7 @@ void PromiscVarlink::call(const ConnPtr& c, Call call) {
     }
 }
 
-std::optional<ops::Caller> PromiscVarlink::caller_of(const ConnPtr& c) {
+std::optional<ops::Caller> PromiscVarlink::caller_of(const ConnPtr& c, bool interactive) {
     const auto& peer = c->peer();
     // The start time and command are read by pid: make sure that pid is
     // still our peer (a pidfd cannot be recycled).
@@ -266,13 +281,14 @@ std::optional<ops::Caller> PromiscVarlink::caller_of(const ConnPtr& c) {
     caller.subject.start_time = process->start_time;
     caller.groups = peer.groups;
     caller.groups.push_back(peer.gid);
+    caller.interactive = interactive;
     return caller;
 }
 
 void PromiscVarlink::method_acquire(const ConnPtr& c, const Call& call) {
     Params p(call.parameters);
     LeaseRequest req = ops::decode_acquire(p.str("interface"), p.options({"interface"}));
-    auto caller = caller_of(c);
+    auto caller = caller_of(c, p.interactive());
     if (!caller)
         return;
     const bool more = call.more && !call.oneway;
@@ -289,7 +305,7 @@ void PromiscVarlink::method_release(const ConnPtr& c, const Call& call) {
     Params p(call.parameters);
     p.allow({"id"});
     LeaseId id = p.uint("id");
-    auto caller = caller_of(c);
+    auto caller = caller_of(c, p.interactive());
     if (!caller)
         return;
     ops_.release(*caller, id, answer<ops::Unit>(c, [](Connection& conn, ops::Unit) {
@@ -302,7 +318,7 @@ void PromiscVarlink::method_renew(const ConnPtr& c, const Call& call) {
     p.allow({"id", "ttl"});
     LeaseId id = p.uint("id");
     Usec ttl = ops::decode_ttl(p.uint("ttl"));
-    auto caller = caller_of(c);
+    auto caller = caller_of(c, p.interactive());
     if (!caller)
         return;
     ops_.renew(*caller, id, ttl, answer<ops::Unit>(c, [](Connection& conn, ops::Unit) {
@@ -315,7 +331,7 @@ void PromiscVarlink::method_revoke(const ConnPtr& c, const Call& call) {
     p.allow({"id", "reason"});
     LeaseId id = p.uint("id");
     std::string reason = p.opt_str("reason").value_or("");
-    auto caller = caller_of(c);
+    auto caller = caller_of(c, p.interactive());
     if (!caller)
         return;
     ops_.revoke(*caller, id, reason, answer<ops::Unit>(c, [](Connection& conn, ops::Unit) {
@@ -328,7 +344,7 @@ void PromiscVarlink::method_set_policy(const ConnPtr& c, const Call& call) {
     p.allow({"interface", "policy"});
     std::string name = ops::decode_interface(p.str("interface"));
     Policy policy = ops::decode_policy(p.str("policy"));
-    auto caller = caller_of(c);
+    auto caller = caller_of(c, p.interactive());
     if (!caller)
         return;
     ops_.set_link_policy(
@@ -352,7 +368,7 @@ void PromiscVarlink::method_monitor(const ConnPtr& c, const Call& call) {
 void PromiscVarlink::method_open_capture(const ConnPtr& c, const Call& call) {
     Params p(call.parameters);
     service::CaptureRequest req = ops::decode_capture(p.str("interface"), p.options({"interface"}));
-    auto caller = caller_of(c);
+    auto caller = caller_of(c, p.interactive());
     if (!caller)
         return;
     ops_.open_capture(
@@ -366,7 +382,7 @@ void PromiscVarlink::method_stop_capture(const ConnPtr& c, const Call& call) {
     Params p(call.parameters);
     p.allow({"id"});
     service::CaptureId id = p.uint("id");
-    auto caller = caller_of(c);
+    auto caller = caller_of(c, p.interactive());
     if (!caller)
         return;
     ops_.stop_capture(*caller, id, answer<ops::Unit>(c, [](Connection& conn, ops::Unit) {

@@ -38,7 +38,7 @@ public:
 private:
     using ConnPtr = std::shared_ptr<Connection>;
     // The caller behind a connection, or an error when it cannot be trusted.
-    std::optional<ops::Caller> caller_of(const ConnPtr& c);
+    std::optional<ops::Caller> caller_of(const ConnPtr& c, bool interactive);
     void method_acquire(const ConnPtr& c, const Call& call);
     void method_release(const ConnPtr& c, const Call& call);
     void method_renew(const ConnPtr& c, const Call& call);

@@ -474,7 +474,7 @@ Server::Server(sd_event* event, int listen_fd, Handler& handler, Limits limits)
         throw std::system_error(-r, std::generic_category(), "varlink reaper");
     reaper_.reset(s);
     sd_event_source_set_enabled(s, SD_EVENT_OFF);
-    r = sd_event_add_time_relative(event_, &s, CLOCK_MONOTONIC, idle_check_usec, 0,
+    r = sd_event_add_time_relative(event_, &s, CLOCK_MONOTONIC, idle_interval(), 0,
                                    &Server::on_idle_check, this);
     if (r < 0)
         throw std::system_error(-r, std::generic_category(), "varlink idle timer");
@@ -690,9 +690,15 @@ int Server::on_idle_check(sd_event_source* s, uint64_t, void* userdata) {
             c->close(true);
         }
     }
-    sd_event_source_set_time_relative(s, idle_check_usec);
+    sd_event_source_set_time_relative(s, self->idle_interval());
     sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
     return 0;
+}
+
+uint64_t Server::idle_interval() const {
+    // Every 10 s, or as often as the timeout when it is shorter.
+    const uint64_t timeout = limits_.idle_timeout_usec;
+    return timeout > 0 ? std::min(idle_check_usec, timeout) : idle_check_usec;
 }
 
 void Server::drop(uint64_t id) {

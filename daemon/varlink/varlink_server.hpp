@@ -178,6 +178,7 @@ private:
     void over_budget();
     void warn(const std::string& text);
     char* scratch();
+    uint64_t idle_interval() const;
     uint64_t now() const { return loop_now(event_); }
 
     sd_event* event_;

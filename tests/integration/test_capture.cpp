@@ -581,7 +581,12 @@ TEST_F(Capture, BadRequestsGetNamedErrorsAndLeakNothing) {
     struct Case {
         std::string iface, options, error, says;
     };
+    // 16 KiB of filter (spaces between terms) are refused before anything
+    // compiles them.
+    std::string long_filter = "port 1" + std::string(16384, ' ');
     const std::vector<Case> cases = {
+        {dev_, json{{"filter", {"s", long_filter}}}.dump(), "InvalidArgument",
+         "option 'filter' is longer than 16384 bytes"},
         {dev_, R"({"snaplen": ["u", 0]})", "InvalidArgument", "'snaplen'"},
         {dev_, R"({"snaplen": ["u", 262145]})", "InvalidArgument", "'snaplen'"},
         {dev_, R"({"format": ["s", "pcapx"]})", "InvalidArgument", "'pcapx'"},

@@ -300,7 +300,8 @@ protected:
         o.log_path = state_ / "promiscd.log";
         daemon_ = std::make_unique<Process>(
             ns_->wrap({PROMISCD_DAEMON_BINARY, "--log-target=console", "--log-level=debug",
-                       "--state-dir=" + state_.path(), "--no-varlink"}),
+                       "--state-dir=" + state_.path(),
+                       serve_varlink_ ? "--varlink=" + varlink_socket() : "--no-varlink"}),
             o);
         ASSERT_TRUE(wait_until([&] { return stack_->name_has_owner(PROMISCD_BUS_NAME); }))
             << daemon_->log();
@@ -310,6 +311,9 @@ protected:
     // daemon stopped, promiscctl must never reach for another promiscd's
     // socket at the default path (hermetic, whatever runs on the host).
     std::string no_varlink() const { return tmp_ / "no-varlink-here"; }
+    // Where the daemon serves varlink when a fixture asks for it.
+    std::string varlink_socket() const { return tmp_ / "io.promiscd"; }
+    bool serve_varlink_ = false;
     std::map<std::string, std::string> env(std::map<std::string, std::string> extra = {}) {
         auto e = stack_->env();
         e["PROMISCD_VARLINK_SOCKET"] = no_varlink();
@@ -1122,6 +1126,39 @@ TEST_F(CtlAgent, PasswordPromptOnATerminal) {
         << w->output();
     EXPECT_TRUE(leases_json().empty());
     EXPECT_FALSE(promisc());
+}
+
+// Over varlink the daemon asks polkit about the calling process, which is
+// the process promiscctl's agent registered for: the same prompt, once
+// promiscctl says allowInteractiveAuthentication.
+class CtlAgentVarlink : public CtlAgent {
+protected:
+    void SetUp() override {
+        serve_varlink_ = true;
+        CtlAgent::SetUp();
+    }
+    std::unique_ptr<PtyProcess> over_varlink(const TestUser& user, std::vector<std::string> args) {
+        args.insert(args.begin(), {"--transport=varlink", "--varlink-socket=" + varlink_socket()});
+        return on_terminal(user, args);
+    }
+};
+
+TEST_F(CtlAgentVarlink, PasswordPromptOnATerminal) {
+    auto p = over_varlink(kDeniedUser, {"policy", dev_, "yield"});
+    ASSERT_TRUE(p->wait_for("Password: ")) << p->output();
+    EXPECT_NE(p->output().find("==== AUTHENTICATING FOR org.promiscd.manage ===="),
+              std::string::npos)
+        << p->output();
+    p->type_secret(kDeniedUserPassword);
+    EXPECT_EQ(p->wait(), 0) << p->output();
+    EXPECT_EQ(link_json(dev_)["policy"], "yield");
+
+    // Without the agent, the daemon's answer says a password is needed.
+    auto n = over_varlink(kDeniedUser, {"--no-ask-password", "policy", dev_, "enforce"});
+    EXPECT_EQ(n->wait(), 3) << n->output();
+    EXPECT_EQ(n->output().find("Password:"), std::string::npos) << n->output();
+    EXPECT_NE(n->output().find("authentication is required"), std::string::npos) << n->output();
+    EXPECT_EQ(link_json(dev_)["policy"], "yield");
 }
 
 TEST_F(CtlAgent, NoPromptWithNoAskPasswordOrWithoutATerminal) {

@@ -328,6 +328,16 @@ TEST_F(Varlink, AbusiveClientsDoNotHurtOthers) {
                         "InvalidArgument {\"message\": \"unknown option 'tll' (known options: "
                         "ttl, reason, wait)\"}"),
               std::string::npos);
+    // systemd's allowInteractiveAuthentication: a boolean on every method
+    // that may ask polkit, never taken for an option.
+    EXPECT_NE(call(iface + "Release", {{"id", 1}, {"allowInteractiveAuthentication", "yes"}})
+                  .find("ERROR " + iface +
+                        "InvalidArgument {\"message\": \"parameter "
+                        "'allowInteractiveAuthentication' must be a boolean\"}"),
+              std::string::npos);
+    EXPECT_NE(call(iface + "Release", {{"id", 999}, {"allowInteractiveAuthentication", false}})
+                  .find("ERROR " + iface + "NoSuchLease"),
+              std::string::npos);
     still_served(good);
     // Half a message, then silence: the others are served meanwhile.
     auto& half = client({"--raw", "b'{\"method\": \"org.promi'"});
@@ -424,6 +434,60 @@ TEST_F(Varlink, ConfigQuotasPoliciesAndConflicts) {
     ns_->exec_ok("ip link set dev " + ifb + " promisc off");
     EXPECT_NE(m.wait_for_output("\"type\": \"conflict\""), std::string::npos) << m.log();
     EXPECT_EQ(leases()[0]["state"], "overridden");
+}
+
+// The global bounds beside the per-uid ones: captures in all, their kernel
+// ring memory in all, and connections that sit idle holding nothing.
+TEST_F(Varlink, CapturesAndIdleConnectionsHaveGlobalBounds) {
+    write_file(config_, R"({
+        "quotas": {"captures_total": 3},
+        "capture_memory_total": 2097152,
+        "varlink": {"idle_timeout_seconds": 1}
+    })");
+    start_daemon();
+    auto open = [&](int buffer) -> Process& {
+        return client({iface + "OpenCapture",
+                       json{{"interface", dev_}, {"promisc", false}, {"buffer_size", buffer}}.dump()});
+    };
+    auto& a = open(1 << 20);
+    EXPECT_NE(a.wait_for_output("FD "), std::string::npos) << a.log();
+    auto& b = open(1 << 20);
+    EXPECT_NE(b.wait_for_output("FD "), std::string::npos) << b.log();
+    // 2 MiB of rings are reserved: not one more 64 KiB.
+    auto refused = call(iface + "OpenCapture",
+                        {{"interface", dev_}, {"promisc", false}, {"buffer_size", 65536}});
+    EXPECT_NE(refused.find("ERROR " + iface + "QuotaExceeded"), std::string::npos) << refused;
+    EXPECT_NE(refused.find("2 MiB"), std::string::npos) << "names the limit: " << refused;
+    // b's capture ends with its connection, and its memory is free again.
+    b.write_stdin("quit\n");
+    Process* c = nullptr;
+    EXPECT_TRUE(wait_until([&] {
+        Process& p = open(65536);
+        wait_until([&] {
+            return p.log().find("FD ") != std::string::npos ||
+                   p.log().find("ERROR") != std::string::npos;
+        });
+        if (p.log().find("FD ") != std::string::npos)
+            c = &p;
+        else
+            p.write_stdin("quit\n");
+        return c != nullptr;
+    })) << daemon_->log();
+    auto& d = open(65536);
+    EXPECT_NE(d.wait_for_output("FD "), std::string::npos) << d.log();
+    // Three captures (a, c, d) are open: quotas.captures_total.
+    auto fourth = call(iface + "OpenCapture",
+                       {{"interface", dev_}, {"promisc", false}, {"buffer_size", 65536}});
+    EXPECT_NE(fourth.find("ERROR " + iface + "QuotaExceeded"), std::string::npos) << fourth;
+    EXPECT_NE(fourth.find("(limit 3)"), std::string::npos) << fourth;
+
+    // A connection that says nothing is closed after the idle timeout; one
+    // that holds a capture is not.
+    auto& silent = client({"--raw", "b''"});
+    EXPECT_NE(silent.wait_for_output("EOF", 10s), std::string::npos) << silent.log();
+    EXPECT_EQ(a.log().find("EOF"), std::string::npos) << "a holds a capture: " << a.log();
+    auto& good = client({});
+    still_served(good);
 }
 
 TEST_F(Varlink, AllowedGroupsStandInForPolkitWhenThereIsNone) {
