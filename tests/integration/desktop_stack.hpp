@@ -223,9 +223,10 @@ protected:
         std::vector<std::string> out;
         if (!r.ok())
             return out;
-        for (const auto& [path, ifaces] : nlohmann::json::parse(r.out)["data"][0].items())
-            if (path.find("/capture/") != std::string::npos)
-                out.push_back(path);
+        const auto objects = nlohmann::json::parse(r.out).at("data").at(0);
+        for (auto it = objects.begin(); it != objects.end(); ++it)
+            if (it.key().find("/capture/") != std::string::npos)
+                out.push_back(it.key());
         return out;
     }
     bool promisc(const std::string& dev) {

@@ -147,7 +147,9 @@ TEST_F(Extcap, TsharkListsEveryLinkOfPromiscd) {
     EXPECT_TRUE(listed(iface(), dev_ + " via promiscd")) << r.out;
     EXPECT_TRUE(listed("promiscd-lo", "lo via promiscd")) << r.out;
     EXPECT_TRUE(listed("promiscd-any", "any via promiscd")) << r.out;
-    EXPECT_TRUE(listed("promiscd-p%7B%5Cxff%7D", "p\\x7b\\\\xff\\x7d via promiscd")) << r.out;
+    // The daemon's escape "\xff" is shown as it is; the braces as "\x7b",
+    // "\x7d" (a backslash of the name itself would be the daemon's "\\").
+    EXPECT_TRUE(listed("promiscd-p%7B%5Cxff%7D", "p\\x7b\\xff\\x7d via promiscd")) << r.out;
     EXPECT_FALSE(contains(r.out, veth_.peer_name)) << "the peer is in another namespace";
 
     auto dlts = tshark({"-i", iface(), "-L"});
@@ -156,10 +158,10 @@ TEST_F(Extcap, TsharkListsEveryLinkOfPromiscd) {
 
     // The odd name reaches the daemon intact: a capture on it holds a lease
     // on exactly that link.
-    auto& t = tshark_bg({"-i", "promiscd-p%7B%5Cxff%7D", "-w", home_ / "odd.pcapng"});
+    auto& t = tshark_bg(
+        {"-i", "promiscd-p%7B%5Cxff%7D", "-a", "duration:2", "-w", home_ / "odd.pcapng"});
     auto lease = capture_lease();
     EXPECT_EQ(lease[2], "p{\\xff}") << lease;
-    t.signal(SIGINT);
     EXPECT_EQ(t.wait(20s), 0) << t.log();
     EXPECT_TRUE(wait_until([&] { return leases().empty() && captures().empty(); }, 10s));
 }
@@ -317,11 +319,46 @@ TEST_F(Extcap, ClosedFifoEndsCaptureAndLease) {
     EXPECT_TRUE(wait_until([&] { return all_gone(); }, 5s));
 }
 
+// Wireshark stops its extcap programs with SIGTERM; a terminal's Ctrl-C
+// sends SIGINT. Either way, while Wireshark still holds the fifo open, the
+// helper has the daemon stop the capture (not merely die and let the
+// daemon notice), its lease ends with it, and the helper exits 0.
+TEST_F(Extcap, SigtermAndSigintStopCaptureAndLease) {
+    int n = 0;
+    for (int sig : {SIGTERM, SIGINT}) {
+        SCOPED_TRACE(strsignal(sig));
+        const std::string fifo = files_ / ("fifo" + std::to_string(sig));
+        ASSERT_EQ(::mkfifo(fifo.c_str(), 0666), 0);
+        ::chmod(fifo.c_str(), 0666);
+        Process& helper = spawn({kHelper, "--capture", "--extcap-interface", iface(), "--fifo", fifo},
+                                &kAllowedUser);
+        int fd = ::open(fifo.c_str(), O_RDONLY | O_CLOEXEC);
+        ASSERT_GE(fd, 0);
+        capture_lease();
+        uint8_t shb[4] = {};
+        ASSERT_EQ(::read(fd, shb, sizeof shb), 4);
+        EXPECT_EQ(hex(Bytes(shb, shb + 4)), "0a0d0d0a");
+        EXPECT_TRUE(promisc(dev_));
+        helper.signal(sig);
+        EXPECT_EQ(helper.wait(5s), 0) << helper.log();
+        EXPECT_TRUE(wait_until([&] { return all_gone(); }, 2s))
+            << "leases: " << leases() << " captures: " << captures().size();
+        ++n;
+        const std::string log = daemon_->log();
+        size_t stopped = 0;
+        for (size_t pos = 0; (pos = log.find(" finished: stopped", pos)) != log.npos; ++pos)
+            ++stopped;
+        EXPECT_EQ(stopped, static_cast<size_t>(n)) << "the helper stopped it: " << log;
+        ::close(fd);
+    }
+}
+
 // Whatever goes wrong reaches the person as one line on standard error and
 // a non-zero exit, the way Wireshark shows it.
 TEST_F(Extcap, EveryFailureIsOneReadableLine) {
     const std::string fifo = files_ / "fifo";
     ASSERT_EQ(::mkfifo(fifo.c_str(), 0666), 0);
+    ::chmod(fifo.c_str(), 0666); // whatever the umask: the person writes it
     auto helper = [&](std::vector<std::string> args) {
         args.insert(args.begin(), kHelper);
         return run(as_user(kAllowedUser, args), stack_->env());
@@ -358,8 +395,11 @@ TEST_F(Extcap, EveryFailureIsOneReadableLine) {
               "promiscd-extcap: cannot capture on 'gone0': interface 'gone0' does not exist\n");
 
     // The link goes away during the capture.
-    Process& running = spawn(capture, &kAllowedUser);
-    int fd = ::open(fifo.c_str(), O_RDONLY | O_CLOEXEC);
+    auto argv = capture;
+    argv.insert(argv.begin(), kHelper);
+    Process& running = spawn(argv, &kAllowedUser);
+    // Non-blocking: a helper that never opens the fifo fails the test, not hangs it.
+    int fd = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     ASSERT_GE(fd, 0);
     capture_lease();
     ns_->exec_ok("ip link del dev " + dev_);
