@@ -103,7 +103,8 @@ private:
 class VarlinkBackend final : public Client::Impl {
 public:
     explicit VarlinkBackend(const ClientOptions& o)
-        : path_(o.varlink_socket), control_(std::make_unique<ic::VarlinkClient>(path_)) {}
+        : path_(o.varlink_socket), interactive_(o.interactive),
+          control_(std::make_unique<ic::VarlinkClient>(path_)) {}
 
     Transport transport() const override { return Transport::Varlink; }
 
@@ -144,6 +145,8 @@ public:
             p["reason"] = options.reason;
         if (options.wait)
             p["wait"] = true;
+        if (interactive_)
+            p["allowInteractiveAuthentication"] = true;
         auto reply = conn->call(kIface + ".Acquire", p);
         LeaseInfo info = lease_of(reply.value("lease", json::object()));
         if (info.interface.empty())
@@ -164,6 +167,8 @@ public:
             p["buffer_size"] = o.buffer_size;
         if (o.count)
             p["count"] = o.count;
+        if (interactive_)
+            p["allowInteractiveAuthentication"] = true;
         auto reply = conn->request(kIface + ".OpenCapture", p);
         if (reply.fds.size() != 1)
             throw ic::Error(ic::ErrorKind::Failed, {},
@@ -275,6 +280,7 @@ private:
     }
 
     std::string path_;
+    bool interactive_;
     std::unique_ptr<ic::VarlinkClient> control_;
     std::unique_ptr<ic::VarlinkClient> monitor_;
     bool monitor_lost_ = false;

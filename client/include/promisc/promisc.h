@@ -70,7 +70,7 @@ struct promisc_options {
     /* NULL: /run/promiscd/io.promiscd. */
     const char* varlink_socket;
     /* Non-zero: polkit may ask the person for a password through their
-     * authentication agent (D-Bus only); calls then wait for the answer. */
+     * authentication agent; calls then wait for the answer. */
     int interactive;
 };
 #define PROMISC_OPTIONS_INIT                                                                       \

@@ -336,9 +336,10 @@ struct ClientOptions {
     Transport transport = Transport::DBus;
     // For Transport::Varlink.
     std::string varlink_socket = "/run/promiscd/io.promiscd";
-    // D-Bus: let polkit ask the person for a password through their
-    // authentication agent (ALLOW_INTERACTIVE_AUTHORIZATION). Calls may then
-    // take as long as the person takes. Varlink has no such flag.
+    // Let polkit ask the person for a password through their authentication
+    // agent (D-Bus: ALLOW_INTERACTIVE_AUTHORIZATION; varlink:
+    // allowInteractiveAuthentication). Calls may then take as long as the
+    // person takes.
     bool interactive = false;
 };
 
