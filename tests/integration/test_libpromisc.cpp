@@ -355,10 +355,10 @@ TEST_F(LibPromisc, CxxOneExceptionClassPerDaemonError) {
         expect("empty", "InvalidArgumentError", "InvalidArgument", EINVAL, name("InvalidArgument"));
         expect("filter", "InvalidFilterError", "InvalidFilter", EINVAL, name("InvalidFilter"));
         expect("released-twice", "NoSuchLeaseError", "NoSuchLease", ENOENT, "-");
-        if (!over_varlink)
-            expect("password", "InteractiveAuthorizationRequiredError",
-                   "InteractiveAuthorizationRequired", EACCES,
-                   "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired");
+        expect("password", "InteractiveAuthorizationRequiredError",
+               "InteractiveAuthorizationRequired", EACCES,
+               over_varlink ? vl + "InteractiveAuthorizationRequired"
+                            : "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired");
         expect("quota", "QuotaExceededError", "QuotaExceeded", EDQUOT, name("QuotaExceeded"));
         expect("unreachable", "DaemonUnreachableError", "DaemonUnreachable", ECONNREFUSED, "-");
 

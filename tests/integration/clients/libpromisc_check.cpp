@@ -163,8 +163,7 @@ int errors(const std::string& link) {
         lease.release();
         lease.release();
     });
-    if (options.transport == promisc::Transport::DBus)
-        expect_error("password", [&] { client.capture("any"); });
+    expect_error("password", [&] { client.capture("any"); });
     expect_error("quota", [&] {
         std::vector<promisc::Lease> held;
         for (int i = 0; i < 3; ++i)
