@@ -84,8 +84,12 @@ struct Installed {
         if (!failure.empty())
             return;
         // The programs, as someone outside the tree builds them.
-        const std::string cxx = "c++ -std=c++17 -Wall -Wextra -Werror ";
-        const std::string cc = "cc -std=c11 -Wall -Wextra -Werror ";
+        // A library built with sanitizers (scripts/test's second pass)
+        // needs their runtime in the program too.
+        const std::string sanitize = PROMISCD_SANITIZE;
+        const std::string extra = sanitize == "none" ? "" : "-fsanitize=" + sanitize + " ";
+        const std::string cxx = "c++ -std=c++17 -Wall -Wextra -Werror " + extra;
+        const std::string cc = "cc -std=c11 -Wall -Wextra -Werror " + extra;
         const std::vector<std::pair<std::string, std::string>> builds = {
             {"check", cxx + kSource + "/tests/integration/clients/libpromisc_check.cpp"},
             {"check_c", cc + kSource + "/tests/integration/clients/libpromisc_check.c"},
