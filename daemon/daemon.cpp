@@ -84,6 +84,13 @@ varlink::Limits varlink_limits(const config::Config& c) {
     return l;
 }
 
+bus::GuardLimits guard_limits(const config::Config& c) {
+    bus::GuardLimits l;
+    l.items_burst = double(c.reads_items_burst);
+    l.items_per_second = double(c.reads_items_per_second);
+    return l;
+}
+
 } // namespace
 
 struct Daemon::Impl {
@@ -257,8 +264,19 @@ void Daemon::Impl::connect_bus() {
     }
     credentials = std::make_unique<bus::PeerCredentials>(*connection);
     polkit = std::make_unique<auth::PolkitAuthority>(*connection);
+    // What a costly read's answer holds: the global budget is in items.
+    auto items = [this](const char*, const char* member) -> size_t {
+        if (!objects)
+            return 1;
+        const std::string_view m = member ? member : "";
+        if (m == "ListLinks")
+            return objects->link_objects();
+        if (m == "ListLeases")
+            return objects->lease_objects();
+        return objects->objects(); // GetManagedObjects; Introspect lists the children
+    };
     guard = std::make_unique<bus::BusGuard>(bus::raw_bus(credentials->driver()),
-                                            [this] { return now(); });
+                                            [this] { return now(); }, guard_limits(config), items);
 }
 
 void Daemon::Impl::start_varlink() {
@@ -379,6 +397,8 @@ void Daemon::Impl::reload() {
     captures->set_compiler_limits(config.filters);
     if (varlink_server)
         varlink_server->set_limits(varlink_limits(config));
+    if (guard)
+        guard->set_limits(guard_limits(config));
     apply_static_leases();
     if (idle)
         idle->set_seconds(config.idle_exit_seconds);

@@ -14,8 +14,9 @@ const std::string manager_iface = std::string(PROMISCD_BUS_NAME) + ".Manager";
 
 } // namespace
 
-BusGuard::BusGuard(sd_bus* bus, std::function<uint64_t()> now, GuardLimits limits)
-    : now_(std::move(now)), limits_(limits) {
+BusGuard::BusGuard(sd_bus* bus, std::function<uint64_t()> now, GuardLimits limits, Items items)
+    : now_(std::move(now)), limits_(limits), items_(std::move(items)),
+      all_{limits_.items_burst, now_()} {
     int r = sd_bus_add_filter(bus, &slot_, &BusGuard::on_message, this);
     if (r < 0)
         throw std::system_error(-r, std::generic_category(), "cannot add the bus filter");
@@ -61,6 +62,20 @@ bool BusGuard::take(const std::string& sender) {
     return true;
 }
 
+bool BusGuard::take_items(double items) {
+    const uint64_t now = now_();
+    if (now > all_.last) {
+        all_.tokens = std::min(limits_.items_burst,
+                               all_.tokens + double(now - all_.last) / 1e6 * limits_.items_per_second);
+        all_.last = now;
+    }
+    // An answer larger than the burst waits for a full bucket.
+    if (all_.tokens < std::min(items, limits_.items_burst))
+        return false;
+    all_.tokens -= items;
+    return true;
+}
+
 int BusGuard::on_message(sd_bus_message* m, void* userdata, sd_bus_error* error) {
     auto* self = static_cast<BusGuard*>(userdata);
     uint8_t type = 0;
@@ -71,8 +86,19 @@ int BusGuard::on_message(sd_bus_message* m, void* userdata, sd_bus_error* error)
     const char* sender = sd_bus_message_get_sender(m);
     if (!sender)
         return 0;
+    const char* interface = sd_bus_message_get_interface(m);
+    const char* member = sd_bus_message_get_member(m);
     try {
-        if (self->take(sender))
+        if (!self->take(sender)) {
+            ++self->refused_;
+            return sd_bus_error_setf(error, "org.freedesktop.DBus.Error.LimitsExceeded",
+                                     "%s.%s is limited to %g calls per second per connection; "
+                                     "try again later",
+                                     interface, member, self->limits_.per_second);
+        }
+        const double items =
+            self->items_ ? double(std::max<size_t>(1, self->items_(interface, member))) : 1.0;
+        if (self->take_items(items))
             return 0;
     } catch (const std::bad_alloc&) {
         // No memory for a bucket: refuse rather than serve unmetered.
@@ -81,10 +107,10 @@ int BusGuard::on_message(sd_bus_message* m, void* userdata, sd_bus_error* error)
     // A negative return with the error set: sd-bus answers the call with it
     // (unless no reply is expected) and dispatches it no further.
     return sd_bus_error_setf(error, "org.freedesktop.DBus.Error.LimitsExceeded",
-                             "%s.%s is limited to %g calls per second per connection; "
-                             "try again later",
-                             sd_bus_message_get_interface(m), sd_bus_message_get_member(m),
-                             self->limits_.per_second);
+                             "promiscd answers large reads (GetManagedObjects, Introspect, "
+                             "ListLinks, ListLeases) at up to %g items per second from all "
+                             "callers together, and that is taken; try %s.%s again later",
+                             self->limits_.items_per_second, interface, member);
 }
 
 } // namespace promiscd::bus

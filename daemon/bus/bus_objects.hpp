@@ -33,6 +33,8 @@ public:
     void on_change(const service::Change& change) override;
 
     size_t objects() const { return links_.size() + leases_.size() + captures_.size(); }
+    size_t link_objects() const { return links_.size(); }
+    size_t lease_objects() const { return leases_.size(); }
 
     // What each object serves (public for the vtables' callbacks).
     struct LinkObj {

@@ -185,6 +185,12 @@ Config parse(const std::string& text, const std::string& origin) {
         r.number("idle_timeout_seconds", c.varlink_idle_timeout_seconds, 0, 7 * 24 * 3600);
         r.finish();
     }
+    if (const json* v = top.object("reads")) {
+        Reader r(*v, "reads", origin);
+        r.number("items_burst", c.reads_items_burst, 1, uint64_t{1} << 32);
+        r.number("items_per_second", c.reads_items_per_second, 1, uint64_t{1} << 32);
+        r.finish();
+    }
     top.finish();
     return c;
 }

@@ -36,6 +36,10 @@ struct Config {
     size_t varlink_max_backlog_bytes = 1024 * 1024; // unread replies before a disconnect
     size_t varlink_max_total_backlog_bytes = 32 * 1024 * 1024;
     uint64_t varlink_idle_timeout_seconds = 60; // 0: never
+    // Costly D-Bus reads (GetManagedObjects, Introspect, ListLinks,
+    // ListLeases) of all callers together, in items answered.
+    uint64_t reads_items_burst = 40000;
+    uint64_t reads_items_per_second = 10000;
     // polkit checks in flight and waiting (per uid and in all).
     sched::QueueLimits authorization{32, 2, 16, 512};
     // Capture filters: terms, CPU time, compilations in flight and waiting.

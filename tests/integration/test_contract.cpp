@@ -8,9 +8,11 @@
 #include "process.hpp"
 #include "test_paths.h"
 
+#include <algorithm>
 #include <csignal>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -421,6 +423,240 @@ TEST_F(Contract, TheSameRequestGetsTheSameAnswerOnBothTransports) {
     const json links = vreply("ListLinks")["links"];
     for (const auto& l : links)
         EXPECT_EQ(l["policy"], "enforce") << l;
+}
+
+// Every method, as every kind of caller, on both transports: the matrix of
+// docs/SECURITY.md. polkit (this file's rules) allows pdallow acquire and
+// capture and refuses pddeny everything; what the rules leave to the .policy
+// (auth_admin) needs a password, which a call that does not allow
+// interactive authorization is told. Root is never asked. Owners need no
+// authorization for their own leases; someone else's lease or capture is
+// org.promiscd.manage.
+TEST_F(Contract, EveryMethodAsEveryCaller) {
+    write_file(config_, R"({"quotas": {"leases_per_uid": 100}})");
+    start_daemon();
+    // A lease or a capture held by a varlink connection of `who`: every lease
+    // and capture has a D-Bus object too, so both transports can name it.
+    auto hold = [&](const std::string& method, const json& params, const As& who) {
+        auto& c = vclient({vl + method, params.dump()}, who);
+        EXPECT_NE(c.wait_for_output("REPLY"), std::string::npos) << c.log();
+        const std::string out = c.log();
+        const auto pos = out.find("REPLY ");
+        if (pos == std::string::npos)
+            return uint64_t{0};
+        json r = json::parse(out.substr(pos + 6, out.find('\n', pos) - pos - 6));
+        return method == "Acquire" ? r["lease"]["id"].get<uint64_t>()
+                                   : r["capture"].get<uint64_t>();
+    };
+    auto lease_of = [&](const As& who) { return hold("Acquire", {{"interface", ifb_}}, who); };
+    auto capture_of = [&](const As& who) {
+        return hold("OpenCapture", {{"interface", ifb_}, {"promisc", false}}, who);
+    };
+    const std::string IAR = "InteractiveAuthorizationRequired";
+    struct Caller {
+        const char* name;
+        As who;
+        bool root, may_acquire; // pdallow: acquire and capture; pddeny: nothing
+    };
+    const std::vector<Caller> callers = {
+        {"pddeny", as(kDeniedUser), false, false},
+        {"pdallow", as(kAllowedUser), false, true},
+        {"root", {}, true, true},
+    };
+    for (const auto& c : callers) {
+        SCOPED_TRACE(c.name);
+        // What a request that needs an action gets from this caller.
+        auto needs = [&](bool granted) {
+            if (c.root || granted)
+                return std::string("OK");
+            return std::string(c.may_acquire ? IAR : "AccessDenied");
+        };
+        const std::string manage = needs(false); // granted to nobody but root
+        // The same request over both transports; same_target: both name the
+        // same lease or capture, so the answers must match word for word.
+        auto both = [&](const char* what, const std::string& path, const std::string& iface,
+                        const std::string& method, std::vector<std::string> args,
+                        const std::string& vmethod, const json& params,
+                        const std::string& expected, bool same_target = true) {
+            SCOPED_TRACE(what);
+            Answer d = over_dbus(path, iface, method, args, c.who);
+            EXPECT_EQ(d.error, expected) << "D-Bus: " << d;
+            Answer v = over_varlink(vmethod, params, c.who);
+            EXPECT_EQ(v.error, expected) << "varlink: " << v;
+            if (same_target) {
+                EXPECT_EQ(d, v) << "D-Bus and varlink differ";
+            }
+        };
+        auto lease_path = [&](uint64_t id) { return root_path + "/lease/" + std::to_string(id); };
+        // Reads: anyone.
+        both("ListLinks", root_path, manager, "ListLinks", {""}, "ListLinks", json::object(),
+             "OK");
+        both("ListLeases", root_path, manager, "ListLeases", {""}, "ListLeases", json::object(),
+             "OK");
+        // Acquire and capture to a pipe: org.promiscd.promisc.acquire / .capture.
+        both("acquire", root_path, manager, "AcquireLease", {"sa{sv}", dev_, "{}"}, "Acquire",
+             {{"interface", dev_}}, needs(c.may_acquire));
+        both("capture", root_path, manager, "OpenCapture",
+             {"sa{sv}", dev_, R"({"promisc": ["b", false]})"}, "OpenCapture",
+             {{"interface", dev_}, {"promisc", false}}, needs(c.may_acquire));
+        // The raw socket and link policies: administrators only.
+        both("raw socket", root_path, manager, "OpenCapture",
+             {"sa{sv}", dev_, R"({"promisc": ["b", false], "format": ["s", "socket"]})"},
+             "OpenCapture", {{"interface", dev_}, {"promisc", false}, {"format", "socket"}},
+             manage);
+        // (A change: asking for the policy a link already has is answered
+        // without asking anyone, as it changes nothing.)
+        both("policy", root_path, manager, "SetLinkPolicy", {"ss", dev_, "yield"},
+             "SetLinkPolicy", {{"interface", dev_}, {"policy", "yield"}}, manage);
+
+        // Someone else's lease and capture: org.promiscd.manage (root's for the
+        // users, pdallow's for root). A call that is granted ends its target,
+        // so then each transport gets one of its own.
+        const As owner = c.root ? as(kAllowedUser) : As{};
+        uint64_t a = lease_of(owner), b = c.root ? lease_of(owner) : a;
+        both("revoke another's", root_path, manager, "RevokeLease", {"os", lease_path(a), "test"},
+             "Revoke", {{"id", b}, {"reason", "test"}}, manage, a == b);
+        // Release, Renew and Stop of someone else's: org.promiscd.manage is
+        // asked, and any refusal says NotOwner (root: granted; a release is
+        // then a revocation).
+        const std::string not_owner = c.root ? "OK" : "NotOwner";
+        a = lease_of(owner), b = c.root ? lease_of(owner) : a;
+        both("release another's", lease_path(a), lease_iface, "Release", {""}, "Release",
+             {{"id", b}}, not_owner, a == b);
+        a = lease_of(owner);
+        both("renew another's", lease_path(a), lease_iface, "Renew", {"t", "60"}, "Renew",
+             {{"id", a}, {"ttl", 60}}, not_owner);
+        a = capture_of(owner), b = c.root ? capture_of(owner) : a;
+        both("stop another's capture", root_path + "/capture/" + std::to_string(a),
+             std::string(PROMISCD_BUS_NAME) + ".Capture", "Stop", {""}, "StopCapture",
+             {{"id", b}}, not_owner, a == b);
+
+        // One's own lease (the connection that took it): no authorization at
+        // all. pddeny can hold none.
+        if (c.may_acquire) {
+            SCOPED_TRACE("one's own");
+            auto& d = holder({ifb_}, c.who);
+            ASSERT_NE(d.wait_for_output("LEASE "), std::string::npos) << d.log();
+            d.write_stdin("renew 60\n");
+            EXPECT_NE(d.wait_for_output("RENEWED"), std::string::npos) << d.log();
+            d.write_stdin("revoke mine\n");
+            EXPECT_NE(d.wait_for_output("REVOKED"), std::string::npos) << d.log();
+            EXPECT_NE(d.wait_for_output("ENDED released"), std::string::npos) << d.log();
+            auto& v = vclient({vl + "Acquire", json{{"interface", ifb_}}.dump()}, c.who);
+            ASSERT_NE(v.wait_for_output("REPLY"), std::string::npos) << v.log();
+            const std::string out = v.log();
+            const auto pos = out.find("REPLY ");
+            const uint64_t id = json::parse(out.substr(pos + 6, out.find('\n', pos) - pos - 6))
+                                    ["lease"]["id"]
+                                        .get<uint64_t>();
+            size_t mark = v.log().size();
+            v.write_stdin("call " + vl + "Renew " + json{{"id", id}, {"ttl", 60}}.dump() + "\n");
+            EXPECT_NE(v.wait_for_output("REPLY {}", 5s, mark), std::string::npos) << v.log();
+            mark = v.log().size();
+            v.write_stdin("call " + vl + "Revoke " + json{{"id", id}, {"reason", "mine"}}.dump() +
+                          "\n");
+            EXPECT_NE(v.wait_for_output("REPLY {}", 5s, mark), std::string::npos) << v.log();
+        }
+    }
+}
+
+// The fault matrix: promiscd SIGKILLed at 24 points of a busy run — D-Bus
+// and varlink clients acquiring and releasing, a capture holding a lease, a
+// link renamed and back, static leases reloaded — then started again. After
+// each restart every link's flag is set if and only if a lease on it is
+// active, and the long-lived holders' leases survive (their owners never
+// left the bus). The clients of the busy run are killed with the daemon:
+// mid-call, mid-capture.
+TEST_F(Contract, KilledAtManyPointsKeepsFlagsAndLeasesTrue) {
+    std::vector<std::string> links;
+    for (int i = 0; i < 6; ++i)
+        links.push_back(add_ifb(*ns_));
+    const std::string held_a = links[0], held_b = links[1], stat = links[2];
+    const std::string churned = links[3], vchurned = links[4], captured = links[5];
+    auto config = [&](bool second_static) {
+        json c = {{"static_leases", json::array({{{"interface", stat}, {"reason", "tap"}}})}};
+        if (second_static)
+            c["static_leases"].push_back({{"interface", dev_}, {"reason", "reloaded"}});
+        write_file(config_, c.dump());
+    };
+    config(false);
+    start_daemon();
+    auto& a = holder({held_a});
+    auto& b = holder({held_b});
+    ASSERT_NE(a.wait_for_output("LEASE "), std::string::npos) << a.log();
+    ASSERT_NE(b.wait_for_output("LEASE "), std::string::npos) << b.log();
+    const std::string varlink_churn =
+        "import json, socket, sys\n"
+        "c = socket.socket(socket.AF_UNIX); c.connect(sys.argv[1])\n"
+        "def call(m, p):\n"
+        "    c.sendall((json.dumps({'method': 'org.promiscd.Promisc.' + m, 'parameters': p}) + "
+        "'\\0').encode())\n"
+        "    d = b''\n"
+        "    while not d.endswith(b'\\0'):\n"
+        "        x = c.recv(65536)\n"
+        "        if not x: sys.exit(0)\n"
+        "        d += x\n"
+        "    return json.loads(d[:-1])\n"
+        "while True:\n"
+        "    r = call('Acquire', {'interface': sys.argv[2]})\n"
+        "    if 'error' in r: sys.exit(1)\n"
+        "    call('Release', {'id': r['parameters']['lease']['id']})\n";
+    auto kernel_promisc = [&] {
+        std::set<std::string> on;
+        for (const auto& l : link_states(*ns_))
+            if (std::find(l.flags.begin(), l.flags.end(), "PROMISC") != l.flags.end())
+                on.insert(l.name);
+        return on;
+    };
+    auto wanted = [&] {
+        std::set<std::string> on;
+        const json leases = vreply("ListLeases")["leases"];
+        for (const auto& l : leases)
+            if (l["state"] == "active")
+                on.insert(l["interface"].get<std::string>());
+        return on;
+    };
+    for (int k = 0; k < 24; ++k) {
+        SCOPED_TRACE("kill point " + std::to_string(k));
+        std::vector<Process*> busy;
+        busy.push_back(&spawn({"/usr/bin/python3", clients + "churn.py", "100000", churned}));
+        busy.push_back(&spawn({"/usr/bin/python3", "-c", varlink_churn, sock_, vchurned}));
+        busy.push_back(&vclient(
+            {vl + "OpenCapture", json{{"interface", captured}, {"promisc", true}}.dump()}));
+        // Something else in flight at some of the points.
+        if (k % 3 == 1)
+            ns_->exec_ok("ip link set dev " + churned + " name " + churned + "r && ip link set dev " +
+                         churned + "r name " + churned);
+        if (k % 4 == 2) {
+            config(k % 8 == 2);
+            daemon_->signal(SIGHUP);
+        }
+        // 24 points spread over the first ~half second of the busy run.
+        std::this_thread::sleep_for(std::chrono::milliseconds(20 + (k * 53) % 500));
+        daemon_->signal(SIGKILL);
+        daemon_->wait(10s);
+        for (auto* p : busy)
+            p->signal(SIGKILL);
+        start_daemon();
+        // Settled: the kernel's flags are exactly what the leases want.
+        EXPECT_TRUE(wait_until([&] { return kernel_promisc() == wanted(); }, 10s))
+            << "flags on: " << testing::PrintToString(kernel_promisc())
+            << ", active leases on: " << testing::PrintToString(wanted()) << "\n"
+            << daemon_->log();
+        const auto on = kernel_promisc();
+        EXPECT_TRUE(on.count(held_a) && on.count(held_b)) << "the holders' leases survive";
+        EXPECT_TRUE(on.count(stat)) << "the static lease is back";
+        EXPECT_FALSE(on.count(churned) || on.count(vchurned) || on.count(captured))
+            << "nothing of the killed clients is left";
+        EXPECT_EQ(a.log().find("ENDED"), std::string::npos) << a.log();
+        EXPECT_EQ(b.log().find("ENDED"), std::string::npos) << b.log();
+        if (HasFailure())
+            break;
+    }
+    // The adopted lease is still the holder's own: it can release it.
+    a.write_stdin("release\n");
+    EXPECT_NE(a.wait_for_output("RELEASED"), std::string::npos) << a.log();
+    EXPECT_TRUE(wait_until([&] { return !kernel_promisc().count(held_a); }));
 }
 
 // 1. Every lease has a D-Bus object, whatever created it: --hold, the

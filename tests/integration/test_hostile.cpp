@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
+#include <regex>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -414,6 +415,76 @@ TEST_F(Hostile, ReadFloodStallsNothingElse) {
     EXPECT_LT(gap, 2.0) << "the longest silence of the watchdog during the flood";
 }
 
+// 1b. The per-connection limit does not bound many connections: sixteen
+// senders, each within its own limit, would have the daemon build hundreds of
+// 300-object answers a second. All senders share one budget of items
+// answered (10,000 a second, a burst of 40,000): the surplus is refused with
+// a message that says so, and root's calls keep their pace.
+TEST_F(Hostile, ManySendersShareOneBudgetForLargeReads) {
+    with_bus();
+    std::string batch;
+    for (int i = 0; i < 300; ++i)
+        batch += "link add " + unique_name("gb") + " type ifb\n";
+    write_file(state_ / "links.batch", batch);
+    ns_->exec_ok("ip -batch " + state_ / "links.batch");
+    start_daemon();
+    const size_t objects = links().size();
+    ASSERT_GE(objects, 300u);
+
+    const int seconds = 6;
+    std::vector<Process*> floods;
+    for (int i = 0; i < 16; ++i)
+        floods.push_back(&spawn({PROMISCD_BUS_FLOOD, std::to_string(seconds),
+                                 "org.freedesktop.DBus.ObjectManager.GetManagedObjects", root_path,
+                                 "--window", "2"},
+                                as(kDeniedUser)));
+    std::this_thread::sleep_for(2s);
+    const double t = now_seconds();
+    auto list = vcall(iface + "ListLeases");
+    EXPECT_NE(list.find("REPLY {\"leases\""), std::string::npos) << list;
+    EXPECT_LT(now_seconds() - t, 1.0) << "root's varlink call waited on the reads";
+    // Anyone's large read meanwhile may be refused, with a message that says
+    // which budget was spent.
+    CommandResult refused;
+    EXPECT_TRUE(wait_until([&] {
+        refused = run({"busctl", "--system", "call", PROMISCD_BUS_NAME, root_path,
+                       "org.freedesktop.DBus.ObjectManager", "GetManagedObjects"},
+                      stack_->env());
+        return refused.status != 0;
+    }));
+    EXPECT_NE(refused.err.find("items per second from all callers together"), std::string::npos)
+        << refused.err;
+
+    long ok = 0, global = 0;
+    for (auto* f : floods) {
+        f->wait(60s);
+        const std::string out = f->log();
+        std::smatch m;
+        if (std::regex_search(out, m, std::regex("OK ([0-9]+)")))
+            ok += std::stol(m[1]);
+        if (std::regex_search(out, m,
+                              std::regex("ERROR org.freedesktop.DBus.Error.LimitsExceeded ([0-9]+)")))
+            global += std::stol(m[1]);
+    }
+    // Each sender alone may make 32 calls, then 16 a second: 16 senders
+    // could have had 16 * (32 + 16 * 6) = 2,048 answers. The shared budget
+    // allows (40,000 + 10,000 * 6) / objects of them, give or take a second.
+    const double allowed = (40000.0 + 10000.0 * (seconds + 2)) / double(objects);
+    EXPECT_LE(double(ok), allowed) << ok << " answers of " << objects << " objects";
+    EXPECT_GT(ok, 0) << "some large reads are still served";
+    EXPECT_GT(global, 0) << "the surplus was refused";
+    // Once the budget refills, everyone is served again.
+    EXPECT_TRUE(wait_until(
+        [&] {
+            return run({"busctl", "--system", "call", PROMISCD_BUS_NAME, root_path,
+                        "org.freedesktop.DBus.ObjectManager", "GetManagedObjects"},
+                       stack_->env())
+                       .status == 0;
+        },
+        10s));
+    ASSERT_TRUE(daemon_->running());
+}
+
 // 2. The flood that once overflowed the daemon's pending replies (oneway
 // calls, each starting a polkit check) from a user polkit allows only acquire
 // and capture, with allowed_groups naming that user's group: nothing beyond
@@ -657,6 +728,72 @@ TEST_F(Hostile, ClientsThatNeverReadAreCutOffAndMemoryReturns) {
     const long rss_after = daemon_rss_kb();
     EXPECT_LT(rss_after - rss_before, 16 * 1024)
         << "KiB still resident after the clients left (before " << rss_before << ")";
+}
+
+// 7b. Load with leak accounting: rounds of 150 D-Bus clients and 60 varlink
+// clients taking leases at once (a third of them killed instead of leaving),
+// and captures opened and closed. After the first round (the allocator's
+// working set), more rounds leave nothing behind: no lease, no descriptor,
+// no growth of the resident memory.
+TEST_F(Hostile, LoadLeavesNothingBehind) {
+    with_bus();
+    write_file(config_, R"({"quotas": {"leases_per_uid": 1000, "captures_per_uid": 64},
+                           "authorization": {"checks_waiting_per_uid": 200},
+                           "varlink": {"max_connections_per_uid": 100}})");
+    start_daemon();
+    const std::string varlink_load =
+        "import json, os, socket, sys\n"
+        "path, iface, n = sys.argv[1], sys.argv[2], int(sys.argv[3])\n"
+        "conns = []\n"
+        "for i in range(n):\n"
+        "    c = socket.socket(socket.AF_UNIX); c.connect(path); conns.append(c)\n"
+        "    req = {'method': 'org.promiscd.Promisc.Acquire', 'parameters': {'interface': iface}}\n"
+        "    c.sendall((json.dumps(req) + '\\0').encode())\n"
+        "ok = 0\n"
+        "for c in conns:\n"
+        "    data = b''\n"
+        "    while not data.endswith(b'\\0'):\n"
+        "        data += c.recv(65536)\n"
+        "    ok += b'\"lease\"' in data\n"
+        "print('OK', ok, flush=True)\n"
+        "if n and sys.argv[4:] == ['--kill']:\n"
+        "    os.kill(os.getpid(), 9)\n";
+    auto round = [&](int i) {
+        auto dbus = run(as_user(kAllowedUser,
+                                {"/usr/bin/python3", clients_dir + "many_leases.py", "150", dev_}),
+                        bus_env());
+        EXPECT_EQ(dbus.out, "OK 150\n") << dbus.out << dbus.err;
+        std::vector<std::string> argv = {"/usr/bin/python3", "-c", varlink_load, sock_, dev_, "60"};
+        if (i % 2)
+            argv.push_back("--kill"); // the connections die with the process
+        auto vl = run(as_user(kAllowedUser, argv));
+        EXPECT_NE(vl.out.find("OK 60"), std::string::npos) << vl.out << vl.err;
+        // Five captures on one connection, with a filter each, then gone.
+        auto cap = run({"/usr/bin/python3", clients_dir + "capture_client.py", dev_,
+                        R"({"filter": ["s", "udp port 9"], "promisc": ["b", false]})", "--open",
+                        "5", "--no-read"},
+                       bus_env());
+        size_t opened = 0;
+        for (size_t pos = 0; (pos = cap.out.find("CAPTURE ", pos)) != std::string::npos; ++pos)
+            ++opened;
+        EXPECT_EQ(opened, 5u) << cap.out << cap.err;
+        EXPECT_TRUE(wait_until([&] { return leases().empty(); }, 20s))
+            << leases().size() << " leases left after round " << i;
+    };
+    round(0);
+    std::this_thread::sleep_for(1s);
+    const long rss_before = daemon_rss_kb();
+    const size_t fds_before = daemon_fds();
+    for (int i = 1; i <= 4; ++i)
+        round(i);
+    EXPECT_TRUE(wait_until([&] { return daemon_fds() == fds_before; }, 10s))
+        << daemon_fds() << " descriptors, " << fds_before << " before";
+    std::this_thread::sleep_for(1s);
+    const long rss_after = daemon_rss_kb();
+    EXPECT_LT(rss_after - rss_before, 1024)
+        << "KiB more resident after 4 more rounds (before " << rss_before << " KiB)";
+    EXPECT_FALSE(promisc(dev_));
+    ASSERT_TRUE(daemon_->running());
 }
 
 // 8. Deep nesting is refused before it is parsed, also when messages may be

@@ -54,6 +54,8 @@ TEST(Config, ExampleFileParsesWithEveryKey) {
     EXPECT_EQ(c.varlink_max_backlog_bytes, 1u << 20);
     EXPECT_EQ(c.varlink_max_total_backlog_bytes, 32u << 20);
     EXPECT_EQ(c.varlink_idle_timeout_seconds, 60u);
+    EXPECT_EQ(c.reads_items_burst, 40000u);
+    EXPECT_EQ(c.reads_items_per_second, 10000u);
     EXPECT_EQ(c.authorization.in_flight_total, 32u);
     EXPECT_EQ(c.authorization.queued_per_caller, 16u);
     EXPECT_EQ(c.filters.max_terms, 64u);
@@ -82,6 +84,8 @@ TEST(Config, ExampleShowsTheDefaults) {
     EXPECT_EQ(c.filters.cpu_ms, d.filters.cpu_ms);
     EXPECT_EQ(c.filters.queue.in_flight_total, d.filters.queue.in_flight_total);
     EXPECT_EQ(c.filters.queue.queued_total, d.filters.queue.queued_total);
+    EXPECT_EQ(c.reads_items_burst, d.reads_items_burst);
+    EXPECT_EQ(c.reads_items_per_second, d.reads_items_per_second);
 }
 
 struct Broken {
@@ -99,6 +103,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         Broken{"[]", "the top level must be a JSON object"},
         Broken{R"({"quota": {}})", "unknown key 'quota'"},
+        Broken{R"({"reads": {"items_per_second": 0}})",
+               "'reads.items_per_second' must be between 1 and 4294967296"},
         Broken{R"({"quotas": {"leases_per_user": 3}})", "unknown key 'quotas.leases_per_user'"},
         Broken{R"({"quotas": {"leases_per_uid": "3"}})",
                "'quotas.leases_per_uid' must be a non-negative integer"},

@@ -56,7 +56,8 @@ def main():
     except dbus.DBusException as e:
         print("ERROR", e.get_dbus_name(), e.get_dbus_message(), flush=True)
         return 1
-    print("OK", json.dumps(result), flush=True)
+    # A file descriptor (OpenCapture's) has no JSON form: say what it is.
+    print("OK", json.dumps(result, default=lambda o: "<%s>" % type(o).__name__), flush=True)
     return 0
 
 
