@@ -357,10 +357,41 @@ std::string explain_end(const std::string& reason) {
     return reason.empty() ? "promiscd closed the stream without saying why" : reason;
 }
 
+// Wireshark's dumpcap opens the fifo for reading and waits for a writer;
+// until one has opened it, it never sees an end, even when this helper has
+// exited. So a capture that fails before the fifo was opened still opens it
+// (once dumpcap reads it, for a few seconds at most) and closes it at once:
+// dumpcap sees the end of an empty stream and Wireshark shows the error line.
+void end_empty_stream(const std::string& path) {
+    for (int tries = 0; tries < 60; ++tries) {
+        const int fd = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd >= 0) {
+            ::close(fd);
+            return;
+        }
+        if (errno != ENXIO)
+            return;
+        ::usleep(50'000);
+    }
+}
+
+int capture_into_fifo(const Args& a, const std::string& link, bool& fifo_opened);
+
 int capture(const Args& a) {
     const std::string link = link_of(a);
     if (!a.fifo)
         throw Failure{"--capture needs --fifo PATH"};
+    bool fifo_opened = false;
+    try {
+        return capture_into_fifo(a, link, fifo_opened);
+    } catch (...) {
+        if (!fifo_opened)
+            end_empty_stream(*a.fifo);
+        throw;
+    }
+}
+
+int capture_into_fifo(const Args& a, const std::string& link, bool& fifo_opened) {
 
     promisc::CaptureOptions options;
     // Both filters apply when both are given.
@@ -392,6 +423,7 @@ int capture(const Args& a) {
             throw Failure{std::string("signalfd: ") + std::strerror(errno)};
 
         Fd fifo = open_fifo(*a.fifo, signals.get());
+        fifo_opened = true;
         if (!fifo) {
             capture->stop();
             return 0;
