@@ -266,14 +266,23 @@ TEST_F(Extcap, InASandboxLikeFlatpaksTsharkCapturesWhereDumpcapCannot) {
 // polkit says no to pddeny: tshark fails with the helper's one line, and no
 // lease or capture ever exists.
 TEST_F(Extcap, DeniedUserSeesTheHelpersLineAndGetsNoLease) {
-    auto r = tshark({"-i", iface(), "-c", "1", "-a", "duration:10", "-w", home_ / "denied.pcapng"},
-                    kDeniedUser);
-    EXPECT_NE(r.status, 0);
-    const std::string line = "promiscd-extcap: cannot capture on '" + dev_ + "': uid " +
-                             std::to_string(kDeniedUser.uid) +
-                             " is not authorized to capture traffic (polkit action "
-                             "org.promiscd.capture)";
-    EXPECT_TRUE(contains(r.err, line)) << r.err;
+    // tshark's own -a duration never fires: no capture starts. It ends
+    // because the helper ends the fifo's stream, whether or not dumpcap had
+    // opened the fifo when the helper failed (dumpcap waits for a writer
+    // for ever otherwise); ten tries meet both orders.
+    for (int i = 0; i < 10; ++i) {
+        auto& t = tshark_bg({"-i", iface(), "-c", "1", "-a", "duration:10", "-w",
+                             home_ / ("denied" + std::to_string(i) + ".pcapng")},
+                            kDeniedUser);
+        const auto status = t.wait(15s);
+        ASSERT_TRUE(status.has_value()) << "tshark hangs after the helper failed: " << t.log();
+        EXPECT_NE(*status, 0);
+        const std::string line = "promiscd-extcap: cannot capture on '" + dev_ + "': uid " +
+                                 std::to_string(kDeniedUser.uid) +
+                                 " is not authorized to capture traffic (polkit action "
+                                 "org.promiscd.capture)";
+        EXPECT_TRUE(contains(t.log(), line)) << t.log();
+    }
     EXPECT_TRUE(leases().empty());
     EXPECT_TRUE(captures().empty());
     EXPECT_FALSE(promisc(dev_));
@@ -317,6 +326,78 @@ TEST_F(Extcap, ClosedFifoEndsCaptureAndLease) {
     ::close(fd);
     EXPECT_EQ(helper.wait(5s), 0) << helper.log();
     EXPECT_TRUE(wait_until([&] { return all_gone(); }, 5s));
+}
+
+// The options Wireshark offers in the interface's dialog (--extcap-config)
+// reach the daemon: its own capture filter, the snapshot length, the buffer,
+// and promiscuous mode off (then no lease at all).
+TEST_F(Extcap, ConfigOptionsReachTheDaemon) {
+    auto helper = [&](std::vector<std::string> args) {
+        args.insert(args.begin(), kHelper);
+        return run(as_user(kAllowedUser, args), stack_->env());
+    };
+    auto config = helper({"--extcap-interface", iface(), "--extcap-config"});
+    ASSERT_EQ(config.status, 0) << config.err;
+    for (const auto& call : {"--capture-filter", "--snaplen", "--buffer-size", "--promiscuous"})
+        EXPECT_TRUE(contains(config.out, std::string("{call=") + call + "}")) << config.out;
+    EXPECT_EQ(std::count(config.out.begin(), config.out.end(), '\n'), 4) << config.out;
+    auto any = helper({"--extcap-interface", "promiscd-any", "--extcap-config"});
+    EXPECT_FALSE(contains(any.out, "--promiscuous")) << "any is never promiscuous: " << any.out;
+    auto dlts = helper({"--extcap-interface", "promiscd-any", "--extcap-dlts"});
+    EXPECT_TRUE(contains(dlts.out, "{number=276}{name=LINUX_SLL2}")) << dlts.out;
+
+    const std::string fifo = files_ / "fifo";
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0666), 0);
+    ::chmod(fifo.c_str(), 0666);
+    const std::string out = files_ / "out.pcapng";
+    // Wireshark's side of the fifo: everything into a file.
+    Process& reader = spawn({"sh", "-c", "exec cat '" + fifo + "' > '" + out + "'"});
+    Process& h = spawn({kHelper, "--capture", "--extcap-interface", iface(), "--fifo", fifo,
+                        "--capture-filter", "ether proto 0x88b5", "--snaplen", "64",
+                        "--buffer-size", "2", "--promiscuous", "false"},
+                       &kAllowedUser);
+    ASSERT_TRUE(wait_until([&] { return captures().size() == 1; }, 20s)) << h.log();
+    EXPECT_TRUE(leases().empty()) << "promiscuous off: no lease " << leases();
+    EXPECT_FALSE(promisc(dev_));
+    std::vector<Bytes> ours;
+    for (uint32_t i = 0; i < 5; ++i) {
+        sender_->send(test_frame(mac_, peer_mac_, 120, 100 + i, kOtherType));
+        ours.push_back(test_frame(mac_, peer_mac_, 120 + i, i, kOurType));
+        sender_->send(ours.back());
+    }
+    // Frames reach the fifo before the stop; then the closing statistics.
+    std::this_thread::sleep_for(500ms);
+    h.signal(SIGTERM);
+    EXPECT_EQ(h.wait(10s), 0) << h.log();
+    EXPECT_EQ(reader.wait(10s), 0) << reader.log();
+    auto got = frames_in(out);
+    ASSERT_EQ(got.size(), ours.size()) << "only the filter's frames";
+    for (size_t i = 0; i < ours.size(); ++i)
+        EXPECT_EQ(got[i], hex(ours[i]).substr(0, 128)) << "frame " << i << " cut at 64 bytes";
+    EXPECT_TRUE(wait_until([&] { return all_gone(); }, 5s));
+}
+
+// The helper allows interactive authorization, so that a desktop's polkit
+// agent can ask for a password. The test rules want an administrator's
+// password for captures on "any"; polkit could ask here, and no agent runs
+// (none could type the password): the daemon's answer says that polkit was
+// allowed to ask, which a request without the flag does not get
+// (InteractiveAuthorizationRequired, "allow interactive authorization").
+TEST_F(Extcap, AllowsInteractiveAuthorization) {
+    const std::string fifo = files_ / "fifo";
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0666), 0);
+    ::chmod(fifo.c_str(), 0666);
+    auto r = run(as_user(kAllowedUser, {kHelper, "--capture", "--extcap-interface", "promiscd-any",
+                                        "--fifo", fifo}),
+                 stack_->env());
+    EXPECT_EQ(r.status, 1);
+    EXPECT_EQ(r.err, "promiscd-extcap: cannot capture on 'any': uid " +
+                         std::to_string(kAllowedUser.uid) +
+                         " is not authorized to capture traffic (polkit action "
+                         "org.promiscd.capture): authentication is required and no polkit agent "
+                         "answered\n");
+    EXPECT_TRUE(leases().empty());
+    EXPECT_TRUE(captures().empty());
 }
 
 // Wireshark stops its extcap programs with SIGTERM; a terminal's Ctrl-C
