@@ -843,6 +843,95 @@ TEST_F(Hostile, UnwritableStateRefusesLeases) {
     EXPECT_FALSE(promisc(dev_)) << "nothing was set that nobody accounts for";
 }
 
+// 9a. A full state directory (a tiny tmpfs in the daemon's mount namespace):
+// new leases are refused with the reason, a held lease can still end, and
+// once there is room again leases are granted.
+TEST_F(Hostile, FullStateDirectoryRefusesAndRecovers) {
+    const std::string dir = state_ / "tiny";
+    fs::create_directories(dir);
+    start_daemon({"--state-dir=" + dir}, {},
+                 {"unshare", "-m", "--propagation", "private", "sh", "-c",
+                  "mount -t tmpfs -o size=64k,mode=0755 promiscd-test \"$1\" && shift && "
+                  "exec \"$@\"",
+                  "sh", dir});
+    auto& held = vclient({iface + "Acquire", json{{"interface", dev_}}.dump()});
+    ASSERT_NE(held.wait_for_output("REPLY"), std::string::npos) << held.log();
+    EXPECT_TRUE(promisc(dev_));
+    // Fill it, through the daemon's view of the file system.
+    const std::string filler =
+        "/proc/" + std::to_string(daemon_->pid()) + "/root" + dir + "/filler";
+    run({"dd", "if=/dev/zero", "of=" + filler, "bs=4096", "count=64"});
+    auto ifb = add_ifb(*ns_);
+    auto refused = vcall(iface + "Acquire", {{"interface", ifb}});
+    EXPECT_NE(refused.find("ERROR " + iface + "Failed"), std::string::npos) << refused;
+    EXPECT_NE(refused.find("No space left on device"), std::string::npos) << refused;
+    EXPECT_FALSE(promisc(ifb));
+    EXPECT_EQ(leases().size(), 1u);
+    // The held lease ends (its record is removed, which needs no room).
+    held.write_stdin("quit\n");
+    EXPECT_TRUE(wait_until([&] { return !promisc(dev_); }));
+    EXPECT_TRUE(leases().empty());
+    // Room again: served.
+    ::unlink(filler.c_str());
+    auto granted = vcall(iface + "Acquire", {{"interface", ifb}});
+    EXPECT_NE(granted.find("REPLY {\"lease\""), std::string::npos) << granted;
+}
+
+// 9c. A client stopped (SIGSTOP) past its ttl: the lease expires on time and
+// the flag clears; when the client runs again it learns why.
+TEST_F(Hostile, StoppedClientsLeaseExpiresOnTime) {
+    with_bus();
+    start_daemon();
+    auto& h = holder({dev_, "--ttl", "2"});
+    ASSERT_NE(h.wait_for_output("LEASE "), std::string::npos) << h.log();
+    EXPECT_TRUE(promisc(dev_));
+    h.signal(SIGSTOP);
+    EXPECT_TRUE(wait_until([&] { return !promisc(dev_); }, 6s)) << "the ttl ended it";
+    EXPECT_TRUE(leases().empty());
+    h.signal(SIGCONT);
+    EXPECT_NE(h.wait_for_output("ENDED expired"), std::string::npos) << h.log();
+}
+
+// 9d. polkitd dies while it holds a check: the bus answers the daemon with an
+// error (NoReply), and an error is a denial — also for a member of
+// allowed_groups, whose way in is only "polkit is not there at all". Once
+// polkitd is back, the same request is granted.
+TEST_F(Hostile, PolkitErrorsAreDenials) {
+    with_bus({}, R"js(
+polkit.addRule(function(action, subject) {
+    if (action.id == "org.promiscd.promisc.acquire" && subject.user == "pdallow") {
+        polkit.spawn(["sleep", "3"]);
+        return polkit.Result.YES;
+    }
+    return polkit.Result.NOT_HANDLED;
+});
+)js");
+    // pdallow, in the host's group "users", which the daemon can resolve.
+    write_file(config_, R"({"allowed_groups": ["users"]})");
+    const As pdallow_in_users = [](std::vector<std::string> argv) {
+        std::vector<std::string> a = {"setpriv", "--reuid=" + std::to_string(kAllowedUser.uid),
+                                      "--regid=" + std::to_string(kAllowedUser.gid),
+                                      "--groups=100", "--"};
+        a.insert(a.end(), argv.begin(), argv.end());
+        return a;
+    };
+    start_daemon();
+    auto& asking = vclient({iface + "Acquire", json{{"interface", dev_}}.dump()}, pdallow_in_users);
+    std::this_thread::sleep_for(1s); // the check is at polkitd, in its rule
+    ASSERT_GT(stack_->polkit_pid(), 0);
+    ::kill(stack_->polkit_pid(), SIGKILL);
+    EXPECT_NE(asking.wait_for_output("ERROR " + iface + "AccessDenied", 10s), std::string::npos)
+        << asking.log();
+    EXPECT_NE(asking.log().find("NoReply"), std::string::npos)
+        << "the refusal names the error: " << asking.log();
+    EXPECT_FALSE(promisc(dev_));
+    EXPECT_TRUE(leases().empty());
+    // polkitd gone entirely: the documented fallback lets the group in.
+    stack_->stop_polkit();
+    auto fallback = vcall(iface + "Acquire", {{"interface", dev_}}, pdallow_in_users);
+    EXPECT_NE(fallback.find("REPLY {\"lease\""), std::string::npos) << fallback;
+}
+
 // 9b. A state directory others could write to is not trusted.
 TEST_F(Hostile, StateDirectoryOthersCanWriteIsNotTrusted) {
     const std::string dir = state_ / "open";
