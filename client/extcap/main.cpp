@@ -375,6 +375,23 @@ void end_empty_stream(const std::string& path) {
     }
 }
 
+// Inside a catch block: the failure as one line on standard error (what
+// Wireshark shows the person), and the exit status.
+int report_failure() {
+    std::string message;
+    try {
+        throw;
+    } catch (const Failure& f) {
+        message = f.message;
+    } catch (const std::exception& e) {
+        message = e.what();
+    } catch (...) {
+        message = "unknown error";
+    }
+    std::cerr << kProgram << ": " << one_line(message) << std::endl;
+    return 1;
+}
+
 int capture_into_fifo(const Args& a, const std::string& link, bool& fifo_opened);
 
 int capture(const Args& a) {
@@ -385,9 +402,13 @@ int capture(const Args& a) {
     try {
         return capture_into_fifo(a, link, fifo_opened);
     } catch (...) {
-        if (!fifo_opened)
-            end_empty_stream(*a.fifo);
-        throw;
+        if (fifo_opened)
+            throw;
+        // The line before the end of the stream: Wireshark reports the
+        // stream's end with what the helper has said by then.
+        const int status = report_failure();
+        end_empty_stream(*a.fifo);
+        return status;
     }
 }
 
@@ -527,12 +548,7 @@ int main(int argc, char** argv) {
             return check_filter(a);
         throw Failure{"nothing to do: Wireshark runs this helper with --extcap-interfaces, "
                       "--extcap-dlts, --extcap-config or --capture (see --help)"};
-    } catch (const Failure& f) {
-        std::cerr << kProgram << ": " << one_line(f.message) << std::endl;
-    } catch (const promisc::Error& e) {
-        std::cerr << kProgram << ": " << one_line(e.what()) << std::endl;
-    } catch (const std::exception& e) {
-        std::cerr << kProgram << ": " << one_line(e.what()) << std::endl;
+    } catch (...) {
+        return report_failure();
     }
-    return 1;
 }
