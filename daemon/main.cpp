@@ -30,7 +30,7 @@ void usage(FILE* out) {
              "      --version           show the version and exit\n"
              "      --hold=LINK         hold a static lease on LINK while the daemon runs\n"
              "                          (repeatable; the link may appear later)\n"
-             "      --state-dir=DIR     where state.json lives (default: $RUNTIME_DIRECTORY,\n"
+             "      --state-dir=DIR     where the records live (default: $RUNTIME_DIRECTORY,\n"
              "                          else /run/promiscd)\n"
              "      --no-bus            do not connect to D-Bus\n"
              "      --config=FILE       configuration file (default /etc/promiscd/promiscd.json;\n"

@@ -13,25 +13,34 @@ using nlohmann::json;
 
 namespace {
 
+// What every Reader of one file shares: the file's name for messages, and
+// where to note the keys asked for (parse()'s `keys`).
+struct Context {
+    const std::string& origin;
+    std::vector<std::string>* keys;
+};
+
 // Reads one JSON object, remembering the path of keys for messages, and
 // refusing keys nobody asked for.
 class Reader {
 public:
-    Reader(const json& j, std::string where, const std::string& origin)
-        : j_(j), where_(std::move(where)), origin_(origin) {
+    Reader(const json& j, std::string where, const Context& ctx)
+        : j_(j), where_(std::move(where)), ctx_(ctx) {
         if (!j_.is_object())
             fail(where_.empty() ? "the top level must be a JSON object"
                                 : "'" + where_ + "' must be an object");
     }
 
     [[noreturn]] void fail(const std::string& what) const {
-        throw ConfigError(origin_ + ": " + what);
+        throw ConfigError(ctx_.origin + ": " + what);
     }
     std::string key_path(const std::string& key) const {
         return where_.empty() ? key : where_ + "." + key;
     }
     const json* get(const std::string& key) {
         seen_.insert(key);
+        if (ctx_.keys)
+            ctx_.keys->push_back(key_path(key));
         auto it = j_.find(key);
         return it == j_.end() ? nullptr : &*it;
     }
@@ -78,7 +87,7 @@ public:
 private:
     const json& j_;
     std::string where_;
-    const std::string& origin_;
+    const Context& ctx_;
     std::set<std::string> seen_;
 };
 
@@ -93,7 +102,7 @@ std::string validated_name(Reader& r, const std::string& key, const std::string&
 
 } // namespace
 
-Config parse(const std::string& text, const std::string& origin) {
+Config parse(const std::string& text, const std::string& origin, std::vector<std::string>* keys) {
     json j;
     try {
         j = json::parse(text);
@@ -101,11 +110,12 @@ Config parse(const std::string& text, const std::string& origin) {
         throw ConfigError(origin + ": not valid JSON: " + e.what());
     }
     Config c;
-    Reader top(j, "", origin);
+    const Context ctx{origin, keys};
+    Reader top(j, "", ctx);
     constexpr uint64_t big = 1'000'000;
 
     if (const json* q = top.object("quotas")) {
-        Reader r(*q, "quotas", origin);
+        Reader r(*q, "quotas", ctx);
         r.number("leases_per_uid", c.limits.leases_per_uid, 1, big);
         r.number("leases_total", c.limits.leases_total, 1, big);
         r.number("captures_per_uid", c.limits.captures_per_uid, 0, 4096);
@@ -113,7 +123,7 @@ Config parse(const std::string& text, const std::string& origin) {
         r.finish();
     }
     if (const json* q = top.object("conflict")) {
-        Reader r(*q, "conflict", origin);
+        Reader r(*q, "conflict", ctx);
         r.number("max_clears", c.limits.conflict_max_clears, 1, 1000);
         uint64_t window = c.limits.conflict_window / core::usec_per_sec;
         r.number("window_seconds", window, 1, 3600);
@@ -122,7 +132,7 @@ Config parse(const std::string& text, const std::string& origin) {
     }
     if (const json* ps = top.array("policies")) {
         for (size_t i = 0; i < ps->size(); ++i) {
-            Reader r((*ps)[i], "policies[" + std::to_string(i) + "]", origin);
+            Reader r((*ps)[i], "policies[" + std::to_string(i) + "]", ctx);
             std::string match, policy;
             r.string("match", match);
             r.string("policy", policy);
@@ -146,7 +156,7 @@ Config parse(const std::string& text, const std::string& origin) {
     if (const json* ls = top.array("static_leases")) {
         for (size_t i = 0; i < ls->size(); ++i) {
             const std::string where = "static_leases[" + std::to_string(i) + "]";
-            Reader r((*ls)[i], where, origin);
+            Reader r((*ls)[i], where, ctx);
             StaticLease s;
             r.string("interface", s.interface);
             r.string("reason", s.reason);
@@ -159,7 +169,7 @@ Config parse(const std::string& text, const std::string& origin) {
     top.number("max_capture_buffer", c.limits.max_capture_buffer, 64 * 1024, size_t{1} << 31);
     top.number("capture_memory_total", c.limits.capture_memory_total, 64 * 1024, size_t{1} << 40);
     if (const json* a = top.object("authorization")) {
-        Reader r(*a, "authorization", origin);
+        Reader r(*a, "authorization", ctx);
         r.number("checks_in_flight", c.authorization.in_flight_total, 1, 100);
         r.number("checks_in_flight_per_uid", c.authorization.in_flight_per_caller, 1, 100);
         r.number("checks_waiting_per_uid", c.authorization.queued_per_caller, 0, 100000);
@@ -167,7 +177,7 @@ Config parse(const std::string& text, const std::string& origin) {
         r.finish();
     }
     if (const json* f = top.object("filters")) {
-        Reader r(*f, "filters", origin);
+        Reader r(*f, "filters", ctx);
         r.number("max_terms", c.filters.max_terms, 1, 1000);
         r.number("cpu_ms", c.filters.cpu_ms, 10, 600000);
         r.number("compilations_in_flight", c.filters.queue.in_flight_total, 1, 64);
@@ -175,7 +185,7 @@ Config parse(const std::string& text, const std::string& origin) {
         r.finish();
     }
     if (const json* v = top.object("varlink")) {
-        Reader r(*v, "varlink", origin);
+        Reader r(*v, "varlink", ctx);
         r.number("max_message_bytes", c.varlink_max_message_bytes, 1024, 16 * 1024 * 1024);
         r.number("max_connections_per_uid", c.varlink_max_connections_per_uid, 1, 4096);
         r.number("max_connections", c.varlink_max_connections, 1, 65536);
@@ -186,7 +196,7 @@ Config parse(const std::string& text, const std::string& origin) {
         r.finish();
     }
     if (const json* v = top.object("reads")) {
-        Reader r(*v, "reads", origin);
+        Reader r(*v, "reads", ctx);
         r.number("items_burst", c.reads_items_burst, 1, uint64_t{1} << 32);
         r.number("items_per_second", c.reads_items_per_second, 1, uint64_t{1} << 32);
         r.finish();

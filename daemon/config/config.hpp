@@ -51,8 +51,12 @@ public:
     using std::runtime_error::runtime_error;
 };
 
-// `origin` names the file in messages.
-Config parse(const std::string& text, const std::string& origin);
+// `origin` names the file in messages. `keys`, when given, receives the path
+// of every key the parser looked for, present or not ("quotas.leases_total",
+// "policies[0].match"): the keys it knows in the objects the text has
+// (promiscd.json(5) is tested against them).
+Config parse(const std::string& text, const std::string& origin,
+             std::vector<std::string>* keys = nullptr);
 // A missing file gives the defaults unless must_exist (an explicit --config).
 Config load(const std::string& path, bool must_exist);
 

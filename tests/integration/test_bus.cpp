@@ -2,9 +2,7 @@
 // policy, polkitd with the project's .policy and test rules, the daemon as a
 // separate process in a namespace the test made, and clients nobody here
 // wrote (busctl, python3-dbus).
-#include "bus_stack.hpp"
-#include "netns.hpp"
-#include "process.hpp"
+#include "daemon_stack.hpp"
 #include "test_paths.h"
 
 #include <csignal>
@@ -20,10 +18,10 @@ using nlohmann::json;
 
 namespace {
 
-const std::string root = "/org/promiscd/Promisc1";
-const std::string manager = std::string(PROMISCD_BUS_NAME) + ".Manager";
-const std::string lease_iface = std::string(PROMISCD_BUS_NAME) + ".Lease";
-const std::string err = std::string(PROMISCD_BUS_NAME) + ".Error.";
+const std::string& root = kRootPath;
+const std::string& manager = kManagerIface;
+const std::string& lease_iface = kLeaseIface;
+const std::string& err = kErrorPrefix;
 
 // pdallow may acquire and capture; pddeny may do nothing; anything else is
 // left to the .policy defaults (auth_admin: a challenge, no agent here).
@@ -40,115 +38,41 @@ polkit.addRule(function(action, subject) {
 });
 )js";
 
-class Bus : public ::testing::Test {
+class Bus : public DaemonTest {
 protected:
-    void SetUp() override {
-        PROMISCD_REQUIRE_ROOT();
-        stack_ = std::make_unique<BusStack>();
-        stack_->start_polkit(rules());
-        ns_ = std::make_unique<Netns>();
-        veth_ = add_veth(*ns_);
-        dev_ = veth_.name;
-        start_daemon();
+    DaemonStack::Options options() const override {
+        DaemonStack::Options o;
+        o.polkit_rules = rules();
+        o.as_daemon_user = as_daemon_user();
+        return o;
     }
-    void TearDown() override {
-        if (HasFailure() && daemon_)
-            std::cerr << "---- promiscd log ----\n"
-                      << daemon_->log() << "---- bus/polkit ----\n"
-                      << (stack_ ? stack_->logs() : "") << "\n";
-        holders_.clear();
-        daemon_.reset();
-        ns_.reset();
-        stack_.reset();
-    }
-    virtual std::string rules() { return default_rules; }
+    virtual std::string rules() const { return default_rules; }
     // The daemon as the unit runs it: its own user, two ambient capabilities.
-    virtual bool as_daemon_user() { return false; }
+    virtual bool as_daemon_user() const { return false; }
 
-    void start_daemon() {
-        Process::Options o;
-        o.env = stack_->env();
-        if (daemon_log_.empty())
-            daemon_log_ = state_ / "promiscd.log";
-        o.log_path = daemon_log_;
-        std::vector<std::string> prefix;
-        if (as_daemon_user()) {
-            prefix = {"setpriv",
-                      "--reuid=" PROMISCD_DAEMON_USER,
-                      "--regid=" PROMISCD_DAEMON_USER,
-                      "--init-groups",
-                      "--inh-caps=-all,+net_admin,+net_raw",
-                      "--ambient-caps=-all,+net_admin,+net_raw",
-                      "--bounding-set=-all,+net_admin,+net_raw",
-                      "--"};
-            run({"chown", PROMISCD_DAEMON_USER, state_.path()});
-        }
-        std::vector<std::string> argv = prefix;
-        for (std::string a :
-             {std::string(PROMISCD_DAEMON_BINARY), std::string("--log-target=console"),
-              std::string("--log-level=debug"), "--state-dir=" + state_.path(),
-              "--varlink=" + state_ / "io.promiscd"})
-            argv.push_back(a);
-        daemon_ = std::make_unique<Process>(ns_->wrap(argv), o);
-        ASSERT_TRUE(wait_until([&] { return stack_->name_has_owner(PROMISCD_BUS_NAME); }))
-            << daemon_->log();
-    }
+    const std::string& dev() const { return stack_->dev(); }
+    Netns& ns() { return stack_->ns(); }
+    Process& daemon() { return stack_->daemon(); }
+    const TempDir& state() const { return stack_->state(); }
 
-    // A python3-dbus client holding a lease; see clients/lease_holder.py.
     Process& holder(const std::vector<std::string>& args, const TestUser* user = nullptr) {
-        std::vector<std::string> argv = {"/usr/bin/python3", std::string(PROMISCD_SOURCE_ROOT) +
-                                                                 "/tests/integration/clients/"
-                                                                 "lease_holder.py"};
-        argv.insert(argv.end(), args.begin(), args.end());
-        if (user)
-            argv = as_user(*user, argv);
-        Process::Options o;
-        o.env = stack_->env();
-        o.stdin_pipe = true;
-        holders_.push_back(std::make_unique<Process>(argv, o));
-        return *holders_.back();
+        return stack_->lease_holder(args, user);
     }
-    // Waits for the holder's LEASE line; returns the lease's object path.
-    std::string lease_of(Process& p) {
-        auto pos = p.wait_for_output("LEASE ");
-        if (pos == std::string::npos) {
-            ADD_FAILURE() << "no lease: " << p.log();
-            return {};
-        }
-        auto line = p.log().substr(pos + 6);
-        return line.substr(0, line.find(' '));
-    }
-
+    std::string lease_of(Process& p) { return DaemonStack::lease_of(p); }
     CommandResult busctl(std::vector<std::string> args, const TestUser* user = nullptr) {
-        std::vector<std::string> argv = {"busctl", "--system", "--json=short"};
-        argv.insert(argv.end(), args.begin(), args.end());
-        if (user)
-            argv = as_user(*user, argv);
-        return run(argv, stack_->env());
+        return stack_->busctl(std::move(args), user);
     }
     CommandResult call(const std::string& method, std::vector<std::string> args = {},
                        const TestUser* user = nullptr, const std::string& path = root,
                        const std::string& iface = manager) {
-        std::vector<std::string> argv = {"call", PROMISCD_BUS_NAME, path, iface, method};
-        argv.insert(argv.end(), args.begin(), args.end());
-        return busctl(argv, user);
+        return stack_->call(method, std::move(args), user, path, iface);
     }
     // A python3-dbus signal monitor (clients/monitor.py), subscribed.
     Process& monitor() {
-        Process::Options o;
-        o.env = stack_->env();
-        holders_.push_back(std::make_unique<Process>(
-            std::vector<std::string>{"/usr/bin/python3",
-                                     std::string(PROMISCD_SOURCE_ROOT) +
-                                         "/tests/integration/clients/monitor.py"},
-            o));
-        EXPECT_NE(holders_.back()->wait_for_output("READY"), std::string::npos)
-            << holders_.back()->log();
-        return *holders_.back();
-    }
-    int ifindex_of(const std::string& dev) {
-        auto s = link_state(*ns_, dev);
-        return s ? s->ifindex : -1;
+        auto& m = stack_->spawn({"/usr/bin/python3", std::string(PROMISCD_SOURCE_ROOT) +
+                                                         "/tests/integration/clients/monitor.py"});
+        EXPECT_NE(m.wait_for_output("READY"), std::string::npos) << m.log();
+        return m;
     }
     // The same call through python3-dbus, which shows the error's name:
     // "OK <json>" or "ERROR <name> <message>".
@@ -165,37 +89,21 @@ protected:
         auto r = run(argv, stack_->env());
         return r.out + r.err;
     }
-    json leases() {
-        auto r = call("ListLeases");
-        EXPECT_EQ(r.status, 0) << r.err;
-        return r.ok() ? json::parse(r.out)["data"][0] : json::array();
-    }
-    bool promisc() { return promisc(dev_); }
-    bool promisc(const std::string& dev) {
-        auto s = link_state(*ns_, dev);
-        return s && s->promisc();
-    }
-
-    TempDir state_;
-    std::string daemon_log_;
-    std::unique_ptr<BusStack> stack_;
-    std::unique_ptr<Netns> ns_;
-    VethPair veth_;
-    std::string dev_;
-    std::unique_ptr<Process> daemon_;
-    std::vector<std::unique_ptr<Process>> holders_;
+    json leases() { return stack_->leases(); }
+    bool promisc() { return stack_->promisc(); }
+    bool promisc(const std::string& dev) { return stack_->promisc(dev); }
 };
 
 // 1
 TEST_F(Bus, RootAcquiresAndReleases) {
-    auto& c = holder({dev_});
+    auto& c = holder({dev()});
     auto path = lease_of(c);
     EXPECT_EQ(path.rfind(root + "/lease/", 0), 0u) << path;
     EXPECT_TRUE(promisc()) << "ip link shows PROMISC while the lease is held";
     auto l = leases();
     ASSERT_EQ(l.size(), 1u);
     EXPECT_EQ(l[0][0], path);
-    EXPECT_EQ(l[0][2], dev_);
+    EXPECT_EQ(l[0][2], dev());
     EXPECT_EQ(l[0][3], "active");
     EXPECT_EQ(l[0][5], 0);
     c.write_stdin("release\n");
@@ -206,7 +114,7 @@ TEST_F(Bus, RootAcquiresAndReleases) {
 
 // 2
 TEST_F(Bus, AllowedUidAcquiresDeniedUidGetsAccessDenied) {
-    auto& denied = holder({dev_}, &kDeniedUser);
+    auto& denied = holder({dev()}, &kDeniedUser);
     EXPECT_NE(denied.wait_for_output("ERROR org.freedesktop.DBus.Error.AccessDenied"),
               std::string::npos)
         << denied.log();
@@ -214,7 +122,7 @@ TEST_F(Bus, AllowedUidAcquiresDeniedUidGetsAccessDenied) {
     EXPECT_FALSE(promisc()) << "a denied request changes nothing";
     EXPECT_TRUE(leases().empty());
 
-    auto& allowed = holder({dev_}, &kAllowedUser);
+    auto& allowed = holder({dev()}, &kAllowedUser);
     lease_of(allowed);
     EXPECT_TRUE(promisc());
     auto l = leases();
@@ -225,23 +133,23 @@ TEST_F(Bus, AllowedUidAcquiresDeniedUidGetsAccessDenied) {
 
 // 3
 TEST_F(Bus, KilledClientsLeaseEndsAndFlagClears) {
-    auto& c = holder({dev_});
+    auto& c = holder({dev()});
     lease_of(c);
     ASSERT_TRUE(promisc());
     c.signal(SIGKILL);
-    EXPECT_TRUE(wait_until([&] { return !promisc(); })) << daemon_->log();
+    EXPECT_TRUE(wait_until([&] { return !promisc(); })) << daemon().log();
     EXPECT_TRUE(leases().empty());
-    EXPECT_NE(daemon_->log().find("ended: owner-gone"), std::string::npos);
+    EXPECT_NE(daemon().log().find("ended: owner-gone"), std::string::npos);
     // busctl's own lease ends as soon as busctl disconnects.
-    auto r = call("AcquireLease", {"sa{sv}", dev_, "0"});
+    auto r = call("AcquireLease", {"sa{sv}", dev(), "0"});
     EXPECT_EQ(r.status, 0) << r.err;
     EXPECT_TRUE(wait_until([&] { return leases().empty(); }));
 }
 
 // 4
 TEST_F(Bus, TwoClientsFlagFollowsTheLast) {
-    auto& a = holder({dev_});
-    auto& b = holder({dev_});
+    auto& a = holder({dev()});
+    auto& b = holder({dev()});
     lease_of(a);
     lease_of(b);
     a.write_stdin("release\n");
@@ -254,15 +162,15 @@ TEST_F(Bus, TwoClientsFlagFollowsTheLast) {
 
 // 5
 TEST_F(Bus, AdminFlagSurvivesTheLastLease) {
-    ns_->exec_ok("ip link set dev " + dev_ + " promisc on");
-    auto& a = holder({dev_});
+    ns().exec_ok("ip link set dev " + dev() + " promisc on");
+    auto& a = holder({dev()});
     lease_of(a);
     a.write_stdin("release\n");
     a.wait_for_output("RELEASED");
     auto links = json::parse(call("ListLinks").out)["data"][0];
     bool seen = false;
     for (const auto& l : links)
-        if (l[2] == dev_) {
+        if (l[2] == dev()) {
             seen = true;
             EXPECT_EQ(l[6], "admin");
             EXPECT_EQ(l[7], 0);
@@ -273,27 +181,27 @@ TEST_F(Bus, AdminFlagSurvivesTheLastLease) {
 
 // 6
 TEST_F(Bus, ExternalClearEnforcedOrYielded) {
-    auto& a = holder({dev_});
+    auto& a = holder({dev()});
     lease_of(a);
-    ns_->exec_ok("ip link set dev " + dev_ + " promisc off");
+    ns().exec_ok("ip link set dev " + dev() + " promisc off");
     EXPECT_TRUE(wait_until([&] { return promisc(); })) << "enforce sets it again";
 
-    auto r = call("SetLinkPolicy", {"ss", dev_, "yield"});
+    auto r = call("SetLinkPolicy", {"ss", dev(), "yield"});
     ASSERT_EQ(r.status, 0) << r.err;
-    ns_->exec_ok("ip link set dev " + dev_ + " promisc off");
+    ns().exec_ok("ip link set dev " + dev() + " promisc off");
     EXPECT_NE(a.wait_for_output("STATE overridden"), std::string::npos) << a.log();
     EXPECT_FALSE(promisc()) << "yield leaves the flag as the other agent set it";
     EXPECT_EQ(leases()[0][3], "overridden");
-    ns_->exec_ok("ip link set dev " + dev_ + " promisc on");
+    ns().exec_ok("ip link set dev " + dev() + " promisc on");
     EXPECT_NE(a.wait_for_output("STATE active"), std::string::npos) << a.log();
 }
 
 // 7
 TEST_F(Bus, DaemonStopsFightingAnotherAgent) {
-    auto& a = holder({dev_});
+    auto& a = holder({dev()});
     lease_of(a);
     auto stat_cpu = [&] {
-        std::ifstream f("/proc/" + std::to_string(daemon_->pid()) + "/stat");
+        std::ifstream f("/proc/" + std::to_string(daemon().pid()) + "/stat");
         std::string s((std::istreambuf_iterator<char>(f)), {});
         auto close = s.rfind(')');
         std::istringstream in(s.substr(close + 2));
@@ -311,12 +219,12 @@ TEST_F(Bus, DaemonStopsFightingAnotherAgent) {
     auto& m = monitor();
     long cpu_before = stat_cpu();
     // Another agent clearing the flag over and over for 2 seconds.
-    ns_->exec_ok("for i in $(seq 40); do ip link set dev " + dev_ +
+    ns().exec_ok("for i in $(seq 40); do ip link set dev " + dev() +
                  " promisc off; sleep 0.05; done");
     long cpu_ticks = stat_cpu() - cpu_before;
     EXPECT_NE(a.wait_for_output("STATE overridden"), std::string::npos) << a.log();
-    EXPECT_NE(daemon_->log().find("not fighting it any more"), std::string::npos);
-    EXPECT_NE(m.wait_for_output("CONFLICT " + dev_ + " 6"), std::string::npos) << m.log();
+    EXPECT_NE(daemon().log().find("not fighting it any more"), std::string::npos);
+    EXPECT_NE(m.wait_for_output("CONFLICT " + dev() + " 6"), std::string::npos) << m.log();
     EXPECT_EQ(leases()[0][3], "overridden");
     EXPECT_FALSE(promisc()) << "the daemon gave up setting it";
     // The daemon is idle in between events: well under 10% of one core.
@@ -325,12 +233,12 @@ TEST_F(Bus, DaemonStopsFightingAnotherAgent) {
 
 // 8
 TEST_F(Bus, TtlExpiresRenewExtendsNonOwnerCannotRenew) {
-    auto& shortl = holder({dev_, "--ttl", "1"});
+    auto& shortl = holder({dev(), "--ttl", "1"});
     lease_of(shortl);
     EXPECT_NE(shortl.wait_for_output("ENDED expired", 5s), std::string::npos) << shortl.log();
     EXPECT_TRUE(wait_until([&] { return !promisc(); }));
 
-    auto& renewed = holder({dev_, "--ttl", "2"});
+    auto& renewed = holder({dev(), "--ttl", "2"});
     auto path = lease_of(renewed);
     auto expires_before = leases()[0][10].get<uint64_t>();
     renewed.write_stdin("renew 60\n");
@@ -352,34 +260,34 @@ TEST_F(Bus, TtlExpiresRenewExtendsNonOwnerCannotRenew) {
 
 // 10
 TEST_F(Bus, LinkDeletedAndCreatedAgain) {
-    auto ifb = add_ifb(*ns_);
+    auto ifb = add_ifb(ns());
     ASSERT_TRUE(wait_until(
         [&] { return call("ListLinks").out.find("\"" + ifb + "\"") != std::string::npos; }));
     auto& a = holder({ifb});
     lease_of(a);
     ASSERT_TRUE(promisc(ifb));
-    ns_->exec_ok("ip link del dev " + ifb);
+    ns().exec_ok("ip link del dev " + ifb);
     EXPECT_NE(a.wait_for_output("STATE pending"), std::string::npos) << a.log();
-    ns_->exec_ok("ip link add dev " + ifb + " type ifb");
+    ns().exec_ok("ip link add dev " + ifb + " type ifb");
     EXPECT_NE(a.wait_for_output("STATE active"), std::string::npos) << a.log();
     EXPECT_TRUE(wait_until([&] { return promisc(ifb); }));
 }
 
 // 11
 TEST_F(Bus, CrashRecoveryAdoptsLiveLeasesWithoutFlicker) {
-    auto& a = holder({dev_});
-    auto& b = holder({dev_});
+    auto& a = holder({dev()});
+    auto& b = holder({dev()});
     auto pa = lease_of(a);
     auto pb = lease_of(b);
     ASSERT_TRUE(promisc());
-    Process monitor(ns_->wrap({"ip", "-o", "monitor", "link"}));
+    Process monitor(ns().wrap({"ip", "-o", "monitor", "link"}));
     std::this_thread::sleep_for(200ms);
-    daemon_->signal(SIGKILL);
-    daemon_->wait(5s);
+    daemon().signal(SIGKILL);
+    daemon().wait(5s);
     EXPECT_TRUE(promisc()) << "nobody cleared it while the daemon was down";
-    start_daemon();
+    stack_->start_daemon();
     auto l = leases();
-    ASSERT_EQ(l.size(), 2u) << daemon_->log();
+    ASSERT_EQ(l.size(), 2u) << daemon().log();
     std::set<std::string> before = {pa, pb}, after = {l[0][0], l[1][0]};
     EXPECT_EQ(after, before) << "same object paths after the restart";
     EXPECT_EQ(l[0][3], "active");
@@ -397,7 +305,8 @@ TEST_F(Bus, CrashRecoveryAdoptsLiveLeasesWithoutFlicker) {
     std::istringstream lines(monitor.log());
     bool off_seen = false;
     for (std::string line; std::getline(lines, line);) {
-        if (line.find(dev_ + "@") == std::string::npos || line.find("Deleted") != std::string::npos)
+        if (line.find(dev() + "@") == std::string::npos ||
+            line.find("Deleted") != std::string::npos)
             continue;
         bool on = line.find("PROMISC") != std::string::npos;
         EXPECT_FALSE(off_seen && on) << "flag flickered: " << monitor.log();
@@ -408,82 +317,82 @@ TEST_F(Bus, CrashRecoveryAdoptsLiveLeasesWithoutFlicker) {
 
 // 11b: a crashed run whose clients are gone: the flags it set are cleared.
 TEST_F(Bus, CrashRecoveryClearsFlagsOfGoneOwners) {
-    auto& a = holder({dev_});
+    auto& a = holder({dev()});
     lease_of(a);
-    daemon_->signal(SIGKILL);
-    daemon_->wait(5s);
+    daemon().signal(SIGKILL);
+    daemon().wait(5s);
     a.signal(SIGKILL);
     a.wait(5s);
     ASSERT_TRUE(promisc());
-    start_daemon();
-    EXPECT_TRUE(wait_until([&] { return !promisc(); })) << daemon_->log();
+    stack_->start_daemon();
+    EXPECT_TRUE(wait_until([&] { return !promisc(); })) << daemon().log();
     EXPECT_TRUE(leases().empty());
 }
 
 // 11c: a damaged record is moved aside and nothing is guessed: the flag it
 // might have accounted for is left alone, and its origin says "unknown".
 TEST_F(Bus, DamagedRecordIsMovedAsideAndFlagsLeftAlone) {
-    auto& a = holder({dev_});
+    auto& a = holder({dev()});
     auto path = lease_of(a);
     const std::string id = path.substr(path.rfind('/') + 1);
-    daemon_->signal(SIGKILL);
-    daemon_->wait(5s);
+    daemon().signal(SIGKILL);
+    daemon().wait(5s);
     ASSERT_TRUE(promisc());
     // The lease's record is damaged while promiscd is down.
-    write_file(state_ / ("leases/" + id), "{ this is not json");
-    start_daemon();
-    EXPECT_NE(daemon_->log().find("leases/" + id + " is unusable"), std::string::npos)
-        << daemon_->log();
-    EXPECT_NE(daemon_->log().find("left alone"), std::string::npos) << daemon_->log();
+    write_file(state() / ("leases/" + id), "{ this is not json");
+    stack_->start_daemon();
+    EXPECT_NE(daemon().log().find("leases/" + id + " is unusable"), std::string::npos)
+        << daemon().log();
+    EXPECT_NE(daemon().log().find("left alone"), std::string::npos) << daemon().log();
     EXPECT_TRUE(promisc()) << "a flag nobody can account for is left alone";
     bool moved = false;
-    for (const auto& e : std::filesystem::directory_iterator(state_ / "leases"))
+    for (const auto& e : std::filesystem::directory_iterator(state() / "leases"))
         moved |= e.path().filename().string().rfind(id + ".damaged-", 0) == 0;
     EXPECT_TRUE(moved);
     auto origin = busctl({"get-property", PROMISCD_BUS_NAME,
-                          root + "/link/" + std::to_string(ifindex_of(dev_)),
+                          root + "/link/" + std::to_string(stack_->ifindex_of(dev())),
                           std::string(PROMISCD_BUS_NAME) + ".Link", "Origin"});
     EXPECT_NE(origin.out.find("\"unknown\""), std::string::npos) << origin.out << origin.err;
 }
 
 // 12
 TEST_F(Bus, SigtermClearsFlagsAndTellsOwners) {
-    auto& a = holder({dev_});
-    auto& b = holder({dev_});
+    auto& a = holder({dev()});
+    auto& b = holder({dev()});
     lease_of(a);
     lease_of(b);
-    daemon_->signal(SIGTERM);
-    EXPECT_EQ(daemon_->wait(10s), 0) << daemon_->log();
+    daemon().signal(SIGTERM);
+    EXPECT_EQ(daemon().wait(10s), 0) << daemon().log();
     EXPECT_NE(a.wait_for_output("ENDED daemon-shutdown"), std::string::npos) << a.log();
     EXPECT_NE(b.wait_for_output("ENDED daemon-shutdown"), std::string::npos) << b.log();
     EXPECT_FALSE(promisc());
     // Nothing is left to recover: no lease and no flag on record.
-    EXPECT_TRUE(std::filesystem::is_empty(state_ / "leases"));
-    EXPECT_TRUE(std::filesystem::is_empty(state_ / "links"));
+    EXPECT_TRUE(std::filesystem::is_empty(state() / "leases"));
+    EXPECT_TRUE(std::filesystem::is_empty(state() / "links"));
 }
 
 TEST_F(Bus, LosingTheBusClearsFlagsAndExits) {
-    auto& a = holder({dev_});
+    auto& a = holder({dev()});
     lease_of(a);
     ASSERT_TRUE(promisc());
-    ::kill(stack_->bus_pid(), SIGKILL);
-    auto status = daemon_->wait(10s);
-    ASSERT_TRUE(status) << "promiscd keeps running without its bus\n" << daemon_->log();
-    EXPECT_EQ(*status, 1) << daemon_->log();
-    EXPECT_NE(daemon_->log().find("lost the system bus"), std::string::npos) << daemon_->log();
+    ::kill(stack_->bus().bus_pid(), SIGKILL);
+    auto status = daemon().wait(10s);
+    ASSERT_TRUE(status) << "promiscd keeps running without its bus\n" << daemon().log();
+    EXPECT_EQ(*status, 1) << daemon().log();
+    EXPECT_NE(daemon().log().find("lost the system bus"), std::string::npos) << daemon().log();
     EXPECT_FALSE(promisc()) << "nobody can hold a lease without the bus: the flag is cleared";
 }
 
 // 13
 TEST_F(Bus, PolkitUnavailableFailsClosedRootStillWorks) {
-    stack_->stop_polkit();
-    auto& user = holder({dev_}, &kAllowedUser);
+    stack_->bus().stop_polkit();
+    auto& user = holder({dev()}, &kAllowedUser);
     EXPECT_NE(user.wait_for_output("ERROR org.freedesktop.DBus.Error.AccessDenied"),
               std::string::npos)
         << user.log();
     EXPECT_NE(user.log().find("polkit is unavailable"), std::string::npos) << user.log();
     EXPECT_FALSE(promisc());
-    auto& rootc = holder({dev_});
+    auto& rootc = holder({dev()});
     lease_of(rootc);
     EXPECT_TRUE(promisc());
 }
@@ -496,13 +405,13 @@ TEST_F(Bus, BadInputGetsNamedErrorsAndChangesNothing) {
         std::string message;
     };
     const std::vector<Case> cases = {
-        {{"AcquireLease", "sa{sv}", dev_, "1", "tll", "t", "5"},
+        {{"AcquireLease", "sa{sv}", dev(), "1", "tll", "t", "5"},
          err + "InvalidArgument",
          "unknown option 'tll'"},
-        {{"AcquireLease", "sa{sv}", dev_, "1", "ttl", "s", "5"},
+        {{"AcquireLease", "sa{sv}", dev(), "1", "ttl", "s", "5"},
          err + "InvalidArgument",
          "option 'ttl' must be an unsigned integer, not a string"},
-        {{"AcquireLease", "sa{sv}", dev_, "1", "ttl", "as", "0"},
+        {{"AcquireLease", "sa{sv}", dev(), "1", "ttl", "as", "0"},
          err + "InvalidArgument",
          "option 'ttl' must be an unsigned integer, not D-Bus type 'as'"},
 
@@ -511,7 +420,7 @@ TEST_F(Bus, BadInputGetsNamedErrorsAndChangesNothing) {
         {{"AcquireLease", "sa{sv}", "nosuchlink0", "0"},
          err + "NoSuchInterface",
          "interface 'nosuchlink0' does not exist"},
-        {{"AcquireLease", "sa{sv}", dev_, "1", "ttl", "t", "99999999999"},
+        {{"AcquireLease", "sa{sv}", dev(), "1", "ttl", "t", "99999999999"},
          err + "InvalidArgument",
          "is longer than the limit of"},
         {{"AcquireLease", "sa{sv}", "v\\q", "0"}, err + "InvalidArgument", "must be followed by"},
@@ -519,7 +428,9 @@ TEST_F(Bus, BadInputGetsNamedErrorsAndChangesNothing) {
          err + "NoSuchLease",
          "there is no lease 999"},
         {{"RevokeLease", "os", root + "/link/1", "x"}, err + "NoSuchLease", "no lease at"},
-        {{"SetLinkPolicy", "ss", dev_, "maybe"}, err + "InvalidArgument", "unknown policy 'maybe'"},
+        {{"SetLinkPolicy", "ss", dev(), "maybe"},
+         err + "InvalidArgument",
+         "unknown policy 'maybe'"},
         {{"SetLinkPolicy", "ss", "nosuchlink0", "yield"},
          err + "NoSuchInterface",
          "does not exist"},
@@ -539,7 +450,7 @@ TEST_F(Bus, BadInputGetsNamedErrorsAndChangesNothing) {
                        root + "'),'" + manager +
                        "')\n"
                        "for args in [('" +
-                       dev_ +
+                       dev() +
                        "',{'tll':dbus.UInt64(5)}),('eth/0',{}),"
                        "('nosuchlink0',{})]:\n"
                        "  try: m.AcquireLease(*args)\n"
@@ -560,14 +471,14 @@ TEST_F(Bus, InteractiveFlagIsPassedOnlyWhenAllowed) {
     // password. Without the interactive flag the answer says so; with it,
     // polkit could have asked an agent, there is none, so access is denied.
     auto no = busctl({"--allow-interactive-authorization=no", "call", PROMISCD_BUS_NAME, root,
-                      manager, "SetLinkPolicy", "ss", dev_, "yield"},
+                      manager, "SetLinkPolicy", "ss", dev(), "yield"},
                      &kAllowedUser);
     EXPECT_NE(no.err.find("authentication is required to manage"), std::string::npos) << no.err;
-    auto py = pycall("SetLinkPolicy", {"ss", dev_, "yield"}, &kAllowedUser);
+    auto py = pycall("SetLinkPolicy", {"ss", dev(), "yield"}, &kAllowedUser);
     EXPECT_EQ(py.rfind("ERROR org.freedesktop.DBus.Error.InteractiveAuthorizationRequired", 0), 0u)
         << py;
     auto yes = busctl({"--allow-interactive-authorization=yes", "call", PROMISCD_BUS_NAME, root,
-                       manager, "SetLinkPolicy", "ss", dev_, "yield"},
+                       manager, "SetLinkPolicy", "ss", dev(), "yield"},
                       &kAllowedUser);
     EXPECT_NE(yes.status, 0);
     EXPECT_NE(yes.err.find("Access denied"), std::string::npos) << yes.err;
@@ -581,11 +492,11 @@ TEST_F(Bus, ObjectsAndProperties) {
     auto links = json::parse(call("ListLinks").out)["data"][0];
     int index = -1;
     for (const auto& l : links)
-        if (l[2] == dev_)
+        if (l[2] == dev())
             index = l[1];
     ASSERT_GT(index, 0);
     auto link_path = root + "/link/" + std::to_string(index);
-    auto& a = holder({dev_, "--reason", "itest"});
+    auto& a = holder({dev(), "--reason", "itest"});
     auto path = lease_of(a);
     auto get = [&](const std::string& p, const std::string& iface, const std::string& prop) {
         auto r = busctl({"get-property", PROMISCD_BUS_NAME, p, iface, prop});
@@ -593,13 +504,13 @@ TEST_F(Bus, ObjectsAndProperties) {
         return r.ok() ? json::parse(r.out)["data"] : json();
     };
     const std::string link_iface = std::string(PROMISCD_BUS_NAME) + ".Link";
-    EXPECT_EQ(get(link_path, link_iface, "Name"), dev_);
+    EXPECT_EQ(get(link_path, link_iface, "Name"), dev());
     EXPECT_EQ(get(link_path, link_iface, "AdminFlag"), true);
     EXPECT_EQ(get(link_path, link_iface, "Promiscuous"), true);
     EXPECT_EQ(get(link_path, link_iface, "Origin"), "daemon");
     EXPECT_EQ(get(link_path, link_iface, "Leases"), 1);
     EXPECT_EQ(get(link_path, link_iface, "Policy"), "enforce");
-    EXPECT_EQ(get(path, lease_iface, "Interface"), dev_);
+    EXPECT_EQ(get(path, lease_iface, "Interface"), dev());
     EXPECT_EQ(get(path, lease_iface, "Reason"), "itest");
     EXPECT_EQ(get(path, lease_iface, "Expires"), 0);
     EXPECT_GT(get(path, lease_iface, "Acquired").get<uint64_t>(), 1'600'000'000'000'000ull);
@@ -615,8 +526,8 @@ TEST_F(Bus, ObjectsAndProperties) {
 
 TEST_F(Bus, SignalsFollowLinksAndLeases) {
     auto& m = monitor();
-    auto ifb = add_ifb(*ns_);
-    const auto link_path = root + "/link/" + std::to_string(ifindex_of(ifb));
+    auto ifb = add_ifb(ns());
+    const auto link_path = root + "/link/" + std::to_string(stack_->ifindex_of(ifb));
     EXPECT_NE(m.wait_for_output("ADDED " + link_path + " " + PROMISCD_BUS_NAME + ".Link"),
               std::string::npos)
         << m.log();
@@ -637,34 +548,34 @@ TEST_F(Bus, SignalsFollowLinksAndLeases) {
     EXPECT_NE(m.wait_for_output("CHANGED " + link_path + " AdminFlag=0 Leases=0 Origin=none"),
               std::string::npos)
         << m.log();
-    ns_->exec_ok("ip link del dev " + ifb);
+    ns().exec_ok("ip link del dev " + ifb);
     EXPECT_NE(m.wait_for_output("REMOVED " + link_path + " " + PROMISCD_BUS_NAME + ".Link"),
               std::string::npos)
         << m.log();
 }
 
 TEST_F(Bus, DeniedRequestsAreAudited) {
-    auto& denied = holder({dev_}, &kDeniedUser);
+    auto& denied = holder({dev()}, &kDeniedUser);
     denied.wait_for_output("ERROR");
-    EXPECT_NE(daemon_->wait_for_output("acquire on " + dev_ + " refused to :"), std::string::npos)
-        << daemon_->log();
-    EXPECT_NE(daemon_->log().find("PROMISCD_OPERATION=acquire"), std::string::npos)
-        << daemon_->log();
-    EXPECT_NE(daemon_->log().find("PROMISCD_OWNER_UID=64002 "), std::string::npos)
-        << daemon_->log();
-    EXPECT_NE(daemon_->log().find("PROMISCD_REASON=uid 64002 is not authorized"), std::string::npos)
-        << daemon_->log();
+    EXPECT_NE(daemon().wait_for_output("acquire on " + dev() + " refused to :"), std::string::npos)
+        << daemon().log();
+    EXPECT_NE(daemon().log().find("PROMISCD_OPERATION=acquire"), std::string::npos)
+        << daemon().log();
+    EXPECT_NE(daemon().log().find("PROMISCD_OWNER_UID=64002 "), std::string::npos)
+        << daemon().log();
+    EXPECT_NE(daemon().log().find("PROMISCD_REASON=uid 64002 is not authorized"), std::string::npos)
+        << daemon().log();
 }
 
 // The sd_notify protocol as systemd would see it: READY=1 only once the name
 // is owned, WATCHDOG=1 pings when WatchdogSec= is set, STOPPING=1 on SIGTERM.
 TEST_F(Bus, NotifiesSystemd) {
-    daemon_->stop();
+    stack_->stop_daemon();
     int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     ASSERT_GE(fd, 0);
     sockaddr_un sa{};
     sa.sun_family = AF_UNIX;
-    auto sock_path = state_ / "notify";
+    auto sock_path = state() / "notify";
     std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", sock_path.c_str());
     ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
     std::string got;
@@ -676,30 +587,23 @@ TEST_F(Bus, NotifiesSystemd) {
                 got.append(buf, static_cast<size_t>(n));
                 got += '\n';
                 if (what == "READY=1" && got.find(what) != std::string::npos) {
-                    EXPECT_TRUE(stack_->name_has_owner(PROMISCD_BUS_NAME))
+                    EXPECT_TRUE(stack_->bus().name_has_owner(PROMISCD_BUS_NAME))
                         << "READY=1 before the bus name was owned";
                 }
             }
             return got.find(what) != std::string::npos;
         });
     };
-    Process::Options o;
-    o.env = stack_->env();
-    o.env["NOTIFY_SOCKET"] = sock_path;
-    o.env["WATCHDOG_USEC"] = "200000";
-    daemon_ = std::make_unique<Process>(
-        ns_->wrap({PROMISCD_DAEMON_BINARY, "--log-target=console", "--state-dir=" + state_.path(),
-                   "--varlink=" + state_ / "io.promiscd"}),
-        o);
-    EXPECT_TRUE(receive_until("READY=1")) << got << daemon_->log();
+    stack_->launch_daemon({}, {{"NOTIFY_SOCKET", sock_path}, {"WATCHDOG_USEC", "200000"}});
+    EXPECT_TRUE(receive_until("READY=1")) << got << daemon().log();
     EXPECT_TRUE(receive_until("WATCHDOG=1")) << got;
     EXPECT_TRUE(receive_until("STATUS=0 leases")) << got;
-    auto& a = holder({dev_});
+    auto& a = holder({dev()});
     lease_of(a);
     EXPECT_TRUE(receive_until("STATUS=1 leases (1 active)")) << got;
-    daemon_->signal(SIGTERM);
+    daemon().signal(SIGTERM);
     EXPECT_TRUE(receive_until("STOPPING=1")) << got;
-    EXPECT_EQ(daemon_->wait(10s), 0);
+    EXPECT_EQ(daemon().wait(10s), 0);
     ::close(fd);
 }
 
@@ -707,31 +611,31 @@ TEST_F(Bus, NotifiesSystemd) {
 // CAP_NET_RAW only, owning the bus name by the project's policy and asking
 // polkit about other users' processes.
 class DedicatedUser : public Bus {
-    bool as_daemon_user() override { return true; }
+    bool as_daemon_user() const override { return true; }
 };
 
 TEST_F(DedicatedUser, RunsUnprivilegedWithTwoCapabilities) {
     if (std::string(PROMISCD_DAEMON_USER) == "root")
         GTEST_SKIP() << "built with daemon_user=root";
-    auto status = read_file("/proc/" + std::to_string(daemon_->pid()) + "/status");
+    auto status = read_file("/proc/" + std::to_string(daemon().pid()) + "/status");
     EXPECT_NE(status.find("CapEff:\t0000000000003000"), std::string::npos)
         << "CAP_NET_ADMIN|CAP_NET_RAW only:\n"
         << status;
-    auto& allowed = holder({dev_}, &kAllowedUser);
+    auto& allowed = holder({dev()}, &kAllowedUser);
     lease_of(allowed);
     EXPECT_TRUE(promisc());
-    auto& denied = holder({dev_}, &kDeniedUser);
+    auto& denied = holder({dev()}, &kDeniedUser);
     EXPECT_NE(denied.wait_for_output("ERROR org.freedesktop.DBus.Error.AccessDenied"),
               std::string::npos)
         << denied.log();
-    daemon_->signal(SIGTERM);
-    EXPECT_EQ(daemon_->wait(10s), 0) << daemon_->log();
-    EXPECT_FALSE(promisc()) << daemon_->log();
+    daemon().signal(SIGTERM);
+    EXPECT_EQ(daemon().wait(10s), 0) << daemon().log();
+    EXPECT_FALSE(promisc()) << daemon().log();
 }
 
 // 9
 class Manage : public Bus {
-    std::string rules() override {
+    std::string rules() const override {
         return R"js(
 polkit.addRule(function(action, subject) {
     if (action.id.indexOf("org.promiscd.") != 0)
@@ -745,7 +649,7 @@ polkit.addRule(function(action, subject) {
 };
 
 TEST_F(Manage, RevokeByManagerAndDeniedForOthers) {
-    auto& victim = holder({dev_});
+    auto& victim = holder({dev()});
     auto path = lease_of(victim);
     auto denied = pycall("RevokeLease", {"os", path, "no"}, &kDeniedUser);
     EXPECT_EQ(denied.rfind("ERROR org.freedesktop.DBus.Error.AccessDenied uid 64002 is not "
@@ -762,7 +666,7 @@ TEST_F(Manage, RevokeByManagerAndDeniedForOthers) {
 
 // 14
 class SlowPolkit : public Bus {
-    std::string rules() override {
+    std::string rules() const override {
         return R"js(
 polkit.addRule(function(action, subject) {
     if (action.id.indexOf("org.promiscd.") != 0)
@@ -778,14 +682,14 @@ polkit.addRule(function(action, subject) {
 };
 
 TEST_F(SlowPolkit, OthersAreServedWhileACheckWaits) {
-    auto& slow = holder({dev_}, &kAllowedUser);
+    auto& slow = holder({dev()}, &kAllowedUser);
     // Let its request reach polkit.
     std::this_thread::sleep_for(300ms);
     auto list = call("ListLinks", {}, &kDeniedUser);
     EXPECT_EQ(list.status, 0) << list.err;
     EXPECT_EQ(slow.log().find("LEASE"), std::string::npos)
         << "ListLinks was answered while the slow check was still pending";
-    auto& rootc = holder({dev_});
+    auto& rootc = holder({dev()});
     lease_of(rootc);
     EXPECT_EQ(slow.log().find("LEASE"), std::string::npos)
         << "root's lease was granted while the slow check was still pending";
@@ -794,12 +698,12 @@ TEST_F(SlowPolkit, OthersAreServedWhileACheckWaits) {
 }
 
 TEST_F(SlowPolkit, CallerGoneWhileCheckPendingGetsNothing) {
-    auto& slow = holder({dev_}, &kAllowedUser);
+    auto& slow = holder({dev()}, &kAllowedUser);
     std::this_thread::sleep_for(300ms);
     slow.signal(SIGKILL);
     slow.wait(5s);
     std::this_thread::sleep_for(2500ms); // past polkit's answer
-    EXPECT_TRUE(leases().empty()) << daemon_->log();
+    EXPECT_TRUE(leases().empty()) << daemon().log();
     EXPECT_FALSE(promisc());
 }
 

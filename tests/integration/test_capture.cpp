@@ -3,12 +3,10 @@
 // the test made, frames sent from a peer namespace with an AF_PACKET socket,
 // and clients nobody here wrote: python3-dbus (which receives the fd), busctl,
 // tshark and libpcap reading the stream back.
-#include "bus_stack.hpp"
 #include "client/capture_reader.hpp"
 #include "client/capture_session.hpp"
 #include "client/promisc_client.hpp"
-#include "netns.hpp"
-#include "process.hpp"
+#include "daemon_stack.hpp"
 #include "test_paths.h"
 
 #include <arpa/inet.h>
@@ -36,9 +34,9 @@ namespace {
 using Bytes = std::vector<uint8_t>;
 using Mac = std::array<uint8_t, 6>;
 
-const std::string root = "/org/promiscd/Promisc1";
+const std::string& root = kRootPath;
 const std::string capture_iface = std::string(PROMISCD_BUS_NAME) + ".Capture";
-const std::string err = std::string(PROMISCD_BUS_NAME) + ".Error.";
+const std::string& err = kErrorPrefix;
 const std::string access_denied = "org.freedesktop.DBus.Error.AccessDenied";
 constexpr uint16_t kEtherType = 0x88b5; // IEEE 802 local experimental
 const std::string kOurFrames = R"({"filter": ["s", "ether proto 0x88b5"]})";
@@ -265,64 +263,52 @@ size_t count_blocks(const std::string& s, uint32_t type) {
 
 // ---------------------------------------------------------------- fixture
 
-class Capture : public ::testing::Test {
+class Capture : public DaemonTest {
 protected:
+    DaemonStack::Options options() const override {
+        DaemonStack::Options o;
+        o.polkit_rules = rules;
+        o.polkit_debug = true; // polkit.log() shows each check
+        o.veth = false;        // two pairs to a peer namespace, below
+        o.start = false;
+        return o;
+    }
     void SetUp() override {
-        PROMISCD_REQUIRE_ROOT();
-        stack_ = std::make_unique<BusStack>();
-        stack_->start_polkit(rules, true); // debug: polkit.log() shows each check
-        ns_ = std::make_unique<Netns>();
+        DaemonTest::SetUp();
+        if (IsSkipped())
+            return;
         peer_ = std::make_unique<Netns>();
         // No IPv6: links that come up would send router solicitations and
         // MLD reports, frames no test sent.
-        for (auto* n : {ns_.get(), peer_.get()})
+        for (auto* n : {&ns(), peer_.get()})
             n->exec_ok("sysctl -qw net.ipv6.conf.all.disable_ipv6=1 "
                        "net.ipv6.conf.default.disable_ipv6=1");
-        veth_ = add_veth(*ns_, *peer_);
-        veth2_ = add_veth(*ns_, *peer_);
+        veth_ = add_veth(ns(), *peer_);
+        veth2_ = add_veth(ns(), *peer_);
         dev_ = veth_.name;
         dev2_ = veth2_.name;
         for (const auto& v : {veth_, veth2_}) {
-            ns_->exec_ok("ip link set dev " + v.name + " up");
+            ns().exec_ok("ip link set dev " + v.name + " up");
             peer_->exec_ok("ip link set dev " + v.peer_name + " up");
         }
-        mac_ = mac_of(*ns_, dev_);
-        mac2_ = mac_of(*ns_, dev2_);
+        mac_ = mac_of(ns(), dev_);
+        mac2_ = mac_of(ns(), dev2_);
         peer_mac_ = mac_of(*peer_, veth_.peer_name);
         peer_mac2_ = mac_of(*peer_, veth2_.peer_name);
         sender_ = std::make_unique<FrameSender>(*peer_, veth_.peer_name);
         sender2_ = std::make_unique<FrameSender>(*peer_, veth2_.peer_name);
         ::chmod(files_.path().c_str(), 0777); // clients running as test users write here
-        start_daemon();
+        stack().start_daemon();
     }
     void TearDown() override {
-        if (HasFailure() && daemon_)
-            std::cerr << "---- promiscd log ----\n"
-                      << daemon_->log() << "---- bus/polkit ----\n"
-                      << (stack_ ? stack_->logs() : "") << "\n";
-        for (auto& c : clients_)
-            if (HasFailure())
-                std::cerr << "---- client ----\n" << c->log();
-        clients_.clear();
-        daemon_.reset();
         sender_.reset();
         sender2_.reset();
+        DaemonTest::TearDown();
         peer_.reset();
-        ns_.reset();
-        stack_.reset();
     }
 
-    void start_daemon() {
-        Process::Options o;
-        o.env = stack_->env();
-        o.log_path = state_ / "promiscd.log";
-        daemon_ = std::make_unique<Process>(
-            ns_->wrap({PROMISCD_DAEMON_BINARY, "--log-target=console", "--log-level=debug",
-                       "--state-dir=" + state_.path(), "--varlink=" + state_ / "io.promiscd"}),
-            o);
-        ASSERT_TRUE(wait_until([&] { return stack_->name_has_owner(PROMISCD_BUS_NAME); }))
-            << daemon_->log();
-    }
+    Netns& ns() { return stack().ns(); }
+    Process& daemon() { return stack().daemon(); }
 
     // clients/capture_client.py; see its usage.
     Process& client(const std::string& iface, const std::string& options = "{}",
@@ -335,10 +321,8 @@ protected:
         if (user)
             argv = as_user(*user, argv);
         Process::Options o;
-        o.env = stack_->env();
         o.stdin_pipe = true;
-        clients_.push_back(std::make_unique<Process>(argv, o));
-        return *clients_.back();
+        return stack().spawn(argv, o);
     }
     // The capture's object path once the client has it ("" and a failure if not).
     std::string path_of(Process& c) {
@@ -364,34 +348,19 @@ protected:
         return read_file(files_ / file);
     }
 
-    CommandResult busctl(std::vector<std::string> args) {
-        std::vector<std::string> argv = {"busctl", "--system", "--json=short"};
-        argv.insert(argv.end(), args.begin(), args.end());
-        return run(argv, stack_->env());
-    }
-    json leases() {
-        auto r = busctl({"call", PROMISCD_BUS_NAME, root,
-                         std::string(PROMISCD_BUS_NAME) + ".Manager", "ListLeases"});
-        EXPECT_EQ(r.status, 0) << r.err;
-        return r.ok() ? json::parse(r.out)["data"][0] : json::array();
-    }
+    CommandResult busctl(std::vector<std::string> args) { return stack().busctl(std::move(args)); }
+    json leases() { return stack().leases(); }
     uint64_t property(const std::string& path, const std::string& name) {
         auto r = busctl({"get-property", PROMISCD_BUS_NAME, path, capture_iface, name});
         EXPECT_EQ(r.status, 0) << r.err;
         return r.ok() ? json::parse(r.out)["data"].get<uint64_t>() : 0;
     }
-    bool promisc(const std::string& dev) {
-        auto s = link_state(*ns_, dev);
-        return s && s->promisc();
-    }
-    int ifindex_of(const std::string& dev) {
-        auto s = link_state(*ns_, dev);
-        return s ? s->ifindex : -1;
-    }
+    bool promisc(const std::string& dev) { return stack().promisc(dev); }
+    int ifindex_of(const std::string& dev) { return stack().ifindex_of(dev); }
     size_t daemon_fds() {
         size_t n = 0;
         for ([[maybe_unused]] const auto& e :
-             std::filesystem::directory_iterator("/proc/" + std::to_string(daemon_->pid()) + "/fd"))
+             std::filesystem::directory_iterator("/proc/" + std::to_string(daemon().pid()) + "/fd"))
             ++n;
         return n;
     }
@@ -399,7 +368,7 @@ protected:
     std::string daemon_fd_list() {
         std::string out;
         for (const auto& e : std::filesystem::directory_iterator(
-                 "/proc/" + std::to_string(daemon_->pid()) + "/fd")) {
+                 "/proc/" + std::to_string(daemon().pid()) + "/fd")) {
             std::error_code ec;
             out += e.path().filename().string() + " -> " +
                    std::filesystem::read_symlink(e.path(), ec).string() + "\n";
@@ -407,7 +376,7 @@ protected:
         return out;
     }
     long daemon_rss_kib() {
-        std::istringstream in(read_file("/proc/" + std::to_string(daemon_->pid()) + "/status"));
+        std::istringstream in(read_file("/proc/" + std::to_string(daemon().pid()) + "/status"));
         for (std::string line; std::getline(in, line);)
             if (line.rfind("VmRSS:", 0) == 0)
                 return std::stol(line.substr(6));
@@ -424,18 +393,13 @@ protected:
         return daemon_fds();
     }
 
-    TempDir state_;
     TempDir files_;
-    std::unique_ptr<BusStack> stack_;
-    std::unique_ptr<Netns> ns_;
     std::unique_ptr<Netns> peer_;
     VethPair veth_, veth2_;
     std::string dev_, dev2_;
     Mac mac_{}, mac2_{}, peer_mac_{}, peer_mac2_{};
     std::unique_ptr<FrameSender> sender_;
     std::unique_ptr<FrameSender> sender2_;
-    std::unique_ptr<Process> daemon_;
-    std::vector<std::unique_ptr<Process>> clients_;
 };
 
 // The known frames of test 1: 60 to 1514 bytes, every fifth VLAN-tagged.
@@ -691,7 +655,7 @@ TEST_F(Capture, StalledReaderCostsTheDaemonNoMemoryAndOthersGoOn) {
     if (HasFailure())
         std::cerr << "the second capture has " << property(other_path, "Packets")
                   << " frames, dropped " << property(other_path, "Drops") << "\n"
-                  << ns_->exec("ip -s link show dev " + dev2_).out
+                  << ns().exec("ip -s link show dev " + dev2_).out
                   << peer_->exec("ip -s link show dev " + veth2_.peer_name).out;
     expect_same(tshark_read(other_stream), sent2, "the second capture");
 
@@ -769,7 +733,7 @@ TEST_F(Capture, CaptureImpliesTheLeaseForAnAllowedUid) {
     EXPECT_TRUE(promisc(dev_));
 
     // polkit was asked about capture only, never about the lease.
-    const auto checks = stack_->logs();
+    const auto checks = stack().bus().logs();
     EXPECT_NE(checks.find("CHECK org.promiscd.capture pdallow"), std::string::npos) << checks;
     EXPECT_EQ(checks.find("CHECK org.promiscd.promisc.acquire"), std::string::npos) << checks;
 
@@ -781,7 +745,7 @@ TEST_F(Capture, CaptureImpliesTheLeaseForAnAllowedUid) {
     // Someone else may not stop it: pddeny is not the owner and may not manage.
     auto stop = run(as_user(kDeniedUser, {"busctl", "--system", "call", PROMISCD_BUS_NAME, path,
                                           capture_iface, "Stop"}),
-                    stack_->env());
+                    stack().env());
     EXPECT_NE(stop.err.find("belongs to someone else"), std::string::npos) << stop.err;
     // Root may (uid 0 is authorized for manage).
     auto root_stop = busctl({"call", PROMISCD_BUS_NAME, path, capture_iface, "Stop"});
@@ -827,7 +791,7 @@ TEST_F(Capture, AnySeesBothLinksWithSll2Headers) {
 TEST_F(Capture, LinkRemovalAndShutdownEndCaptures) {
     auto& c = client(dev2_, kOurFrames, {"--out", files_ / "gone.pcapng"});
     auto path = path_of(c);
-    ns_->exec_ok("ip link del dev " + dev2_);
+    ns().exec_ok("ip link del dev " + dev2_);
     auto stream = stream_of(c, "gone.pcapng");
     EXPECT_TRUE(parse_pcapng(stream).stats.has_value());
     EXPECT_NE(c.wait_for_output("FINISHED " + path + " link-removed"), std::string::npos)
@@ -836,8 +800,8 @@ TEST_F(Capture, LinkRemovalAndShutdownEndCaptures) {
     auto& d = client(dev_, kOurFrames, {"--out", files_ / "shutdown.pcapng"});
     auto path2 = path_of(d);
     ASSERT_TRUE(promisc(dev_));
-    daemon_->signal(SIGTERM);
-    EXPECT_TRUE(daemon_->wait(10s).has_value());
+    daemon().signal(SIGTERM);
+    EXPECT_TRUE(daemon().wait(10s).has_value());
     auto stream2 = stream_of(d, "shutdown.pcapng");
     EXPECT_TRUE(parse_pcapng(stream2).stats.has_value());
     EXPECT_NE(d.wait_for_output("FINISHED " + path2 + " daemon-shutdown"), std::string::npos)
@@ -856,11 +820,11 @@ TEST_F(Capture, OwnerGoneEndsTheCapture) {
     for (uint32_t i = 0; i < 5; ++i)
         sender_->send(test_frame(mac_, peer_mac_, 100, i, false));
     c.signal(SIGKILL);
-    EXPECT_TRUE(wait_until([&] { return leases().empty(); })) << daemon_->log();
+    EXPECT_TRUE(wait_until([&] { return leases().empty(); })) << daemon().log();
     const std::string finished = "capture " + path.substr(path.rfind('/') + 1) + " on '" + dev_ +
                                  "' (pcapng, filter 'ether proto 0x88b5') finished: owner-gone";
-    EXPECT_TRUE(wait_until([&] { return daemon_->log().find(finished) != std::string::npos; }))
-        << daemon_->log();
+    EXPECT_TRUE(wait_until([&] { return daemon().log().find(finished) != std::string::npos; }))
+        << daemon().log();
     EXPECT_TRUE(wait_until([&] {
         auto stream = read_file(files_ / "handoff.pcapng");
         return count_blocks(stream, 5) == 1;
@@ -874,7 +838,7 @@ TEST_F(Capture, OwnerGoneEndsTheCapture) {
 // daemon's frames with next(timeout); Stop, count and errors as a program
 // using the library sees them.
 TEST_F(Capture, SessionYieldsTheDaemonsFrames) {
-    ::setenv("DBUS_SYSTEM_BUS_ADDRESS", stack_->address().c_str(), 1);
+    ::setenv("DBUS_SYSTEM_BUS_ADDRESS", stack().bus().address().c_str(), 1);
     namespace pc = promiscd::client;
     {
         pc::CaptureSession s(dev_, {.filter = "ether proto 0x88b5", .count = 10});
@@ -929,51 +893,11 @@ TEST_F(Capture, SessionYieldsTheDaemonsFrames) {
     ::unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
 }
 
-// A child whose standard output is a pipe to us; killed and reaped on the
-// way out, whatever happens.
-class PipedChild {
-public:
-    explicit PipedChild(const std::vector<std::string>& argv) {
-        int p[2];
-        if (::pipe2(p, O_CLOEXEC) != 0)
-            throw std::runtime_error("pipe2");
-        pid_ = ::fork();
-        if (pid_ == 0) {
-            ::dup2(p[1], 1);
-            ::setpgid(0, 0);
-            std::vector<char*> args;
-            for (const auto& a : argv)
-                args.push_back(const_cast<char*>(a.c_str()));
-            args.push_back(nullptr);
-            ::execvp(args[0], args.data());
-            ::_exit(127);
-        }
-        ::close(p[1]);
-        read_fd_ = p[0];
-    }
-    ~PipedChild() { stop(); }
-    PipedChild(const PipedChild&) = delete;
-    PipedChild& operator=(const PipedChild&) = delete;
-    int take_read_fd() { return std::exchange(read_fd_, -1); }
-    void stop() {
-        if (read_fd_ >= 0)
-            ::close(std::exchange(read_fd_, -1));
-        if (pid_ > 0) {
-            ::kill(-pid_, SIGTERM);
-            ::waitpid(std::exchange(pid_, -1), nullptr, 0);
-        }
-    }
-
-private:
-    pid_t pid_ = -1;
-    int read_fd_ = -1;
-};
-
 // The same reader on a stream dumpcap wrote (`dumpcap -w -` into a pipe),
 // read while dumpcap is still writing it, then ended by dumpcap's own ISB.
 TEST_F(Capture, SessionReadsADumpcapStream) {
     PipedChild dumpcap(
-        ns_->wrap({"dumpcap", "-q", "-i", dev_, "-f", "ether proto 0x88b5", "-w", "-"}));
+        ns().wrap({"dumpcap", "-q", "-i", dev_, "-f", "ether proto 0x88b5", "-w", "-"}));
     auto s = promiscd::client::CaptureSession::from_stream(dumpcap.take_read_fd());
     // dumpcap says "Capturing on" before its socket is bound: send probes
     // until one comes through.

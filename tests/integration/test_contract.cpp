@@ -75,6 +75,10 @@ protected:
         write_file(config_, "{}\n");
     }
     void TearDown() override {
+        // SIGTERM and status 0, and no sanitizer report (LeakSanitizer
+        // reports at exit): before the log is printed, which then says why.
+        if (daemon_)
+            expect_clean_stop(*daemon_);
         if (HasFailure() && daemon_)
             std::cerr << "---- promiscd log ----\n" << daemon_->log() << "\n";
         procs_.clear();
@@ -765,6 +769,7 @@ TEST_F(Contract, NothingIsAnnouncedBeforeTheKernelAgreed) {
         << "a lease the kernel refused was announced: " << monitor.log();
     EXPECT_EQ(monitor.log().find("lease-ended"), std::string::npos) << monitor.log();
     // With the kernel's agreement the order is: granted, then the flag.
+    expect_clean_stop(*daemon_);
     daemon_.reset();
     start_daemon();
     auto& m2 = vclient({"--more", vl + "Monitor"});

@@ -138,14 +138,20 @@ TEST_F(InProcess, TtlExpiryClearsTheFlag) {
 
 class DaemonProcess : public ::testing::Test {
 protected:
-    void SetUp() override { PROMISCD_REQUIRE_ROOT(); }
+    void SetUp() override {
+        PROMISCD_REQUIRE_ROOT();
+        write_file(state_ / "promiscd.json", "{}\n");
+    }
     TempDir state_;
+    // Every path pinned to the test: nothing of a promiscd on the host
+    // (its state, socket or configuration) is read or touched.
     std::unique_ptr<Process> start(const Netns& ns, std::vector<std::string> args) {
         std::vector<std::string> argv = {PROMISCD_DAEMON_BINARY,
                                          "--log-target=console",
                                          "--log-level=debug",
                                          "--no-bus",
                                          "--state-dir=" + state_.path(),
+                                         "--config=" + state_ / "promiscd.json",
                                          "--varlink=" + state_ / "io.promiscd"};
         argv.insert(argv.end(), args.begin(), args.end());
         return std::make_unique<Process>(ns.wrap(argv));
@@ -167,6 +173,7 @@ TEST_F(DaemonProcess, SigtermClearsOnlyTheFlagsItSet) {
     EXPECT_FALSE(promisc(ns, veth.name)) << "the flag promiscd set is cleared\n" << d->log();
     EXPECT_TRUE(promisc(ns, ifb)) << "the administrator's flag is left alone\n" << d->log();
     EXPECT_NE(d->log().find("daemon-shutdown"), std::string::npos) << d->log();
+    expect_clean_stop(*d); // exited already: no sanitizer report
 }
 
 TEST_F(DaemonProcess, HoldOnALinkThatAppearsLater) {
@@ -178,8 +185,11 @@ TEST_F(DaemonProcess, HoldOnALinkThatAppearsLater) {
     add_ifb(ns, name);
     EXPECT_TRUE(wait_until([&] { return promisc(ns, name); })) << d->log();
     d->signal(SIGINT);
-    ASSERT_TRUE(d->wait(10s));
+    auto status = d->wait(10s);
+    ASSERT_TRUE(status) << d->log();
+    EXPECT_EQ(*status, 0) << d->log();
     EXPECT_FALSE(promisc(ns, name)) << d->log();
+    expect_clean_stop(*d);
 }
 
 TEST_F(DaemonProcess, CommandLine) {

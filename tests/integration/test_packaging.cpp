@@ -8,7 +8,11 @@
 #include <filesystem>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <regex>
+#include <set>
+#include <sstream>
+#include <unistd.h>
 
 namespace promiscd::testing {
 namespace {
@@ -201,11 +205,11 @@ TEST(Packaging, WithoutRulesOnlyAnAdministratorCouldAuthorize) {
     }
 }
 
-TEST(Packaging, BusPolicyLetsOnlyTheDaemonUserOwnTheName) {
+// The daemon user (the unit's) and root (an administrator's `sudo promiscd`,
+// `sudo scripts/run`) may own the name; nobody else may.
+TEST(Packaging, BusPolicyLetsOnlyTheDaemonUserAndRootOwnTheName) {
     PROMISCD_REQUIRE_ROOT();
-    BusStack::Options opts;
-    opts.root_may_own_bus_name = false; // the project's policy alone
-    BusStack bus(opts);
+    BusStack bus;
 
     // busctl says only "Access denied"; python3-dbus gives the error name.
     const std::string request_name = "import sys, dbus\n"
@@ -220,26 +224,31 @@ TEST(Packaging, BusPolicyLetsOnlyTheDaemonUserOwnTheName) {
     }
     EXPECT_FALSE(bus.name_has_owner(PROMISCD_BUS_NAME));
 
-    std::vector<std::string> request = {"busctl",
-                                        "--system",
-                                        "call",
-                                        "org.freedesktop.DBus",
-                                        "/org/freedesktop/DBus",
-                                        "org.freedesktop.DBus"};
-    request.insert(request.end(), {"RequestName", "su", PROMISCD_BUS_NAME, "0"});
-    if (std::string(PROMISCD_DAEMON_USER) != "root")
-        request.insert(request.begin(), {"setpriv", "--reuid=" PROMISCD_DAEMON_USER,
-                                         "--regid=" PROMISCD_DAEMON_USER, "--init-groups", "--"});
-    auto r = run(request, bus.env());
-    EXPECT_TRUE(r.ok()) << r.err;
-    EXPECT_EQ(r.out, "u 1\n"); // DBUS_REQUEST_NAME_REPLY_PRIMARY_OWNER
+    // Each busctl owns the name until it exits.
+    const std::vector<std::string> request = {"busctl",
+                                              "--system",
+                                              "call",
+                                              "org.freedesktop.DBus",
+                                              "/org/freedesktop/DBus",
+                                              "org.freedesktop.DBus",
+                                              "RequestName",
+                                              "su",
+                                              PROMISCD_BUS_NAME,
+                                              "0"};
+    std::vector<std::string> as_daemon_user = request;
+    as_daemon_user.insert(as_daemon_user.begin(),
+                          {"setpriv", "--reuid=" PROMISCD_DAEMON_USER,
+                           "--regid=" PROMISCD_DAEMON_USER, "--init-groups", "--"});
+    for (const auto& argv : {as_daemon_user, request}) {
+        auto r = run(argv, bus.env());
+        EXPECT_TRUE(r.ok()) << argv[0] << ": " << r.err;
+        EXPECT_EQ(r.out, "u 1\n") << argv[0]; // DBUS_REQUEST_NAME_REPLY_PRIMARY_OWNER
+    }
 }
 
 TEST(Packaging, BusPolicyLetsEveryoneCallTheDaemonInterfacesOnly) {
     PROMISCD_REQUIRE_ROOT();
-    BusStack::Options opts;
-    opts.root_may_own_bus_name = false;
-    BusStack bus(opts);
+    BusStack bus;
 
     // A stand-in owner of the name (the daemon user may own it): python3-dbus
     // answers Peer itself and every other call with UnknownMethod, so a call
@@ -317,6 +326,182 @@ TEST(Packaging, SystemdAnalyzeVerifiesTheUnit) {
         std::regex_search(sec.out, m, std::regex("Overall exposure level for [^:]*: ([0-9.]+)")))
         << sec.out;
     EXPECT_LE(std::stod(m[1].str()), 1.8) << sec.out;
+}
+
+// ------------------------------------------------------------------ man pages
+
+// The man pages of the tree (NAME.SECTION), outside build directories.
+std::map<std::string, std::string> man_pages() {
+    namespace fs = std::filesystem;
+    std::map<std::string, std::string> out; // "promiscd.8" -> path
+    const std::regex page(R"(.+\.[1-8])");
+    for (auto it = fs::recursive_directory_iterator(PROMISCD_SOURCE_ROOT);
+         it != fs::recursive_directory_iterator(); ++it) {
+        const auto name = it->path().filename().string();
+        if (it->is_directory() && (name == ".git" || fs::exists(it->path() / "meson-private"))) {
+            it.disable_recursion_pending();
+            continue;
+        }
+        if (it->is_regular_file() && std::regex_match(name, page))
+            out[name] = it->path().string();
+    }
+    return out;
+}
+
+// Pages owned elsewhere whose lint waits for their owner's fix (see the
+// next commit).
+const std::set<std::string> kLintLater = {"promiscctl.1"};
+
+TEST(Packaging, ManPagesRenderWithoutWarnings) {
+    PROMISCD_REQUIRE_ROOT();
+    const auto pages = man_pages();
+    for (const char* want : {"promiscd.8", "promiscd.json.5", "promiscctl.1"})
+        EXPECT_TRUE(pages.count(want)) << want;
+    for (const auto& [name, path] : pages) {
+        if (kLintLater.count(name))
+            continue;
+        auto mandoc = run({"mandoc", "-Tlint", path});
+        EXPECT_TRUE(mandoc.ok() && mandoc.out.empty() && mandoc.err.empty())
+            << "mandoc -Tlint " << path << ":\n"
+            << mandoc.out << mandoc.err;
+        auto groff = run({"groff", "-ww", "-man", "-Tutf8", "-z", path}, {{"LC_ALL", "C.UTF-8"}});
+        EXPECT_TRUE(groff.ok() && groff.out.empty() && groff.err.empty())
+            << "groff -ww " << path << ":\n"
+            << groff.out << groff.err;
+    }
+}
+
+// Every page a page refers to under SEE ALSO exists: the project's own in
+// the tree, the others where man finds them on this machine.
+TEST(Packaging, SeeAlsoReferencesResolve) {
+    PROMISCD_REQUIRE_ROOT();
+    const auto pages = man_pages();
+    const std::regex ref(R"(^\.BR\s+(\S+)\s+\((\d)\))");
+    for (const auto& [name, path] : pages) {
+        std::istringstream in(read_file(path));
+        bool see_also = false;
+        int refs = 0;
+        for (std::string line; std::getline(in, line);) {
+            if (line.rfind(".SH", 0) == 0)
+                see_also = line.find("SEE ALSO") != std::string::npos;
+            std::smatch m;
+            if (!see_also || !std::regex_search(line, m, ref))
+                continue;
+            ++refs;
+            std::string target = std::regex_replace(m[1].str(), std::regex(R"(\\-)"), "-");
+            const std::string section = m[2].str();
+            if (pages.count(target + "." + section))
+                continue;
+            EXPECT_NE(target.rfind("promisc", 0), 0u)
+                << name << " refers to " << target << "(" << section
+                << "), a page of this project that the tree does not have";
+            auto man = run({"man", "-w", section, target});
+            EXPECT_TRUE(man.ok()) << name << " refers to " << target << "(" << section
+                                  << "), which man does not find: " << man.err;
+        }
+        EXPECT_GT(refs, 0) << name << " has no SEE ALSO";
+    }
+}
+
+// ------------------------------------------------------------------ meson install
+
+std::string pkg_config_variable(const std::string& package, const std::string& variable) {
+    auto r = run({"pkg-config", "--variable=" + variable, package});
+    return r.ok() ? trim(r.out) : std::string();
+}
+
+// `meson install --destdir` of the build under test puts each file where the
+// program that reads it looks: the directories pkg-config gives (unless the
+// build overrode them), the rest under the prefix.
+TEST(Packaging, InstallPutsFilesWherePkgConfigSays) {
+    PROMISCD_REQUIRE_ROOT();
+    namespace fs = std::filesystem;
+    auto options_json = run({"meson", "introspect", "--buildoptions", PROMISCD_BUILD_ROOT});
+    ASSERT_TRUE(options_json.ok()) << options_json.err;
+    std::map<std::string, std::string> option;
+    for (const auto& o : nlohmann::json::parse(options_json.out))
+        if (o["value"].is_string())
+            option[o["name"]] = o["value"];
+    auto dir = [&](const std::string& opt, const std::string& from_pkg_config) {
+        return option[opt].empty() ? from_pkg_config : option[opt];
+    };
+    const std::string prefix = option["prefix"];
+    const std::string dbus_datadir = pkg_config_variable("dbus-1", "datadir");
+    const std::string unitdir =
+        dir("systemdsystemunitdir", pkg_config_variable("systemd", "systemdsystemunitdir"));
+    ASSERT_FALSE(unitdir.empty());
+    std::string polkitdir = pkg_config_variable("polkit-gobject-1", "policydir");
+    polkitdir =
+        dir("polkit_actiondir", polkitdir.empty() ? "/usr/share/polkit-1/actions" : polkitdir);
+    std::vector<std::string> expected = {
+        unitdir + "/promiscd.service",
+        unitdir + "/promiscd.socket",
+        dir("dbus_policydir", dbus_datadir + "/dbus-1/system.d") + "/" PROMISCD_BUS_NAME ".conf",
+        dir("dbus_system_services_dir", pkg_config_variable("dbus-1", "system_bus_services_dir")) +
+            "/" PROMISCD_BUS_NAME ".service",
+        dir("dbus_interfaces_dir", pkg_config_variable("dbus-1", "interfaces_dir")) +
+            "/" PROMISCD_BUS_NAME ".xml",
+        polkitdir + "/" PROMISCD_ACTION_PREFIX ".policy",
+        prefix + "/" + option["sbindir"] + "/promiscd",
+        prefix + "/" + option["bindir"] + "/promiscctl",
+        prefix + "/" + option["mandir"] + "/man8/promiscd.8",
+        prefix + "/" + option["mandir"] + "/man5/promiscd.json.5",
+        prefix + "/" + option["mandir"] + "/man1/promiscctl.1",
+        prefix + "/" + option["datadir"] + "/doc/promiscd/50-org.promiscd.rules",
+        prefix + "/" + option["datadir"] + "/doc/promiscd/promiscd.json.example",
+    };
+    if (std::string(PROMISCD_DAEMON_USER) != "root")
+        expected.push_back(dir("sysusersdir", pkg_config_variable("systemd", "sysusersdir")) +
+                           "/promiscd.conf");
+
+    TempDir dest;
+    auto install = run({"meson", "install", "-C", PROMISCD_BUILD_ROOT, "--no-rebuild", "--quiet",
+                        "--destdir", dest.path()});
+    ASSERT_TRUE(install.ok()) << install.out << install.err;
+    std::set<std::string> installed;
+    for (const auto& e : fs::recursive_directory_iterator(dest.path()))
+        if (!e.is_directory())
+            installed.insert(e.path().string().substr(dest.path().size()));
+    for (const auto& f : expected)
+        EXPECT_TRUE(installed.count(f)) << f << " is not installed; installed:\n"
+                                        << ::testing::PrintToString(installed);
+    // Nothing else, nowhere else.
+    for (const auto& f : installed)
+        EXPECT_TRUE(std::find(expected.begin(), expected.end(), f) != expected.end() ||
+                    f.rfind(prefix + "/", 0) == 0)
+            << f << " is installed outside the prefix and the directories pkg-config names";
+
+    // The installed unit starts the installed daemon.
+    std::smatch m;
+    const auto unit = read_file(dest / (unitdir.substr(1) + "/promiscd.service"));
+    ASSERT_TRUE(std::regex_search(unit, m, std::regex("\nExecStart=(/[^ \n]+)")));
+    EXPECT_TRUE(installed.count(m[1].str())) << m[1].str();
+    EXPECT_EQ(::access((dest.path() + m[1].str()).c_str(), X_OK), 0) << m[1].str();
+}
+
+// -Dtests=false: no test and no benchmark is built (nor is gtest needed).
+TEST(Packaging, WithoutTestsNoTestOrBenchmarkIsBuilt) {
+    PROMISCD_REQUIRE_ROOT();
+    TempDir build;
+    auto setup = run({"meson", "setup", "-Dtests=false", build / "b", PROMISCD_SOURCE_ROOT});
+    ASSERT_TRUE(setup.ok()) << setup.out << setup.err;
+    auto targets = run({"meson", "introspect", "--targets", build / "b"});
+    ASSERT_TRUE(targets.ok()) << targets.err;
+    std::set<std::string> names;
+    for (const auto& t : nlohmann::json::parse(targets.out))
+        names.insert(t["name"].get<std::string>());
+    EXPECT_TRUE(names.count("promiscd")) << ::testing::PrintToString(names);
+    EXPECT_TRUE(names.count("promiscctl")) << ::testing::PrintToString(names);
+    for (const auto& n : names) {
+        EXPECT_NE(n.rfind("test_", 0), 0u) << n;
+        EXPECT_NE(n.rfind("itest_", 0), 0u) << n;
+        EXPECT_EQ(n.find("harness"), std::string::npos) << n;
+    }
+    for (const char* bench : {"frame_blaster", "bare_relay", "capture_sink", "control_plane"})
+        EXPECT_FALSE(names.count(bench)) << bench;
+    auto tests = run({"meson", "introspect", "--tests", build / "b"});
+    ASSERT_TRUE(tests.ok()) << tests.err;
+    EXPECT_TRUE(nlohmann::json::parse(tests.out).empty()) << tests.out;
 }
 
 TEST(BusStackHarness, TestUsersExistForTheBusAndPolkitdOnly) {

@@ -283,6 +283,10 @@ protected:
         start_daemon();
     }
     void TearDown() override {
+        // SIGTERM and status 0, and no sanitizer report (LeakSanitizer
+        // reports at exit): before the log is printed, which then says why.
+        if (daemon_)
+            expect_clean_stop(*daemon_);
         if (HasFailure() && daemon_)
             std::cerr << "---- promiscd log ----\n" << daemon_->log() << '\n';
         procs_.clear();
@@ -854,7 +858,7 @@ TEST_F(Ctl, ExitCodesForEachFailureClass) {
     EXPECT_FALSE(promisc());
 
     // Daemon down: every command says so with 4, and a hint.
-    daemon_->stop();
+    expect_clean_stop(*daemon_);
     for (const auto& args : std::vector<std::vector<std::string>>{
              {"status"}, {"leases"}, {"hold", dev_}, {"release", "1"}, {"monitor"}}) {
         auto r = ctl(args);
@@ -878,7 +882,7 @@ TEST_F(Ctl, ExitCodesForEachFailureClass) {
 // default path (served here in a mount namespace of its own, as a daemon on
 // the host would) hears nothing from it; it does when the pin is left out.
 TEST_F(Ctl, NeverFallsBackToTheDefaultVarlinkSocket) {
-    daemon_->stop();
+    expect_clean_stop(*daemon_);
     const std::string log = tmp_ / "default-socket.log";
     write_file(tmp_ / "listener.py", "import socket\n"
                                      "s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"

@@ -32,6 +32,10 @@ protected:
         write_file(config_, "{}\n");
     }
     void TearDown() override {
+        // SIGTERM and status 0, and no sanitizer report (LeakSanitizer
+        // reports at exit): before the log is printed, which then says why.
+        if (daemon_)
+            expect_clean_stop(*daemon_);
         if (HasFailure() && daemon_)
             std::cerr << "---- promiscd log ----\n" << daemon_->log() << '\n';
         procs_.clear();
@@ -291,6 +295,7 @@ TEST_F(CtlVarlink, LeaseOverVarlinkListedOverDBus) {
         << hold.log();
     EXPECT_TRUE(wait_until([&] { return !promisc(); }));
     procs_.clear();
+    expect_clean_stop(*daemon_);
     daemon_.reset();
 }
 
@@ -326,6 +331,7 @@ TEST_F(CtlVarlink, ConfigLeaseOwnerReadsTheSameOnBothTransports) {
     EXPECT_EQ(owners[0], "config:hold");
     EXPECT_EQ(owners[1], "config:hold");
     procs_.clear();
+    expect_clean_stop(*daemon_);
     daemon_.reset();
 }
 
@@ -383,6 +389,7 @@ TEST_F(CtlVarlink, LinkNamesThatAreNotUtf8) {
                  {{"PATH", dir + ":/usr/bin:/bin"}});
     EXPECT_EQ(c.out, "e\\\\xffx\n") << c.err;
     procs_.clear();
+    expect_clean_stop(*daemon_);
     daemon_.reset();
 }
 

@@ -4,7 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <sstream>
 
 using namespace promiscd;
 using namespace promiscd::config;
@@ -86,6 +92,13 @@ TEST(Config, ExampleShowsTheDefaults) {
     EXPECT_EQ(c.filters.queue.queued_total, d.filters.queue.queued_total);
     EXPECT_EQ(c.reads_items_burst, d.reads_items_burst);
     EXPECT_EQ(c.reads_items_per_second, d.reads_items_per_second);
+    EXPECT_EQ(c.limits.captures_per_uid, d.limits.captures_per_uid);
+    EXPECT_EQ(c.limits.max_capture_buffer, d.limits.max_capture_buffer);
+    EXPECT_EQ(c.limits.conflict_max_clears, d.limits.conflict_max_clears);
+    EXPECT_EQ(c.limits.conflict_window, d.limits.conflict_window);
+    EXPECT_EQ(c.idle_exit_seconds, d.idle_exit_seconds);
+    EXPECT_EQ(c.varlink_max_message_bytes, d.varlink_max_message_bytes);
+    EXPECT_EQ(c.varlink_max_connections_per_uid, d.varlink_max_connections_per_uid);
 }
 
 struct Broken {
@@ -145,6 +158,114 @@ TEST(Config, MissingFileIsDefaultsUnlessExplicit) {
         EXPECT_EQ(std::string(e.what()),
                   "/nonexistent/promiscd.json: cannot read: No such file or directory");
     }
+}
+
+// ------------------------------------------------- promiscd.json(5)
+
+std::string read_source(const std::string& relative) {
+    std::ifstream f(std::string(PROMISCD_SOURCE_ROOT) + "/" + relative);
+    EXPECT_TRUE(f) << relative << " is missing";
+    return {std::istreambuf_iterator<char>(f), {}};
+}
+
+// "policies[0].match" -> "policies[].match".
+std::string without_indices(std::string key) {
+    for (size_t open = key.find('['); open != std::string::npos; open = key.find('[', open + 1))
+        key.erase(open + 1, key.find(']', open) - open - 1);
+    return key;
+}
+
+// The keys the parser looks for, reading the example (which has every
+// object and one element in every array, so every nested key is asked for).
+std::set<std::string> parser_keys() {
+    std::vector<std::string> asked;
+    parse(read_source("etc/promiscd.json.example"), "example", &asked);
+    std::set<std::string> keys;
+    for (const auto& k : asked)
+        keys.insert(without_indices(k));
+    return keys;
+}
+
+// The man page's entries under KEYS: ".TP" then ".B <key>", with the text up
+// to the next entry, subsection or section.
+std::map<std::string, std::string> man_entries() {
+    std::istringstream in(read_source("etc/promiscd.json.5"));
+    std::map<std::string, std::string> entries;
+    std::string line, current;
+    bool in_keys = false, after_tp = false;
+    while (std::getline(in, line)) {
+        if (line.rfind(".SH", 0) == 0)
+            in_keys = line == ".SH KEYS";
+        if (!in_keys)
+            continue;
+        if (line.rfind(".SS", 0) == 0)
+            current.clear();
+        if (after_tp && line.rfind(".B ", 0) == 0) {
+            current = line.substr(3);
+            entries[current];
+        } else if (!current.empty() && line != ".TP") {
+            entries[current] += line + "\n";
+        }
+        after_tp = line == ".TP";
+        if (after_tp)
+            current.clear();
+    }
+    return entries;
+}
+
+// The example's value at a key path ("quotas.leases_total"), when it is a number.
+std::optional<uint64_t> example_number(const std::string& key) {
+    auto j = nlohmann::json::parse(read_source("etc/promiscd.json.example"));
+    std::istringstream parts(key);
+    for (std::string part; std::getline(parts, part, '.');) {
+        if (!j.is_object() || !j.contains(part))
+            return std::nullopt;
+        j = j[part];
+    }
+    if (!j.is_number_unsigned())
+        return std::nullopt;
+    return j.get<uint64_t>();
+}
+
+// Every key the parser knows has its entry in promiscd.json(5), with its
+// default; numbers with the default the example shows (which the test above
+// holds to the parser's defaults). And the page documents no key the parser
+// does not know.
+TEST(ConfigManPage, DocumentsEveryKeyTheParserKnowsWithItsDefault) {
+    const auto keys = parser_keys();
+    // A sample, so that a parser that asks for nothing cannot pass.
+    for (const char* k : {"quotas.leases_total", "policies[].match", "static_leases[].reason",
+                          "varlink.idle_timeout_seconds", "filters.cpu_ms",
+                          "authorization.checks_waiting", "capture_memory_total"})
+        EXPECT_TRUE(keys.count(k)) << "the parser no longer asks for " << k;
+    const auto entries = man_entries();
+    for (const auto& key : keys) {
+        // An object or array that only groups other keys needs no default.
+        bool groups_others = false;
+        for (const auto& other : keys)
+            groups_others |= other.rfind(key + ".", 0) == 0 || other.rfind(key + "[].", 0) == 0;
+        auto it = entries.find(key);
+        if (it == entries.end()) {
+            EXPECT_TRUE(groups_others) << "promiscd.json(5) does not document '" << key << "'";
+            continue;
+        }
+        const std::string& text = it->second;
+        if (auto number = example_number(key)) {
+            const std::string said = "Default " + std::to_string(*number);
+            const size_t at = text.find(said);
+            EXPECT_TRUE(at != std::string::npos && !std::isdigit(static_cast<unsigned char>(
+                                                       text[at + said.size()])))
+                << "promiscd.json(5) on '" << key << "' does not say \"" << said
+                << "\" (the parser's default):\n"
+                << text;
+        } else if (text.find("Default") == std::string::npos &&
+                   text.find("Required") == std::string::npos) {
+            ADD_FAILURE() << "promiscd.json(5) gives no default for '" << key << "':\n" << text;
+        }
+    }
+    for (const auto& [key, text] : entries)
+        EXPECT_TRUE(keys.count(key)) << "promiscd.json(5) documents '" << key
+                                     << "', which the parser does not know";
 }
 
 } // namespace

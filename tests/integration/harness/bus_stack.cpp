@@ -153,9 +153,11 @@ void BusStack::write_user_db() {
 }
 
 void BusStack::write_bus_config() {
-    // The holes a test stack needs: polkitd's name, and (optionally) root
-    // owning the daemon's name whatever daemon_user is.
-    std::string test_policy = R"(<!DOCTYPE busconfig PUBLIC
+    // The hole a test stack needs: polkitd's name, which the system bus
+    // gets from polkitd's own package (its policy is not included here, to
+    // keep the host's files out). Nothing about promiscd's name: the
+    // project's policy decides that alone.
+    const std::string test_policy = R"(<!DOCTYPE busconfig PUBLIC
  "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
@@ -166,18 +168,13 @@ void BusStack::write_bus_config() {
   <policy context="default">
     <allow send_destination="org.freedesktop.PolicyKit1"/>
   </policy>
-@ROOT_OWNS@</busconfig>
+</busconfig>
 )";
-    replace_all(test_policy, "@ROOT_OWNS@",
-                opts_.root_may_own_bus_name ? "  <policy user=\"root\">\n"
-                                              "    <allow own=\"" PROMISCD_BUS_NAME "\"/>\n"
-                                              "  </policy>\n"
-                                            : "");
     write_file(dir_ / "test-policy.conf", test_policy);
 
     // What the system bus has (type, EXTERNAL only, the default policy), but
     // no <user>, service directories or includedirs: the project's bus
-    // policy as installed and the test holes are the only additions.
+    // policy as installed and polkitd's hole are the only additions.
     std::string config = R"(<!DOCTYPE busconfig PUBLIC
  "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">

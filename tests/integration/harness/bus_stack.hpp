@@ -1,5 +1,6 @@
-// Test harness: a private system bus with the project's own bus policy, and
-// optionally a real polkitd with the project's own actions and test rules.
+// Test harness: a private system bus with the project's own bus policy as it
+// ships (unmodified: a mistake in it fails the tests), and optionally a real
+// polkitd with the project's own actions and test rules.
 // Both see two test users that the host's /etc/passwd does not have.
 #pragma once
 
@@ -34,10 +35,6 @@ std::vector<std::string> as_user(const TestUser& user, std::vector<std::string> 
 class BusStack {
 public:
     struct Options {
-        // Let root own the daemon's bus name even when daemon_user is not
-        // root (tests run the daemon as root). Off to test the project's
-        // bus policy alone.
-        bool root_may_own_bus_name = true;
         // The destructor prints logs() to stderr when the current test failed.
         bool print_logs_on_failure = true;
     };

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
+#include <gtest/gtest.h>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -15,6 +16,7 @@
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
+#include <utility>
 
 extern char** environ;
 
@@ -262,6 +264,41 @@ int Process::stop(std::chrono::milliseconds grace) {
     return status_.value_or(-1);
 }
 
+bool has_sanitizer_report(const std::string& log) {
+    for (const char* mark : {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                             "LeakSanitizer has encountered a fatal error", ": runtime error: "})
+        if (log.find(mark) != std::string::npos)
+            return true;
+    return false;
+}
+
+bool runs_under_asan(pid_t pid) {
+    std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
+    for (std::string line; std::getline(maps, line);)
+        if (line.find("/libasan.so") != std::string::npos)
+            return true;
+    return false;
+}
+
+void expect_clean_stop(Process& daemon, std::chrono::milliseconds grace) {
+    // The end of the log: where a sanitizer's report or the reason for a
+    // failed stop is.
+    auto tail = [&] {
+        std::string log = daemon.log();
+        return log.size() > 16000 ? "...\n" + log.substr(log.size() - 16000) : log;
+    };
+    if (daemon.running()) {
+        daemon.signal(SIGTERM);
+        auto status = daemon.wait(grace);
+        EXPECT_TRUE(status.has_value() && *status == 0)
+            << "promiscd (pid " << daemon.pid() << ") did not exit with status 0 on SIGTERM ("
+            << (status ? "status " + std::to_string(*status) : std::string("still running"))
+            << "):\n"
+            << tail();
+    }
+    EXPECT_FALSE(has_sanitizer_report(daemon.log())) << tail();
+}
+
 std::string Process::log() const {
     return read_file(log_path_);
 }
@@ -289,6 +326,47 @@ TempDir::TempDir() {
 TempDir::~TempDir() {
     std::error_code ec;
     std::filesystem::remove_all(path_, ec);
+}
+
+PipedChild::PipedChild(const std::vector<std::string>& argv, Output output) {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0)
+        throw std::runtime_error(std::string("pipe2: ") + std::strerror(errno));
+    if (output == Output::Stalled) {
+        // One page, filled: the child's first write blocks.
+        ::fcntl(p[1], F_SETPIPE_SZ, 4096);
+        const std::string fill(4096, 'x');
+        while (::write(p[1], fill.data(), fill.size()) > 0) {
+        }
+    }
+    auto args = argv;
+    auto cargv = cstrs(args);
+    pid_ = ::fork();
+    if (pid_ < 0)
+        throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+    if (pid_ == 0) {
+        ::setpgid(0, 0);
+        ::fcntl(p[1], F_SETFL, 0); // blocking, as a program expects its stdout
+        ::dup2(p[1], 1);
+        ::execvp(cargv[0], cargv.data());
+        ::_exit(127);
+    }
+    ::close(p[1]);
+    read_fd_ = p[0];
+    ::fcntl(read_fd_, F_SETFL, 0);
+}
+
+int PipedChild::take_read_fd() {
+    return std::exchange(read_fd_, -1);
+}
+
+void PipedChild::stop() {
+    if (read_fd_ >= 0)
+        ::close(std::exchange(read_fd_, -1));
+    if (pid_ > 0) {
+        ::kill(-pid_, SIGTERM);
+        ::waitpid(std::exchange(pid_, -1), nullptr, 0);
+    }
 }
 
 std::string read_file(const std::string& path) {

@@ -87,6 +87,44 @@ private:
     int stdin_fd_ = -1;
 };
 
+// A child whose standard output is a pipe to the test; its own process
+// group, killed (SIGTERM) and reaped on the way out, whatever happens.
+class PipedChild {
+public:
+    enum class Output {
+        Read,    // the test reads it (take_read_fd)
+        Stalled, // a full pipe nobody reads: the child blocks in its first write
+    };
+    explicit PipedChild(const std::vector<std::string>& argv, Output output = Output::Read);
+    ~PipedChild() { stop(); }
+    PipedChild(const PipedChild&) = delete;
+    PipedChild& operator=(const PipedChild&) = delete;
+    pid_t pid() const { return pid_; }
+    int take_read_fd();
+    void stop();
+
+private:
+    pid_t pid_ = -1;
+    int read_fd_ = -1;
+};
+
+// Whether a log holds a report of AddressSanitizer, LeakSanitizer or
+// UndefinedBehaviorSanitizer (scripts/test runs the tests against promiscd and
+// promiscctl built with them).
+bool has_sanitizer_report(const std::string& log);
+
+// Whether the running process pid is built with AddressSanitizer (libasan is
+// mapped): the tests are not, when scripts/test runs them against a sanitized
+// promiscd, so they ask the process, not the compiler.
+bool runs_under_asan(pid_t pid);
+
+// The end of a test with a promiscd of its own: stop it as systemd would
+// (SIGTERM) and expect exit status 0 within `grace`, and no sanitizer report
+// in its log. A daemon that had exited already is only checked for reports.
+// Under ASan, LeakSanitizer runs when the daemon exits: one killed with
+// SIGKILL would never report its leaks, so tests end the daemon this way.
+void expect_clean_stop(Process& daemon, std::chrono::milliseconds grace = 20s);
+
 // Poll pred every `step` until it is true or the deadline passes.
 bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 5s,
                 std::chrono::milliseconds step = 10ms);
