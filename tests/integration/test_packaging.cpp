@@ -449,6 +449,9 @@ TEST(Packaging, InstallPutsFilesWherePkgConfigSays) {
         prefix + "/" + option["mandir"] + "/man1/promiscctl.1",
         prefix + "/" + option["datadir"] + "/doc/promiscd/50-org.promiscd.rules",
         prefix + "/" + option["datadir"] + "/doc/promiscd/promiscd.json.example",
+        // Wireshark's global extcap folder (wireshark.pc's extcap_dir, else
+        // Debian's), which is Wireshark's to name, like the bus's and polkit's.
+        std::string(PROMISCD_EXTCAP_DIR) + "/promiscd-extcap",
     };
     if (std::string(PROMISCD_DAEMON_USER) != "root")
         expected.push_back(dir("sysusersdir", pkg_config_variable("systemd", "sysusersdir")) +

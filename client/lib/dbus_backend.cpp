@@ -1,0 +1,225 @@
+// libpromisc over D-Bus: the internal Client, whose Lease and Capture follow
+// the daemon's signals; this connection's dispatch runs their callbacks.
+#include "client/lib/backend.hpp"
+
+#include <algorithm>
+
+namespace promisc {
+
+namespace ic = promiscd::client;
+using namespace detail;
+using std::chrono::milliseconds;
+
+namespace {
+
+class DbusBackend final : public Client::Impl {
+public:
+    explicit DbusBackend(const ClientOptions& o) : client_(ic::Client::Options{o.interactive}) {}
+
+    ic::Client& client() { return client_; }
+
+    Transport transport() const override { return Transport::DBus; }
+
+    std::vector<Link> links() override {
+        std::vector<Link> out;
+        for (const auto& l : client_.list_links()) {
+            Link link;
+            link.name = l.name;
+            link.index = l.index;
+            link.admin_flag = l.admin_flag;
+            link.promiscuity = l.promiscuity;
+            link.promiscuous = l.promiscuous;
+            link.origin = l.origin;
+            link.leases = l.leases;
+            link.policy = l.policy;
+            out.push_back(std::move(link));
+        }
+        return out;
+    }
+
+    std::vector<LeaseInfo> leases() override {
+        std::vector<LeaseInfo> out;
+        for (const auto& l : client_.list_leases()) {
+            LeaseInfo info;
+            info.id = l.id;
+            info.interface = l.interface;
+            info.state = parse_state(l.state);
+            info.owner = l.owner;
+            info.uid = l.uid;
+            info.pid = l.pid;
+            info.command = l.command;
+            info.reason = l.reason;
+            info.acquired = from_usec(l.acquired_usec);
+            if (l.expires_usec)
+                info.expires = from_usec(l.expires_usec);
+            out.push_back(std::move(info));
+        }
+        return out;
+    }
+
+    std::unique_ptr<Lease::Impl> acquire(const std::shared_ptr<Client::Impl>& self,
+                                         const std::string& interface,
+                                         const LeaseOptions& options) override;
+    std::unique_ptr<Capture::Impl> capture(const std::shared_ptr<Client::Impl>& self,
+                                           const std::string& interface,
+                                           const CaptureOptions& options) override;
+
+    void process(milliseconds timeout) override {
+        client_.dispatch();
+        if (timeout.count() == 0)
+            return;
+        const Deadline deadline(timeout);
+        const PollInfo p = poll_info();
+        std::vector<pollfd> fds{{p.fd, p.events, 0}};
+        wait_for(fds, min_timeout(deadline.left_ms(), p.timeout_ms));
+        client_.dispatch();
+    }
+
+    PollInfo poll_info() const override {
+        const auto p = client_.poll_data();
+        PollInfo out{p.fd, p.events, -1};
+        if (p.timeout_usec != UINT64_MAX) {
+            const std::uint64_t now = monotonic_usec();
+            out.timeout_ms = p.timeout_usec <= now
+                                 ? 0
+                                 : static_cast<int>(std::min<std::uint64_t>(
+                                       (p.timeout_usec - now + 999) / 1000, 1 << 30));
+        }
+        return out;
+    }
+
+private:
+    ic::Client client_;
+};
+
+// "uid 0 (pid 42, promiscctl): maintenance", for a revocation.
+std::string detail_of(const ic::LeaseEnd& end) {
+    std::string who = end.revoked_by;
+    if (who.empty() && end.revoked_by_uid)
+        who = "uid " + std::to_string(*end.revoked_by_uid);
+    if (!end.message.empty())
+        who += (who.empty() ? "" : ": ") + end.message;
+    return who;
+}
+
+class DbusLease final : public Lease::Impl {
+public:
+    DbusLease(std::shared_ptr<Client::Impl> keep, std::unique_ptr<ic::Lease> lease)
+        : keep_(std::move(keep)), lease_(std::move(lease)) {
+        id = lease_->id();
+        interface = lease_->info().interface;
+        state = parse_state(lease_->info().state);
+        lease_->on_state_changed(
+            [this](const std::string&, const std::string& to) { change(parse_state(to)); });
+        lease_->on_ended(
+            [this](const std::string& reason) { ended(reason, detail_of(lease_->end())); });
+    }
+
+    void renew(std::uint64_t ttl_sec) override { lease_->renew(ttl_sec); }
+    void release() override { lease_->release(); }
+
+private:
+    // Declared first, destroyed last: ~ic::Lease releases over its connection.
+    std::shared_ptr<Client::Impl> keep_;
+    std::unique_ptr<ic::Lease> lease_;
+};
+
+class DbusCapture final : public Capture::Impl {
+public:
+    DbusCapture(std::shared_ptr<Client::Impl> keep, DbusBackend& backend,
+                std::unique_ptr<ic::Capture> capture, const std::string& interface,
+                const CaptureOptions& options)
+        : Capture::Impl(capture->id(), interface, options, capture->take_fd()),
+          keep_(std::move(keep)), backend_(backend), capture_(std::move(capture)) {}
+
+    ~DbusCapture() override {
+        // The capture belongs to the connection, which the Client may keep
+        // open: stop it now rather than when the daemon next writes into a
+        // pipe nobody reads.
+        if (!capture_->finished()) {
+            try {
+                capture_->stop();
+            } catch (const ic::Error&) {
+                // Finished meanwhile, or the daemon is gone: nothing runs.
+            }
+        }
+    }
+
+protected:
+    void request_stop() override {
+        try {
+            capture_->stop();
+        } catch (const ic::Error& e) {
+            // Finished already (its object is gone): nothing to stop.
+            if (capture_->finished() || e.kind() == ic::ErrorKind::NoSuchCapture)
+                return;
+            if (e.name() == "org.freedesktop.DBus.Error.UnknownObject" ||
+                e.name() == "org.freedesktop.DBus.Error.UnknownMethod")
+                return;
+            throw;
+        }
+    }
+    void pump() override {
+        try {
+            backend_.client().dispatch();
+        } catch (const ic::Error&) {
+            // A lost bus ends nothing here: the stream's end says it.
+        }
+    }
+    PollInfo transport_poll() const override {
+        try {
+            return backend_.poll_info();
+        } catch (const ic::Error&) {
+            return {};
+        }
+    }
+    std::string daemon_reason() const override {
+        return capture_->finished() ? capture_->finish_reason() : std::string();
+    }
+    void daemon_counters(CaptureStats& s) const override {
+        s.packets = capture_->info().packets;
+        s.bytes = capture_->info().bytes;
+        s.drops = capture_->info().drops;
+    }
+
+private:
+    std::shared_ptr<Client::Impl> keep_;
+    DbusBackend& backend_;
+    std::unique_ptr<ic::Capture> capture_;
+};
+
+std::unique_ptr<Lease::Impl> DbusBackend::acquire(const std::shared_ptr<Client::Impl>& self,
+                                                  const std::string& interface,
+                                                  const LeaseOptions& options) {
+    ic::LeaseOptions o;
+    o.ttl_sec = static_cast<std::uint64_t>(options.ttl.count());
+    o.reason = options.reason;
+    o.wait = options.wait;
+    auto lease = client_.acquire(interface, o);
+    auto out = std::make_unique<DbusLease>(self, std::move(lease));
+    if (out->interface.empty())
+        out->interface = interface;
+    return out;
+}
+
+std::unique_ptr<Capture::Impl> DbusBackend::capture(const std::shared_ptr<Client::Impl>& self,
+                                                    const std::string& interface,
+                                                    const CaptureOptions& options) {
+    ic::CaptureOptions o;
+    o.filter = options.filter;
+    o.snaplen = options.snaplen;
+    o.promisc = options.promisc;
+    o.format = "pcapng";
+    o.buffer_size = options.buffer_size;
+    o.count = options.count;
+    auto capture = client_.open_capture(interface, o);
+    return std::make_unique<DbusCapture>(self, *this, std::move(capture), interface, options);
+}
+
+} // namespace
+
+std::shared_ptr<Client::Impl> make_dbus_backend(const ClientOptions& options) {
+    return std::make_shared<DbusBackend>(options);
+}
+
+} // namespace promisc
