@@ -1477,8 +1477,10 @@ TEST_F(Ctl, BashCompletionInAnInteractiveShell) {
                                                                   {"INPUTRC", "/dev/null"},
                                                                   {"HISTFILE", "/dev/null"}}));
     ASSERT_TRUE(bash.wait_for("READY> ")) << bash.output();
-    bash.type("source " + shell_quote(kSource + "/client/promiscctl.bash-completion") + "\n");
+    // The next prompt is looked for from before the line is typed: on a busy
+    // machine it can be on the terminal by the time the line is sent.
     size_t at = bash.output().size();
+    bash.type("source " + shell_quote(kSource + "/client/promiscctl.bash-completion") + "\n");
     ASSERT_TRUE(bash.wait_for("READY> ", 10s, at)) << bash.output();
     // Types keys on an empty line; returns what the terminal showed.
     auto keys = [&](const std::string& k, const std::string& until) {
