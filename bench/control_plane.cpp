@@ -19,9 +19,9 @@
 //                               the flag is cleared; floor: until NameOwnerChanged
 #include <systemd/sd-bus.h>
 
-#include <net/if.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+#include <net/if.h>
 #include <nlohmann/json.hpp>
 #include <poll.h>
 #include <signal.h>

@@ -161,7 +161,8 @@ Daemon::Daemon(DaemonOptions options) : impl_(std::make_unique<Impl>()) {
     service::LeaseService::Options so;
     so.limits = d.config.limits;
     so.netlink_rcvbuf = d.options.netlink_rcvbuf;
-    d.leases = std::make_unique<service::LeaseService>(d.event.get(), so, *d.changes, d.store.get());
+    d.leases =
+        std::make_unique<service::LeaseService>(d.event.get(), so, *d.changes, d.store.get());
     d.leases->set_policy_patterns(d.config.policies);
     d.leases->start();
 
@@ -275,8 +276,8 @@ void Daemon::Impl::connect_bus() {
             return objects->lease_objects();
         return objects->objects(); // GetManagedObjects; Introspect lists the children
     };
-    guard = std::make_unique<bus::BusGuard>(bus::raw_bus(credentials->driver()),
-                                            [this] { return now(); }, guard_limits(config), items);
+    guard = std::make_unique<bus::BusGuard>(
+        bus::raw_bus(credentials->driver()), [this] { return now(); }, guard_limits(config), items);
 }
 
 void Daemon::Impl::start_varlink() {

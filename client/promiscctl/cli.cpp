@@ -141,10 +141,10 @@ TransportKind Context::resolved() {
 
 Transport& Context::transport() {
     if (!transport_)
-        transport_ = resolved() == TransportKind::Varlink
-                         ? varlink_transport(globals_.varlink_socket, std::move(probe_),
-                                             interactive())
-                         : dbus_transport(client());
+        transport_ =
+            resolved() == TransportKind::Varlink
+                ? varlink_transport(globals_.varlink_socket, std::move(probe_), interactive())
+                : dbus_transport(client());
     return *transport_;
 }
 

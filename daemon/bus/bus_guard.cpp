@@ -15,8 +15,8 @@ const std::string manager_iface = std::string(PROMISCD_BUS_NAME) + ".Manager";
 } // namespace
 
 BusGuard::BusGuard(sd_bus* bus, std::function<uint64_t()> now, GuardLimits limits, Items items)
-    : now_(std::move(now)), limits_(limits), items_(std::move(items)),
-      all_{limits_.items_burst, now_()} {
+    : now_(std::move(now)), limits_(limits),
+      items_(std::move(items)), all_{limits_.items_burst, now_()} {
     int r = sd_bus_add_filter(bus, &slot_, &BusGuard::on_message, this);
     if (r < 0)
         throw std::system_error(-r, std::generic_category(), "cannot add the bus filter");
@@ -65,8 +65,8 @@ bool BusGuard::take(const std::string& sender) {
 bool BusGuard::take_items(double items) {
     const uint64_t now = now_();
     if (now > all_.last) {
-        all_.tokens = std::min(limits_.items_burst,
-                               all_.tokens + double(now - all_.last) / 1e6 * limits_.items_per_second);
+        all_.tokens = std::min(limits_.items_burst, all_.tokens + double(now - all_.last) / 1e6 *
+                                                                      limits_.items_per_second);
         all_.last = now;
     }
     // An answer larger than the burst waits for a full bucket.

@@ -33,8 +33,7 @@ public:
     // items(interface, member): how many items the answer to that costly read
     // would hold now (null: 1 each).
     using Items = std::function<size_t(const char* interface, const char* member)>;
-    BusGuard(sd_bus* bus, std::function<uint64_t()> now, GuardLimits limits = {},
-             Items items = {});
+    BusGuard(sd_bus* bus, std::function<uint64_t()> now, GuardLimits limits = {}, Items items = {});
     ~BusGuard();
     BusGuard(const BusGuard&) = delete;
     BusGuard& operator=(const BusGuard&) = delete;

@@ -85,7 +85,9 @@ int str(sd_bus_message* m, const std::string& v) {
 }
 
 // Link
-int l_name(sd_bus_message* m, const Obj::LinkObj& o) { return str(m, display_name(o.v.info.name)); }
+int l_name(sd_bus_message* m, const Obj::LinkObj& o) {
+    return str(m, display_name(o.v.info.name));
+}
 int l_bytes(sd_bus_message* m, const Obj::LinkObj& o) {
     return sd_bus_message_append_array(m, 'y', o.v.info.name.data(), o.v.info.name.size());
 }
@@ -114,36 +116,46 @@ int l_external(sd_bus_message* m, const Obj::LinkObj& o) {
     return sd_bus_message_append(m, "t", o.v.external_changes);
 }
 const Prop<Obj::LinkObj> link_props[] = {
-    {"Name", "s", l_name},          {"NameBytes", "ay", l_bytes},
-    {"Index", "i", l_index},        {"AdminFlag", "b", l_admin},
-    {"Promiscuity", "u", l_promiscuity}, {"Promiscuous", "b", l_promiscuous},
-    {"Origin", "s", l_origin},      {"Leases", "u", l_leases},
-    {"Policy", "s", l_policy},      {"ExternalChanges", "t", l_external},
+    {"Name", "s", l_name},
+    {"NameBytes", "ay", l_bytes},
+    {"Index", "i", l_index},
+    {"AdminFlag", "b", l_admin},
+    {"Promiscuity", "u", l_promiscuity},
+    {"Promiscuous", "b", l_promiscuous},
+    {"Origin", "s", l_origin},
+    {"Leases", "u", l_leases},
+    {"Policy", "s", l_policy},
+    {"ExternalChanges", "t", l_external},
 };
 
 // Lease
-int e_iface(sd_bus_message* m, const Obj::LeaseObj& o) { return str(m, display_name(o.l.interface)); }
+int e_iface(sd_bus_message* m, const Obj::LeaseObj& o) {
+    return str(m, display_name(o.l.interface));
+}
 int e_state(sd_bus_message* m, const Obj::LeaseObj& o) {
     return str(m, std::string(to_string(o.l.state)));
 }
-int e_owner(sd_bus_message* m, const Obj::LeaseObj& o) { return str(m, label(o.l.owner)); }
+int e_owner(sd_bus_message* m, const Obj::LeaseObj& o) {
+    return str(m, label(o.l.owner));
+}
 int e_uid(sd_bus_message* m, const Obj::LeaseObj& o) {
     return sd_bus_message_append(m, "u", o.l.owner.uid);
 }
 int e_pid(sd_bus_message* m, const Obj::LeaseObj& o) {
     return sd_bus_message_append(m, "u", o.l.owner.pid);
 }
-int e_reason(sd_bus_message* m, const Obj::LeaseObj& o) { return str(m, o.l.reason); }
+int e_reason(sd_bus_message* m, const Obj::LeaseObj& o) {
+    return str(m, o.l.reason);
+}
 int e_acquired(sd_bus_message* m, const Obj::LeaseObj& o) {
     return sd_bus_message_append(m, "t", o.self->leases().realtime(o.l.acquired));
 }
 int e_expires(sd_bus_message* m, const Obj::LeaseObj& o) {
-    return sd_bus_message_append(m, "t",
-                                 o.l.expires ? o.self->leases().realtime(*o.l.expires) : 0);
+    return sd_bus_message_append(m, "t", o.l.expires ? o.self->leases().realtime(*o.l.expires) : 0);
 }
 const Prop<Obj::LeaseObj> lease_props[] = {
-    {"Interface", "s", e_iface}, {"State", "s", e_state},   {"Owner", "s", e_owner},
-    {"Uid", "u", e_uid},         {"Pid", "u", e_pid},       {"Reason", "s", e_reason},
+    {"Interface", "s", e_iface},   {"State", "s", e_state},     {"Owner", "s", e_owner},
+    {"Uid", "u", e_uid},           {"Pid", "u", e_pid},         {"Reason", "s", e_reason},
     {"Acquired", "t", e_acquired}, {"Expires", "t", e_expires},
 };
 
@@ -157,7 +169,9 @@ capture::RelayCounters live(const Obj::CaptureObj& o) {
 int c_iface(sd_bus_message* m, const Obj::CaptureObj& o) {
     return str(m, display_name(o.c.interface));
 }
-int c_filter(sd_bus_message* m, const Obj::CaptureObj& o) { return str(m, o.c.filter); }
+int c_filter(sd_bus_message* m, const Obj::CaptureObj& o) {
+    return str(m, o.c.filter);
+}
 int c_format(sd_bus_message* m, const Obj::CaptureObj& o) {
     return str(m, std::string(service::to_string(o.c.format)));
 }
@@ -208,8 +222,8 @@ void properties_changed(sd_bus* bus, const std::string& path, const std::string&
     if (sd_bus_message_new_signal(bus, &m, path.c_str(), "org.freedesktop.DBus.Properties",
                                   "PropertiesChanged") < 0)
         return;
-    if (sd_bus_message_append(m, "s", iface.c_str()) >= 0 && append_props(m, props, o, names) >= 0 &&
-        sd_bus_message_append(m, "as", 0) >= 0)
+    if (sd_bus_message_append(m, "s", iface.c_str()) >= 0 &&
+        append_props(m, props, o, names) >= 0 && sd_bus_message_append(m, "as", 0) >= 0)
         sd_bus_send(bus, m, nullptr);
     sd_bus_message_unref(m);
 }
@@ -240,8 +254,8 @@ void interfaces_added(sd_bus* bus, const std::string& path, const std::string& i
 }
 
 void interfaces_removed(sd_bus* bus, const std::string& path, const std::string& iface) {
-    sd_bus_emit_signal(bus, root.c_str(), "org.freedesktop.DBus.ObjectManager",
-                       "InterfacesRemoved", "oas", path.c_str(), 1, iface.c_str());
+    sd_bus_emit_signal(bus, root.c_str(), "org.freedesktop.DBus.ObjectManager", "InterfacesRemoved",
+                       "oas", path.c_str(), 1, iface.c_str());
 }
 
 int lease_release(sd_bus_message* m, void* userdata, sd_bus_error*) {
@@ -404,7 +418,6 @@ int BusObjects::list_captures(sd_bus*, const char*, void* userdata, char*** node
     return list(capture_prefix, static_cast<BusObjects*>(userdata)->captures_, nodes);
 }
 
-
 void BusObjects::on_change(const service::Change& change) {
     // A failing emit (the bus went away) must not stop the rest.
     try {
@@ -472,8 +485,8 @@ void BusObjects::apply(const service::Change& change) {
             names.emplace_back("Expires");
         it->second.l = lc->lease;
         if (announce_ && !names.empty())
-            properties_changed(bus_, lease_path(lc->lease.id), lease_iface, lease_props,
-                               it->second, names);
+            properties_changed(bus_, lease_path(lc->lease.id), lease_iface, lease_props, it->second,
+                               names);
     } else if (const auto* le = std::get_if<service::LeaseEnded>(&change)) {
         if (!leases_.erase(le->lease.id) || !announce_)
             return;

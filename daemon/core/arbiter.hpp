@@ -182,7 +182,7 @@ public:
     enum class FlagNews { Current, Superseded };
     // RTM_NEWLINK: new, changed or renamed.
     Commands link_changed(const LinkInfo& info, Usec now, FlagNews news = FlagNews::Current);
-    Commands link_removed(int ifindex);                    // RTM_DELLINK
+    Commands link_removed(int ifindex); // RTM_DELLINK
     // A full dump after missed notifications: reconcile the whole table.
     Commands links_resynced(const std::vector<LinkInfo>& links, Usec now);
     // The adapter could not apply a SetFlag: the bit is as it was.

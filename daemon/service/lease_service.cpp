@@ -246,8 +246,9 @@ void LeaseService::on_changed(const LinkInfo& info, bool superseded) {
         (!before || before->info.admin_flag != info.admin_flag ||
          before->info.promiscuity != info.promiscuity || before->info.name != info.name))
         log::debug(link_summary(info));
-    Outcome out = execute(arbiter_.link_changed(
-        info, now(), superseded ? core::Arbiter::FlagNews::Superseded : core::Arbiter::FlagNews::Current));
+    Outcome out = execute(arbiter_.link_changed(info, now(),
+                                                superseded ? core::Arbiter::FlagNews::Superseded
+                                                           : core::Arbiter::FlagNews::Current));
     out.touched.insert(info.ifindex);
     finish(std::move(out));
 }

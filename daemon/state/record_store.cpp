@@ -430,7 +430,7 @@ void RecordStore::save_flag(int ifindex, const std::string& name) {
         {{"version", format_version}, {"ifindex", ifindex}, {"name", core::display_name(name)}});
     auto it = flags_.find(ifindex);
     if (it != flags_.end() && it->second == text)
-        return; // on disk already
+        return;            // on disk already
     flags_.erase(ifindex); // unknown until the write succeeds
     write(links_fd_, std::to_string(ifindex), text);
     flags_.emplace(ifindex, std::move(text));

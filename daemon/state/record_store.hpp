@@ -16,8 +16,8 @@
 
 #include <optional>
 #include <string>
-#include <utility>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace promiscd::state {

@@ -480,8 +480,8 @@ TEST_F(Contract, EveryMethodAsEveryCaller) {
         // same lease or capture, so the answers must match word for word.
         auto both = [&](const char* what, const std::string& path, const std::string& iface,
                         const std::string& method, std::vector<std::string> args,
-                        const std::string& vmethod, const json& params,
-                        const std::string& expected, bool same_target = true) {
+                        const std::string& vmethod, const json& params, const std::string& expected,
+                        bool same_target = true) {
             SCOPED_TRACE(what);
             Answer d = over_dbus(path, iface, method, args, c.who);
             EXPECT_EQ(d.error, expected) << "D-Bus: " << d;
@@ -493,8 +493,7 @@ TEST_F(Contract, EveryMethodAsEveryCaller) {
         };
         auto lease_path = [&](uint64_t id) { return root_path + "/lease/" + std::to_string(id); };
         // Reads: anyone.
-        both("ListLinks", root_path, manager, "ListLinks", {""}, "ListLinks", json::object(),
-             "OK");
+        both("ListLinks", root_path, manager, "ListLinks", {""}, "ListLinks", json::object(), "OK");
         both("ListLeases", root_path, manager, "ListLeases", {""}, "ListLeases", json::object(),
              "OK");
         // Acquire and capture to a pipe: org.promiscd.promisc.acquire / .capture.
@@ -510,8 +509,8 @@ TEST_F(Contract, EveryMethodAsEveryCaller) {
              manage);
         // (A change: asking for the policy a link already has is answered
         // without asking anyone, as it changes nothing.)
-        both("policy", root_path, manager, "SetLinkPolicy", {"ss", dev_, "yield"},
-             "SetLinkPolicy", {{"interface", dev_}, {"policy", "yield"}}, manage);
+        both("policy", root_path, manager, "SetLinkPolicy", {"ss", dev_, "yield"}, "SetLinkPolicy",
+             {{"interface", dev_}, {"policy", "yield"}}, manage);
 
         // Someone else's lease and capture: org.promiscd.manage (root's for the
         // users, pdallow's for root). A call that is granted ends its target,
@@ -532,8 +531,8 @@ TEST_F(Contract, EveryMethodAsEveryCaller) {
              {{"id", a}, {"ttl", 60}}, not_owner);
         a = capture_of(owner), b = c.root ? capture_of(owner) : a;
         both("stop another's capture", root_path + "/capture/" + std::to_string(a),
-             std::string(PROMISCD_BUS_NAME) + ".Capture", "Stop", {""}, "StopCapture",
-             {{"id", b}}, not_owner, a == b);
+             std::string(PROMISCD_BUS_NAME) + ".Capture", "Stop", {""}, "StopCapture", {{"id", b}},
+             not_owner, a == b);
 
         // One's own lease (the connection that took it): no authorization at
         // all. pddeny can hold none.
@@ -550,9 +549,9 @@ TEST_F(Contract, EveryMethodAsEveryCaller) {
             ASSERT_NE(v.wait_for_output("REPLY"), std::string::npos) << v.log();
             const std::string out = v.log();
             const auto pos = out.find("REPLY ");
-            const uint64_t id = json::parse(out.substr(pos + 6, out.find('\n', pos) - pos - 6))
-                                    ["lease"]["id"]
-                                        .get<uint64_t>();
+            const uint64_t id =
+                json::parse(out.substr(pos + 6, out.find('\n', pos) - pos - 6))["lease"]["id"]
+                    .get<uint64_t>();
             size_t mark = v.log().size();
             v.write_stdin("call " + vl + "Renew " + json{{"id", id}, {"ttl", 60}}.dump() + "\n");
             EXPECT_NE(v.wait_for_output("REPLY {}", 5s, mark), std::string::npos) << v.log();
@@ -629,8 +628,8 @@ TEST_F(Contract, KilledAtManyPointsKeepsFlagsAndLeasesTrue) {
             {vl + "OpenCapture", json{{"interface", captured}, {"promisc", true}}.dump()}));
         // Something else in flight at some of the points.
         if (k % 3 == 1)
-            ns_->exec_ok("ip link set dev " + churned + " name " + churned + "r && ip link set dev " +
-                         churned + "r name " + churned);
+            ns_->exec_ok("ip link set dev " + churned + " name " + churned +
+                         "r && ip link set dev " + churned + "r name " + churned);
         if (k % 4 == 2) {
             config(k % 8 == 2);
             daemon_->signal(SIGHUP);

@@ -158,8 +158,8 @@ TEST_F(Extcap, TsharkListsEveryLinkOfPromiscd) {
 
     // The odd name reaches the daemon intact: a capture on it holds a lease
     // on exactly that link.
-    auto& t = tshark_bg(
-        {"-i", "promiscd-p%7B%5Cxff%7D", "-a", "duration:2", "-w", home_ / "odd.pcapng"});
+    auto& t =
+        tshark_bg({"-i", "promiscd-p%7B%5Cxff%7D", "-a", "duration:2", "-w", home_ / "odd.pcapng"});
     auto lease = capture_lease();
     EXPECT_EQ(lease[2], "p{\\xff}") << lease;
     EXPECT_EQ(t.wait(20s), 0) << t.log();
@@ -411,8 +411,8 @@ TEST_F(Extcap, SigtermAndSigintStopCaptureAndLease) {
         const std::string fifo = files_ / ("fifo" + std::to_string(sig));
         ASSERT_EQ(::mkfifo(fifo.c_str(), 0666), 0);
         ::chmod(fifo.c_str(), 0666);
-        Process& helper = spawn({kHelper, "--capture", "--extcap-interface", iface(), "--fifo", fifo},
-                                &kAllowedUser);
+        Process& helper = spawn(
+            {kHelper, "--capture", "--extcap-interface", iface(), "--fifo", fifo}, &kAllowedUser);
         int fd = ::open(fifo.c_str(), O_RDONLY | O_CLOEXEC);
         ASSERT_GE(fd, 0);
         capture_lease();

@@ -68,8 +68,8 @@ std::string setup_script(const std::string& stage) {
            // Its own network namespace, so that even its static lease on lo
            // touches nothing of the real host.
            "unshare -n " +
-           as_unit + PROMISCD_DAEMON_BINARY + " --log-target=console --log-level=debug > '" + stage +
-           "/bystander.log' 2>&1 &\n";
+           as_unit + PROMISCD_DAEMON_BINARY + " --log-target=console --log-level=debug > '" +
+           stage + "/bystander.log' 2>&1 &\n";
 }
 
 TEST(Hermetic, SuitesPassBesideAPromiscdOnTheDefaultPaths) {

@@ -15,9 +15,9 @@
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
-#include <regex>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <sstream>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -462,8 +462,8 @@ TEST_F(Hostile, ManySendersShareOneBudgetForLargeReads) {
         std::smatch m;
         if (std::regex_search(out, m, std::regex("OK ([0-9]+)")))
             ok += std::stol(m[1]);
-        if (std::regex_search(out, m,
-                              std::regex("ERROR org.freedesktop.DBus.Error.LimitsExceeded ([0-9]+)")))
+        if (std::regex_search(
+                out, m, std::regex("ERROR org.freedesktop.DBus.Error.LimitsExceeded ([0-9]+)")))
             global += std::stol(m[1]);
     }
     // Each sender alone may make 32 calls, then 16 a second: 16 senders
@@ -910,8 +910,8 @@ polkit.addRule(function(action, subject) {
     write_file(config_, R"({"allowed_groups": ["users"]})");
     const As pdallow_in_users = [](std::vector<std::string> argv) {
         std::vector<std::string> a = {"setpriv", "--reuid=" + std::to_string(kAllowedUser.uid),
-                                      "--regid=" + std::to_string(kAllowedUser.gid),
-                                      "--groups=100", "--"};
+                                      "--regid=" + std::to_string(kAllowedUser.gid), "--groups=100",
+                                      "--"};
         a.insert(a.end(), argv.begin(), argv.end());
         return a;
     };

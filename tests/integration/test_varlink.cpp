@@ -377,8 +377,9 @@ TEST_F(Varlink, CapturesAndIdleConnectionsHaveGlobalBounds) {
     })");
     start_daemon();
     auto open = [&](int buffer) -> Process& {
-        return client({iface + "OpenCapture",
-                       json{{"interface", dev()}, {"promisc", false}, {"buffer_size", buffer}}.dump()});
+        return client(
+            {iface + "OpenCapture",
+             json{{"interface", dev()}, {"promisc", false}, {"buffer_size", buffer}}.dump()});
     };
     auto& a = open(1 << 20);
     EXPECT_NE(a.wait_for_output("FD "), std::string::npos) << a.log();

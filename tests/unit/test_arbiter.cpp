@@ -283,10 +283,9 @@ const std::vector<Scenario> scenarios = {
       // Queued before our RTM_SETLINK (an operstate change), then the echo.
       {"stale and echo",
        [](Ctx& c) {
-           auto cs = c.a.link_changed(link(2, "eth0", false), c.now,
-                                      Arbiter::FlagNews::Superseded);
-           auto more = c.a.link_changed(link(2, "eth0", true), c.now,
-                                        Arbiter::FlagNews::Superseded);
+           auto cs = c.a.link_changed(link(2, "eth0", false), c.now, Arbiter::FlagNews::Superseded);
+           auto more =
+               c.a.link_changed(link(2, "eth0", true), c.now, Arbiter::FlagNews::Superseded);
            cs.insert(cs.end(), more.begin(), more.end());
            return cs;
        },

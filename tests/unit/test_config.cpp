@@ -263,8 +263,8 @@ TEST(ConfigManPage, DocumentsEveryKeyTheParserKnowsWithItsDefault) {
         if (auto number = example_number(key)) {
             const std::string said = "Default " + std::to_string(*number);
             const size_t at = text.find(said);
-            EXPECT_TRUE(at != std::string::npos && !std::isdigit(static_cast<unsigned char>(
-                                                       text[at + said.size()])))
+            EXPECT_TRUE(at != std::string::npos &&
+                        !std::isdigit(static_cast<unsigned char>(text[at + said.size()])))
                 << "promiscd.json(5) on '" << key << "' does not say \"" << said
                 << "\" (the parser's default):\n"
                 << text;
@@ -274,8 +274,8 @@ TEST(ConfigManPage, DocumentsEveryKeyTheParserKnowsWithItsDefault) {
         }
     }
     for (const auto& [key, text] : entries)
-        EXPECT_TRUE(keys.count(key)) << "promiscd.json(5) documents '" << key
-                                     << "', which the parser does not know";
+        EXPECT_TRUE(keys.count(key))
+            << "promiscd.json(5) documents '" << key << "', which the parser does not know";
 }
 
 } // namespace

@@ -258,8 +258,8 @@ TEST(Records, HandWrittenTextIsJsonForAnyBytes) {
         nlohmann::json j;
         ASSERT_NO_THROW(j = nlohmann::json::parse(text)) << text;
         const std::string expected =
-            nlohmann::json::parse(nlohmann::json(s).dump(-1, ' ', false,
-                                                          nlohmann::json::error_handler_t::replace))
+            nlohmann::json::parse(
+                nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
                 .get<std::string>();
         EXPECT_EQ(j["reason"].get<std::string>(), expected) << text;
         EXPECT_EQ(j["owner"]["command"].get<std::string>(), expected);
