@@ -267,11 +267,11 @@ public:
     }
     std::string acquire(const std::string& iface) override {
         return std::to_string(
-            call("org.promiscd.Promisc.Acquire", {{"interface", iface}})["lease"]["id"]
+            call("org.promiscd.promisc.Acquire", {{"interface", iface}})["lease"]["id"]
                 .get<uint64_t>());
     }
     void release(const std::string& id) override {
-        call("org.promiscd.Promisc.Release", {{"id", std::stoull(id)}});
+        call("org.promiscd.promisc.Release", {{"id", std::stoull(id)}});
     }
 
 private:

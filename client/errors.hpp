@@ -32,7 +32,7 @@ std::string_view to_string(ErrorKind kind) noexcept;
 
 // The kind an error name stands for, whichever transport sent it:
 // "org.promiscd.Promisc1.Error.NoSuchInterface" (D-Bus) and
-// "org.promiscd.Promisc.NoSuchInterface" (varlink) are both NoSuchInterface.
+// "org.promiscd.promisc.NoSuchInterface" (varlink) are both NoSuchInterface.
 // Failed for a name that is none of the table's.
 ErrorKind error_kind(std::string_view error_name) noexcept;
 // The same table; kept for callers that name the transport.

@@ -1,5 +1,5 @@
 // A small blocking-connect, poll-driven client of promiscd's varlink socket
-// (interface org.promiscd.Promisc): NUL-terminated JSON messages on a UNIX
+// (interface org.promiscd.promisc): NUL-terminated JSON messages on a UNIX
 // stream socket. Calls are answered in order, one at a time; a call with
 // "more" keeps the connection until its last reply. File descriptors the
 // daemon passes with a reply (SCM_RIGHTS) come with that reply. Errors come

@@ -1,4 +1,4 @@
-// The calls of org.promiscd.Promisc decoded into what each operation takes:
+// The calls of org.promiscd.promisc decoded into what each operation takes:
 // parameter names and types, and the operation's options (ops/requests). No
 // I/O and no state, so the varlink handler only dispatches what comes out, and
 // the fuzzer and the tests can reach every check without a daemon.
@@ -54,7 +54,7 @@ struct DecodedCall {
     bool interactive = false;
 };
 
-// nullopt when the method is not one of org.promiscd.Promisc's. Throws
+// nullopt when the method is not one of org.promiscd.promisc's. Throws
 // core::Error (InvalidArgument) naming the parameter or option at fault.
 std::optional<DecodedCall> decode_call(const Call& call);
 

@@ -1,4 +1,4 @@
-// The org.promiscd.Promisc varlink interface: the same operations as the D-Bus
+// The org.promiscd.promisc varlink interface: the same operations as the D-Bus
 // Manager, for servers without a system bus. Each method decodes its
 // parameters, identifies the caller (SO_PEERCRED), calls one operation and
 // encodes the answer. A lease lives as long as the connection that acquired

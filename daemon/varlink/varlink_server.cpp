@@ -635,7 +635,7 @@ void Server::accept_some() {
         }
         const unsigned same_uid = per_uid_.count(peer.uid) ? per_uid_[peer.uid] : 0;
         if (same_uid >= limits_.max_connections_per_uid) {
-            json msg = {{"error", "org.promiscd.Promisc.QuotaExceeded"},
+            json msg = {{"error", "org.promiscd.promisc.QuotaExceeded"},
                         {"parameters",
                          {{"message", "uid " + std::to_string(peer.uid) + " already has " +
                                           std::to_string(same_uid) + " connections (limit " +

@@ -1,7 +1,7 @@
 // The varlink front end from the socket up to the operation call: bytes as a
 // client writes them -> the server's framing (NUL-terminated messages, read
 // in pieces), its size and depth limits, JSON, the message's fields,
-// org.varlink.service, and org.promiscd.Promisc's parameter decoding
+// org.varlink.service, and org.promiscd.promisc's parameter decoding
 // (decode_call). The handler stands in for the operations layer: it answers
 // what was decoded, so replies are encoded and sent too.
 //

@@ -21,11 +21,11 @@ def put(target, name, data):
 
 
 # ---------------------------------------------------------------- varlink
-V = "org.promiscd.Promisc"
+V = "org.promiscd.promisc"
 varlink = {
     "getinfo": '{"method":"org.varlink.service.GetInfo"}\0',
     "describe": '{"method":"org.varlink.service.GetInterfaceDescription",'
-                '"parameters":{"interface":"org.promiscd.Promisc"}}\0',
+                '"parameters":{"interface":"org.promiscd.promisc"}}\0',
     "acquire": '{"method":"%s.Acquire","parameters":{"interface":"eth0","ttl":60,'
                '"reason":"tcpdump","wait":true,"allowInteractiveAuthentication":true}}\0' % V,
     "acquire-more": '{"method":"%s.Acquire","parameters":{"interface":"veth\\\\x80"},"more":true}\0' % V,

@@ -21,7 +21,7 @@ using nlohmann::json;
 
 namespace {
 
-const std::string vl = "org.promiscd.Promisc.";
+const std::string vl = "org.promiscd.promisc.";
 const std::string root_path = "/org/promiscd/Promisc1";
 const std::string manager = std::string(PROMISCD_BUS_NAME) + ".Manager";
 const std::string lease_iface = std::string(PROMISCD_BUS_NAME) + ".Lease";
@@ -47,7 +47,7 @@ As as(const TestUser& u) {
 
 // An answer as a client sees it, transport aside: the error's short name
 // (AccessDenied whether org.freedesktop.DBus.Error.AccessDenied or
-// org.promiscd.Promisc.AccessDenied) and its message; "OK" and "" on success.
+// org.promiscd.promisc.AccessDenied) and its message; "OK" and "" on success.
 struct Answer {
     std::string error;
     std::string message;
@@ -592,7 +592,7 @@ TEST_F(Contract, KilledAtManyPointsKeepsFlagsAndLeasesTrue) {
         "import json, socket, sys\n"
         "c = socket.socket(socket.AF_UNIX); c.connect(sys.argv[1])\n"
         "def call(m, p):\n"
-        "    c.sendall((json.dumps({'method': 'org.promiscd.Promisc.' + m, 'parameters': p}) + "
+        "    c.sendall((json.dumps({'method': 'org.promiscd.promisc.' + m, 'parameters': p}) + "
         "'\\0').encode())\n"
         "    d = b''\n"
         "    while not d.endswith(b'\\0'):\n"

@@ -32,7 +32,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string iface = "org.promiscd.Promisc.";
+const std::string iface = "org.promiscd.promisc.";
 const std::string root_path = "/org/promiscd/Promisc1";
 const std::string manager = std::string(PROMISCD_BUS_NAME) + ".Manager";
 const std::string varlink_py =
@@ -700,7 +700,7 @@ TEST_F(Hostile, ClientsThatNeverReadAreCutOffAndMemoryReturns) {
     // Each connection pipelines 5000 calls and never reads an answer.
     const std::string flood =
         "import json, socket, sys, time\n"
-        "msg = (json.dumps({'method': 'org.promiscd.Promisc.ListLinks'}) + '\\0').encode()\n"
+        "msg = (json.dumps({'method': 'org.promiscd.promisc.ListLinks'}) + '\\0').encode()\n"
         "s = []\n"
         "for i in range(16):\n"
         "    c = socket.socket(socket.AF_UNIX); c.connect(sys.argv[1]); c.setblocking(False); "
@@ -747,7 +747,7 @@ TEST_F(Hostile, LoadLeavesNothingBehind) {
         "conns = []\n"
         "for i in range(n):\n"
         "    c = socket.socket(socket.AF_UNIX); c.connect(path); conns.append(c)\n"
-        "    req = {'method': 'org.promiscd.Promisc.Acquire', 'parameters': {'interface': iface}}\n"
+        "    req = {'method': 'org.promiscd.promisc.Acquire', 'parameters': {'interface': iface}}\n"
         "    c.sendall((json.dumps(req) + '\\0').encode())\n"
         "ok = 0\n"
         "for c in conns:\n"
@@ -804,7 +804,7 @@ TEST_F(Hostile, DeeplyNestedJsonIsRefused) {
     for (int depth : {30000, 70000}) {
         const std::string file = state_ / "nested.json";
         write_file(file,
-                   "{\"method\": \"org.promiscd.Promisc.ListLinks\", \"parameters\": {\"x\": " +
+                   "{\"method\": \"org.promiscd.promisc.ListLinks\", \"parameters\": {\"x\": " +
                        std::string(static_cast<size_t>(depth), '[') +
                        std::string(static_cast<size_t>(depth), ']') + "}}" + std::string(1, '\0'));
         auto r = run({"/usr/bin/python3", varlink_py, sock_, "--exit", "--raw",

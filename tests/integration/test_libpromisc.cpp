@@ -339,7 +339,7 @@ TEST_F(LibPromisc, CxxOneExceptionClassPerDaemonError) {
     for (bool over_varlink : {false, true}) {
         SCOPED_TRACE(over_varlink ? "varlink" : "D-Bus");
         const std::string dbus = std::string(PROMISCD_BUS_NAME) + ".Error.";
-        const std::string vl = "org.promiscd.Promisc.";
+        const std::string vl = "org.promiscd.promisc.";
         auto name = [&](const std::string& n) { return (over_varlink ? vl : dbus) + n; };
         auto args = varlink(over_varlink);
         args.insert(args.end(), {"errors", dev_});

@@ -104,11 +104,11 @@ TEST_F(Varlink, IntrospectionAndUnknownMethods) {
     start_daemon();
     auto info = reply_of(call("org.varlink.service.GetInfo"));
     EXPECT_EQ(info["product"], "promiscd");
-    EXPECT_EQ(info["interfaces"], json({"org.varlink.service", "org.promiscd.Promisc"}));
+    EXPECT_EQ(info["interfaces"], json({"org.varlink.service", "org.promiscd.promisc"}));
     auto desc = reply_of(call("org.varlink.service.GetInterfaceDescription",
-                              {{"interface", "org.promiscd.Promisc"}}))["description"]
+                              {{"interface", "org.promiscd.promisc"}}))["description"]
                     .get<std::string>();
-    EXPECT_NE(desc.find("interface org.promiscd.Promisc\n"), std::string::npos);
+    EXPECT_NE(desc.find("interface org.promiscd.promisc\n"), std::string::npos);
     for (const char* m : {"method ListLinks()", "method Acquire(", "method Release(",
                           "method Renew(", "method Revoke(", "method SetLinkPolicy(",
                           "method OpenCapture(", "method Monitor()", "error NoSuchInterface"})

@@ -92,7 +92,7 @@ public:
     ErrorCode code() const noexcept { return code_; }
     // The error name as the daemon or the bus sent it, e.g.
     // "org.promiscd.Promisc1.Error.NoSuchInterface" (D-Bus) or
-    // "org.promiscd.Promisc.NoSuchInterface" (varlink); empty when the
+    // "org.promiscd.promisc.NoSuchInterface" (varlink); empty when the
     // library found the error itself.
     const std::string& name() const noexcept { return name_; }
 

@@ -12,7 +12,7 @@ const std::string kRootPath = "/org/promiscd/Promisc1";
 const std::string kManagerIface = std::string(PROMISCD_BUS_NAME) + ".Manager";
 const std::string kLeaseIface = std::string(PROMISCD_BUS_NAME) + ".Lease";
 const std::string kErrorPrefix = std::string(PROMISCD_BUS_NAME) + ".Error.";
-const std::string kVarlinkIface = "org.promiscd.Promisc.";
+const std::string kVarlinkIface = "org.promiscd.promisc.";
 
 namespace {
 

@@ -29,7 +29,7 @@ extern const std::string kRootPath;     // /org/promiscd/Promisc1
 extern const std::string kManagerIface; // <bus name>.Manager
 extern const std::string kLeaseIface;   // <bus name>.Lease
 extern const std::string kErrorPrefix;  // <bus name>.Error.
-// The varlink interface, with a trailing dot: "org.promiscd.Promisc.".
+// The varlink interface, with a trailing dot: "org.promiscd.promisc.".
 extern const std::string kVarlinkIface;
 
 // argv -> argv that runs it some other way (as another user, ...).
