@@ -7,8 +7,11 @@
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <system_error>
@@ -30,17 +33,46 @@ bool word_char(char c) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
 }
 
+// The user a compiler started by root runs as: libpcap's parser reads text
+// any local user wrote, so what it runs as owns nothing of the daemon's.
+constexpr uid_t kNobody = 65534;
+
+// In the child, before it reads the expression: no capability (permitted,
+// effective, inheritable and with them ambient), root's uid given up when it
+// has it, no way back through exec, and no ptrace or core of the copy of the
+// daemon's memory it holds. False when any step failed.
+bool drop_privileges() {
+    if (::geteuid() == 0) {
+        if (::setgroups(0, nullptr) != 0 || ::setresgid(kNobody, kNobody, kNobody) != 0 ||
+            ::setresuid(kNobody, kNobody, kNobody) != 0)
+            return false;
+    }
+    __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct none[_LINUX_CAPABILITY_U32S_3] = {};
+    if (::syscall(SYS_capset, &header, none) != 0)
+        return false;
+    return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 && ::prctl(PR_SET_DUMPABLE, 0) == 0;
+}
+
 // In the child: compile, write the answer, exit. Never returns.
 [[noreturn]] void child_main(int fd, const FilterJob& job, unsigned cpu_ms) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     // Only the answer's pipe stays open: the daemon's other descriptors (its
     // clients' pipes above all, whose end of file must not wait for this
-    // child) are not the compiler's business.
+    // child, its netlink, packet and bus sockets, its state directory) are
+    // not the compiler's business.
     if (fd != 3) {
         ::dup2(fd, 3);
         fd = 3;
     }
     ::close_range(4, ~0U, 0);
+    const bool dropped = drop_privileges();
+    // (A change of uid clears the parent-death signal: set it after.)
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (!dropped) {
+        static const char refusal[] = "Ethe filter compiler could not give up its privileges";
+        [[maybe_unused]] auto n = ::write(fd, refusal, sizeof refusal - 1);
+        ::_exit(0);
+    }
     std::signal(SIGPROF, SIG_DFL);
     std::signal(SIGXCPU, SIG_DFL);
     sigset_t unblock;

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -563,6 +564,73 @@ TEST_F(Hostile, CostlyFiltersAreBoundedAndOffTheLoop) {
     EXPECT_NE(fine.find("FD "), std::string::npos) << "a plain filter still compiles: " << fine;
     EXPECT_TRUE(wait_until([&] { return daemon_children() == 0; })) << "a compiler was left";
     EXPECT_TRUE(leases().empty());
+}
+
+// The filter compiler parses text any local user wrote, in a child of the
+// daemon: that child holds none of the daemon's descriptors (only its answer
+// pipe and the standard three), no capability, and not root's uid, and cannot
+// regain them through exec. Checked through /proc while a costly compilation
+// runs.
+TEST_F(Hostile, FilterCompilerHoldsNothingOfTheDaemon) {
+    write_file(config_, R"({"filters": {"cpu_ms": 4000, "max_terms": 1000}})");
+    start_daemon();
+    // Something open in the daemon that a child must not hold: a lease, a
+    // capture (its pipe's write end and packet socket), a varlink connection.
+    auto& holder = vclient({iface + "Acquire", json{{"interface", dev_}}.dump()});
+    ASSERT_NE(holder.wait_for_output("REPLY"), std::string::npos) << holder.log();
+    auto& capture = vclient({iface + "OpenCapture", json{{"interface", dev_}}.dump()});
+    ASSERT_NE(capture.wait_for_output("FD "), std::string::npos) << capture.log();
+    const size_t daemon_fd_count = daemon_fds();
+
+    auto& costly = vclient(
+        {iface + "OpenCapture", json{{"interface", dev_}, {"filter", port_chain(1000)}}.dump()});
+    std::string child;
+    ASSERT_TRUE(wait_until(
+        [&] {
+            std::istringstream in(read_file("/proc/" + std::to_string(daemon_->pid()) + "/task/" +
+                                            std::to_string(daemon_->pid()) + "/children"));
+            in >> child;
+            return !child.empty();
+        },
+        10s))
+        << "no compiler was started: " << costly.log();
+    const std::string proc = "/proc/" + child;
+    // Read its view before it can finish (it runs for seconds).
+    std::set<std::string> fds;
+    for (const auto& e : fs::directory_iterator(proc + "/fd"))
+        fds.insert(e.path().filename().string() + " " +
+                   fs::read_symlink(e.path()).string().substr(0, 5));
+    const std::string status = read_file(proc + "/status");
+    auto field = [&](const std::string& name) {
+        const auto at = status.find("\n" + name + ":");
+        if (at == std::string::npos)
+            return std::string("?");
+        std::istringstream in(status.substr(at + name.size() + 2));
+        std::string v;
+        in >> v;
+        return v;
+    };
+    EXPECT_LT(fds.size(), daemon_fd_count) << "the daemon holds " << daemon_fd_count;
+    std::set<std::string> numbers;
+    for (const auto& f : fds)
+        numbers.insert(f.substr(0, f.find(' ')));
+    EXPECT_EQ(numbers, (std::set<std::string>{"0", "1", "2", "3"})) << ::testing::PrintToString(fds);
+    EXPECT_TRUE(fds.count("3 pipe:")) << "fd 3 is the answer's pipe: "
+                                      << ::testing::PrintToString(fds);
+    EXPECT_EQ(field("CapEff"), "0000000000000000") << status;
+    EXPECT_EQ(field("CapPrm"), "0000000000000000") << status;
+    EXPECT_EQ(field("CapAmb"), "0000000000000000") << status;
+    EXPECT_EQ(field("NoNewPrivs"), "1") << status;
+    std::istringstream uids(status.substr(status.find("\nUid:") + 5));
+    for (int i = 0; i < 4; ++i) {
+        uid_t u = 0;
+        uids >> u;
+        EXPECT_NE(u, 0u) << "uid " << i << " of the compiler: " << status;
+    }
+    // Its caller gone, the compiler still ends (at the latest at its CPU time).
+    costly.signal(SIGKILL);
+    EXPECT_TRUE(wait_until([&] { return daemon_children() == 0; }, 30s)) << "a compiler was left";
+    EXPECT_NE(capture.log().find("FD "), std::string::npos);
 }
 
 // 4. Link names are bytes: a name that is not UTF-8 breaks no reply and no
