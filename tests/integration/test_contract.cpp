@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <csignal>
 #include <gtest/gtest.h>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -48,13 +49,19 @@ As as(const TestUser& u) {
 // An answer as a client sees it, transport aside: the error's short name
 // (AccessDenied whether org.freedesktop.DBus.Error.AccessDenied or
 // org.promiscd.promisc.AccessDenied) and its message; "OK" and "" on success.
+// fds: the descriptors the answer brought into the client, as the client's
+// fstat and /proc see them ("pipe r", "packet-socket rw"; "," between).
 struct Answer {
     std::string error;
     std::string message;
+    std::string fds;
     bool operator==(const Answer&) const = default;
 };
 std::ostream& operator<<(std::ostream& o, const Answer& a) {
-    return o << a.error << " \"" << a.message << "\"";
+    o << a.error << " \"" << a.message << "\"";
+    if (!a.fds.empty())
+        o << " with " << a.fds;
+    return o;
 }
 
 std::string short_name(const std::string& name) {
@@ -132,14 +139,25 @@ protected:
         std::istringstream in(r.out);
         std::string word;
         in >> word;
-        if (word == "OK")
-            return {"OK", ""};
+        if (word == "OK") {
+            // NEWFDS <count> [<kind> <access>]...
+            const auto at = r.out.find("\nNEWFDS ");
+            if (at == std::string::npos)
+                return {"?", r.out + r.err, ""};
+            std::istringstream fl(r.out.substr(at + 8, r.out.find('\n', at + 1) - at - 8));
+            int n = 0;
+            fl >> n;
+            std::string fds;
+            for (std::string kind, access; n-- > 0 && fl >> kind >> access;)
+                fds += (fds.empty() ? "" : ",") + kind + " " + access;
+            return {"OK", "", fds};
+        }
         if (word != "ERROR")
-            return {"?", r.out + r.err};
+            return {"?", r.out + r.err, ""};
         std::string name, message;
         in >> name;
         std::getline(in, message);
-        return {short_name(name), message.empty() ? "" : message.substr(1)};
+        return {short_name(name), message.empty() ? "" : message.substr(1), ""};
     }
     Answer over_varlink(const std::string& method, const json& params, const As& who) {
         std::vector<std::string> argv = {
@@ -149,17 +167,27 @@ protected:
             argv = who(argv);
         auto r = run(argv);
         auto pos = r.out.find("\nREPLY ");
-        if (pos != std::string::npos)
-            return {"OK", ""};
+        if (pos != std::string::npos) {
+            // FD <n> <kind> <access>, one line for each descriptor received.
+            std::string fds;
+            std::istringstream lines(r.out);
+            for (std::string line; std::getline(lines, line);) {
+                std::istringstream fl(line);
+                std::string word, n, kind, access;
+                if (fl >> word >> n >> kind >> access && word == "FD")
+                    fds += (fds.empty() ? "" : ",") + kind + " " + access;
+            }
+            return {"OK", "", fds};
+        }
         pos = r.out.find("\nERROR ");
         if (pos == std::string::npos)
-            return {"?", r.out + r.err};
+            return {"?", r.out + r.err, ""};
         std::istringstream in(r.out.substr(pos + 7));
         std::string name, rest;
         in >> name;
         std::getline(in, rest);
         json p = json::parse(rest, nullptr, false);
-        return {short_name(name), p.is_object() ? p.value("message", rest) : rest};
+        return {short_name(name), p.is_object() ? p.value("message", rest) : rest, ""};
     }
     json vreply(const std::string& method, const json& params = json::object()) {
         auto r = run({"/usr/bin/python3", clients + "varlink_client.py", sock_, "--exit",
@@ -559,6 +587,151 @@ TEST_F(Contract, EveryMethodAsEveryCaller) {
             v.write_stdin("call " + vl + "Revoke " + json{{"id", id}, {"reason", "mine"}}.dump() +
                           "\n");
             EXPECT_NE(v.wait_for_output("REPLY {}", 5s, mark), std::string::npos) << v.log();
+        }
+    }
+}
+
+// polkit granting one action at a time: the user it is granted to gets the
+// requests of that action and of the actions it implies (the .policy's
+// annotations), and no other, over both transports; every refused
+// request changes nothing (leases, captures, link policies, the kernel's
+// flag); a capture to a pipe brings the client the read end of a pipe and
+// nothing else, the raw-socket action a packet socket and nothing else
+// (what the client's fstat and /proc say).
+TEST_F(Contract, EachActionGrantedAloneGrantsOnlyItsRequests) {
+    write_file(config_, R"({"quotas": {"leases_per_uid": 100}})");
+    start_daemon();
+    const As user = as(kAllowedUser);
+    // Root's lease and capture: the targets of the managing requests. A
+    // request that is granted ends its target, so each transport then gets
+    // one of its own.
+    auto hold = [&](const std::string& method, const json& params) {
+        auto& c = vclient({vl + method, params.dump()});
+        EXPECT_NE(c.wait_for_output("REPLY"), std::string::npos) << c.log();
+        const std::string out = c.log();
+        const auto pos = out.find("REPLY ");
+        if (pos == std::string::npos)
+            return uint64_t{0};
+        json r = json::parse(out.substr(pos + 6, out.find('\n', pos) - pos - 6));
+        return method == "Acquire" ? r["lease"]["id"].get<uint64_t>()
+                                   : r["capture"].get<uint64_t>();
+    };
+    // What a refusal must leave as it was.
+    auto world = [&] {
+        json w;
+        w["leases"] = vreply("ListLeases")["leases"];
+        w["links"] = vreply("ListLinks")["links"];
+        auto tree = busctl({"--list", "tree", PROMISCD_BUS_NAME});
+        w["objects"] = tree.out;
+        w["promisc"] = {promisc(dev_), promisc(ifb_)};
+        return w;
+    };
+    const std::string acquire = "org.promiscd.promisc.acquire", capture = "org.promiscd.capture",
+                      raw = "org.promiscd.capture.raw-socket", manage = "org.promiscd.manage";
+    // The .policy's org.freedesktop.policykit.imply annotations: polkit
+    // grants an action to whoever it grants an action implying it.
+    const std::map<std::string, std::set<std::string>> implies = {
+        {acquire, {}}, {capture, {acquire}}, {raw, {capture, acquire}}, {manage, {acquire}}};
+    for (const std::string& granted : {acquire, capture, raw, manage}) {
+        SCOPED_TRACE("granted: " + granted);
+        stack_->start_polkit(R"js(
+polkit.addRule(function(action, subject) {
+    if (action.id.indexOf("org.promiscd.") != 0)
+        return polkit.Result.NOT_HANDLED;
+    if (subject.user == "pdallow" && action.id == ")js" +
+                             granted + R"js(")
+        return polkit.Result.YES;
+    return polkit.Result.NO;
+});
+)js");
+        struct Row {
+            const char* what;
+            std::string action;    // the one that grants it
+            std::string refusal;   // the error when it is not granted
+            std::string fds;       // what a granted call brings the client
+            bool takes_root_lease; // ends (when granted) the target it names
+            bool takes_root_capture;
+        };
+        const std::vector<Row> rows = {
+            {"acquire", acquire, "AccessDenied", "", false, false},
+            {"capture to a pipe", capture, "AccessDenied", "pipe r", false, false},
+            {"capture on a raw socket", raw, "AccessDenied", "packet-socket rw", false, false},
+            {"set a link's policy", manage, "AccessDenied", "", false, false},
+            {"revoke root's lease", manage, "AccessDenied", "", true, false},
+            {"release root's lease", manage, "NotOwner", "", true, false},
+            {"renew root's lease", manage, "NotOwner", "", true, false},
+            {"stop root's capture", manage, "NotOwner", "", false, true},
+        };
+        for (const auto& r : rows) {
+            SCOPED_TRACE(r.what);
+            const bool ok = r.action == granted || implies.at(granted).count(r.action);
+            // Targets: the same for both transports unless the call ends it.
+            uint64_t la = 0, lb = 0, ca = 0, cb = 0;
+            if (r.takes_root_lease) {
+                la = hold("Acquire", {{"interface", ifb_}});
+                lb = ok ? hold("Acquire", {{"interface", ifb_}}) : la;
+            }
+            if (r.takes_root_capture) {
+                ca = hold("OpenCapture", {{"interface", ifb_}, {"promisc", false}});
+                cb = ok ? hold("OpenCapture", {{"interface", ifb_}, {"promisc", false}}) : ca;
+            }
+            const std::string lpath = root_path + "/lease/" + std::to_string(la);
+            const json before = ok ? json() : world();
+            Answer d, v;
+            const std::string what = r.what;
+            if (what == "acquire") {
+                d = over_dbus(root_path, manager, "AcquireLease", {"sa{sv}", dev_, "{}"}, user);
+                v = over_varlink("Acquire", {{"interface", dev_}}, user);
+            } else if (what == "capture to a pipe") {
+                d = over_dbus(root_path, manager, "OpenCapture",
+                              {"sa{sv}", dev_, R"({"promisc": ["b", false]})"}, user);
+                v = over_varlink("OpenCapture", {{"interface", dev_}, {"promisc", false}}, user);
+            } else if (what == "capture on a raw socket") {
+                d = over_dbus(root_path, manager, "OpenCapture",
+                              {"sa{sv}", dev_, R"({"promisc": ["b", false], "format": ["s", "socket"]})"},
+                              user);
+                v = over_varlink("OpenCapture",
+                                 {{"interface", dev_}, {"promisc", false}, {"format", "socket"}},
+                                 user);
+            } else if (what == "set a link's policy") {
+                d = over_dbus(root_path, manager, "SetLinkPolicy", {"ss", dev_, "yield"}, user);
+                // (Set back by root when granted, so that varlink's call
+                // changes something too, and the next rows start from enforce.)
+                const json back = {{"interface", dev_}, {"policy", "enforce"}};
+                if (ok) {
+                    EXPECT_EQ(over_varlink("SetLinkPolicy", back, {}), (Answer{"OK", "", ""}));
+                }
+                v = over_varlink("SetLinkPolicy", {{"interface", dev_}, {"policy", "yield"}},
+                                 user);
+                if (ok) {
+                    EXPECT_EQ(over_varlink("SetLinkPolicy", back, {}), (Answer{"OK", "", ""}));
+                }
+            } else if (what == "revoke root's lease") {
+                d = over_dbus(root_path, manager, "RevokeLease", {"os", lpath, "test"}, user);
+                v = over_varlink("Revoke", {{"id", lb}, {"reason", "test"}}, user);
+            } else if (what == "release root's lease") {
+                d = over_dbus(lpath, lease_iface, "Release", {""}, user);
+                v = over_varlink("Release", {{"id", lb}}, user);
+            } else if (what == "renew root's lease") {
+                d = over_dbus(lpath, lease_iface, "Renew", {"t", "60"}, user);
+                v = over_varlink("Renew", {{"id", lb}, {"ttl", 60}}, user);
+            } else if (what == "stop root's capture") {
+                d = over_dbus(root_path + "/capture/" + std::to_string(ca),
+                              std::string(PROMISCD_BUS_NAME) + ".Capture", "Stop", {""}, user);
+                v = over_varlink("StopCapture", {{"id", cb}}, user);
+            }
+            const Answer expected = ok ? Answer{"OK", "", r.fds} : Answer{r.refusal, d.message, ""};
+            EXPECT_EQ(d, expected) << "D-Bus";
+            EXPECT_EQ(v.error, expected.error) << "varlink: " << v;
+            EXPECT_EQ(v.fds, expected.fds) << "varlink: " << v;
+            if (la == lb && ca == cb) {
+                EXPECT_EQ(d, v) << "D-Bus and varlink differ";
+            }
+            if (!ok) {
+                EXPECT_FALSE(d.message.empty());
+                EXPECT_EQ(world(), before) << "a refused request changed something";
+            }
+            procs_.clear(); // root's holders: their leases and captures end
         }
     }
 }

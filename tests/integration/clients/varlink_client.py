@@ -6,7 +6,8 @@ usage: varlink_client.py SOCKET [--more] [--oneway] METHOD [PARAMETERS_JSON]
        varlink_client.py SOCKET --raw BYTES_AS_PYTHON_LITERAL
 
 Prints every reply as one line:  REPLY <json>   or   ERROR <name> <json>
-and  FD <n>  for each file descriptor received with a reply (with --peek-fd
+and  FD <n> <kind> <access>  for each file descriptor received with a reply
+(fdinfo.describe: e.g. "FD 4 pipe r"; with --peek-fd
 also  HEAD <hex>  for its first four bytes).
 Then keeps the connection open and reads commands from stdin:
   call [--more] METHOD [PARAMETERS_JSON]   another call on the same connection
@@ -20,6 +21,9 @@ import re
 import select
 import socket
 import sys
+
+sys.dont_write_bytecode = True  # (no __pycache__ in the source tree)
+import fdinfo  # noqa: E402
 
 
 def say(*words):
@@ -55,7 +59,7 @@ class Client:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                 fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
         for fd in fds:
-            say("FD", fd)
+            say("FD", fd, fdinfo.describe(fd))
             if PEEK:
                 # The first bytes of a capture stream (pcapng starts 0a0d0d0a).
                 ready, _, _ = select.select([fd], [], [], 5)
