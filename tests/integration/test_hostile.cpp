@@ -870,6 +870,148 @@ TEST_F(Hostile, LoadLeavesNothingBehind) {
     ASSERT_TRUE(daemon_->running());
 }
 
+// Sustained load with accounting: 200 clients (100 on D-Bus, each its own
+// bus connection, and 100 on varlink) acquire, renew and release leases on
+// 50 links as fast as the daemon answers, and 10 captures (promiscuous,
+// half over each transport) open and stop, for a fixed time, as a user polkit
+// allows. Every second the load pauses (no call in flight) and the invariant
+// is sampled: the links whose promiscuous flag is set are exactly the links
+// with an active lease. No call fails. Afterwards no lease, lease object or
+// capture is left, and the daemon's descriptors and memory are back at their
+// baseline. PROMISCD_LOAD_SECONDS and PROMISCD_LOAD_CLIENTS make it longer
+// or larger (bench/load.py does).
+TEST_F(Hostile, SustainedLoadKeepsTheInvariantAndLeavesNothing) {
+    auto from_env = [](const char* name, long fallback) {
+        const char* v = std::getenv(name);
+        return v && *v ? std::stol(v) : fallback;
+    };
+    const long seconds = from_env("PROMISCD_LOAD_SECONDS", 8);
+    const long clients = from_env("PROMISCD_LOAD_CLIENTS", 200);
+    with_bus();
+    write_file(config_, R"({"quotas": {"leases_per_uid": 10000, "captures_per_uid": 64},
+                           "authorization": {"checks_waiting_per_uid": 10000},
+                           "varlink": {"max_connections_per_uid": 4096}})");
+    ns_->exec_ok("for i in $(seq 0 49); do ip link add ld$i up type ifb || exit 1; done");
+    std::string links;
+    for (int i = 0; i < 50; ++i)
+        links += (i ? ",ld" : "ld") + std::to_string(i);
+    // The state directory on a tmpfs, as /run is wherever the unit runs
+    // (here it would be the test machine's disk, and its fsyncs the figure).
+    const std::string run_dir = state_ / "run";
+    fs::create_directories(run_dir);
+    start_daemon({"--state-dir=" + run_dir}, {},
+                 {"unshare", "-m", "--propagation", "private", "sh", "-c",
+                  "mount -t tmpfs -o size=16m,mode=0755 promiscd-test \"$1\" && shift && "
+                  "exec \"$@\"",
+                  "sh", run_dir});
+    // (PROMISCD_LOAD_AS_ROOT=1: as root, whom polkit is never asked about.)
+    const bool as_root = from_env("PROMISCD_LOAD_AS_ROOT", 0) != 0;
+    auto load_argv = [&](long secs) {
+        std::vector<std::string> argv = {
+            "/usr/bin/python3", clients_dir + "load.py", "--varlink", sock_, "--links", links,
+            "--seconds", std::to_string(secs), "--dbus-clients", std::to_string(clients / 2),
+            "--varlink-clients", std::to_string(clients - clients / 2), "--captures", "10"};
+        return as_root ? argv : as_user(kAllowedUser, argv);
+    };
+    // Leases by link, and flags set, among ld0..ld49.
+    auto leased = [&] {
+        std::set<std::string> out;
+        const json all = leases();
+        for (const auto& l : all)
+            if (l.value("state", "") == "active")
+                out.insert(l.value("interface", ""));
+        return out;
+    };
+    auto flagged = [&] {
+        std::set<std::string> out;
+        const json all = json::parse(ns_->exec_ok("ip -j link show"), nullptr, false);
+        for (const auto& l : all) {
+            const std::string name = l.value("ifname", "");
+            if (name.rfind("ld", 0) != 0)
+                continue;
+            for (const auto& f : l.value("flags", json::array()))
+                if (f == "PROMISC")
+                    out.insert(name);
+        }
+        return out;
+    };
+    auto objects = [&] {
+        auto tree = busctl({"--list", "tree", PROMISCD_BUS_NAME});
+        size_t n = 0;
+        std::istringstream in(tree.out);
+        for (std::string line; std::getline(in, line);)
+            n += line.find("/lease/") != std::string::npos ||
+                 line.find("/capture/") != std::string::npos;
+        return n;
+    };
+
+    // A short run first: the allocator's working set. Then the baseline.
+    std::vector<std::string> warm_argv = {"timeout", "120"};
+    for (auto& a : load_argv(2))
+        warm_argv.push_back(a);
+    auto warm = run(warm_argv, bus_env());
+    ASSERT_NE(warm.out.find("errors=0"), std::string::npos) << warm.out << warm.err;
+    ASSERT_TRUE(wait_until([&] { return leases().empty(); }, 20s));
+    std::this_thread::sleep_for(1s);
+    const long rss_before = daemon_rss_kb();
+    const size_t fds_before = daemon_fds();
+
+    Process::Options o;
+    o.env = bus_env();
+    o.stdin_pipe = true;
+    Process load(load_argv(seconds), o);
+    ASSERT_NE(load.wait_for_output("STARTED", 60s), std::string::npos) << load.log();
+    int samples = 0;
+    for (;;) {
+        std::this_thread::sleep_for(1s);
+        const size_t mark = load.log().size();
+        load.write_stdin("pause\n");
+        const bool paused = wait_until(
+            [&] {
+                return load.log().find("PAUSED", mark) != std::string::npos ||
+                       load.log().find("DONE", mark) != std::string::npos;
+            },
+            30s);
+        ASSERT_TRUE(paused) << load.log();
+        if (load.log().find("DONE", mark) != std::string::npos)
+            break;
+        EXPECT_EQ(flagged(), leased()) << "sample " << samples << ": the flags set, then the links "
+                                       << "with an active lease";
+        ++samples;
+        if (std::getenv("PROMISCD_LOAD_TRACE"))
+            std::cout << "sample " << samples << ": rss " << daemon_rss_kb() << " KiB, fds "
+                      << daemon_fds() << ", leases " << leased().size() << "\n";
+        load.write_stdin("resume\n");
+    }
+    load.close_stdin();
+    const auto status = load.wait(60s);
+    const std::string out = load.log();
+    EXPECT_EQ(status, std::optional<int>(0)) << out;
+    EXPECT_EQ(out.find("\nERROR "), std::string::npos) << out;
+    const auto done = out.find("DONE ");
+    ASSERT_NE(done, std::string::npos) << out;
+    const std::string figures = out.substr(done + 5, out.find('\n', done) - done - 5);
+    std::cout << "load: " << clients << " clients, 10 captures, 50 links: " << figures << ", "
+              << samples << " samples\n";
+    RecordProperty("figures", figures);
+    EXPECT_NE(figures.find("errors=0"), std::string::npos) << figures;
+    EXPECT_EQ(figures.find("ops=0 "), std::string::npos) << figures;
+    EXPECT_EQ(figures.find("captures=0"), std::string::npos) << figures;
+    EXPECT_GE(samples, static_cast<int>(seconds / 2)) << out;
+
+    // Nothing left: leases, their objects, captures, descriptors, memory.
+    EXPECT_TRUE(wait_until([&] { return leases().empty(); }, 30s)) << leases().dump();
+    EXPECT_TRUE(wait_until([&] { return objects() == 0; }, 10s)) << objects() << " objects";
+    EXPECT_TRUE(flagged().empty());
+    EXPECT_TRUE(wait_until([&] { return daemon_fds() == fds_before; }, 10s))
+        << daemon_fds() << " descriptors, " << fds_before << " before";
+    std::this_thread::sleep_for(1s);
+    const long rss_after = daemon_rss_kb();
+    std::cout << "load: resident " << rss_before << " KiB before, " << rss_after << " KiB after\n";
+    EXPECT_LT(rss_after - rss_before, 3072) << "KiB more resident (before " << rss_before << " KiB)";
+    ASSERT_TRUE(daemon_->running());
+}
+
 // 8. Deep nesting is refused before it is parsed, also when messages may be
 // as large as the configuration allows.
 TEST_F(Hostile, DeeplyNestedJsonIsRefused) {
