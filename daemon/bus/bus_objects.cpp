@@ -418,13 +418,38 @@ int BusObjects::list_captures(sd_bus*, const char*, void* userdata, char*** node
     return list(capture_prefix, static_cast<BusObjects*>(userdata)->captures_, nodes);
 }
 
+bool BusObjects::congested() {
+    uint64_t queued = 0;
+    if (sd_bus_get_n_queued_write(bus_, &queued) < 0)
+        return false;
+    if (!congested_ && queued >= kMaxQueuedMessages) {
+        congested_ = true;
+        log::warning("the bus has not read the last " + std::to_string(queued) +
+                     " messages: signals are dropped until it reads again");
+    } else if (congested_ && queued < kMaxQueuedMessages / 2) {
+        congested_ = false;
+        log::notice("the bus reads again; " + std::to_string(dropped_) +
+                    " changes were not signalled meanwhile (GetManagedObjects has them)");
+        dropped_ = 0;
+    }
+    return congested_;
+}
+
 void BusObjects::on_change(const service::Change& change) {
+    // The objects follow every change; only the signals are dropped.
+    const bool announcing = announce_;
+    if (announce_ && congested()) {
+        announce_ = false;
+        ++dropped_;
+        ++dropped_total_;
+    }
     // A failing emit (the bus went away) must not stop the rest.
     try {
         apply(change);
     } catch (const std::exception& e) {
         log::warning(std::string("cannot publish a change on the bus: ") + e.what());
     }
+    announce_ = announcing;
 }
 
 void BusObjects::apply(const service::Change& change) {

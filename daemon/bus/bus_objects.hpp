@@ -32,6 +32,12 @@ public:
     void announce() { announce_ = true; }
     void on_change(const service::Change& change) override;
 
+    // Messages the bus connection may hold unsent (dbus-daemon stopped or
+    // hung) before further signals are dropped, counted and logged rather
+    // than queued without end; method replies are never dropped.
+    static constexpr uint64_t kMaxQueuedMessages = 4096;
+    uint64_t dropped_signals() const { return dropped_total_; }
+
     size_t objects() const { return links_.size() + leases_.size() + captures_.size(); }
     size_t link_objects() const { return links_.size(); }
     size_t lease_objects() const { return leases_.size(); }
@@ -54,6 +60,8 @@ public:
 
 private:
     void apply(const service::Change& change);
+    // Whether this change's signals must be dropped: the bus is not reading.
+    bool congested();
     static int find_link(sd_bus*, const char* path, const char*, void* userdata, void** found,
                          sd_bus_error*);
     static int find_lease(sd_bus*, const char* path, const char*, void* userdata, void** found,
@@ -72,6 +80,9 @@ private:
     service::LeaseService& service_;
     service::CaptureService* captures_service_;
     bool announce_ = false;
+    bool congested_ = false;
+    uint64_t dropped_ = 0;       // changes unannounced in this congestion
+    uint64_t dropped_total_ = 0; // since start
     std::unordered_map<int, LinkObj> links_;
     std::unordered_map<core::LeaseId, LeaseObj> leases_;
     std::unordered_map<service::CaptureId, CaptureObj> captures_;

@@ -1213,6 +1213,67 @@ TEST_F(Hostile, RestartedBusDoesNotAdoptStrangers) {
     EXPECT_TRUE(leases().empty());
 }
 
+// dbus-daemon stopped (SIGSTOP) under the daemon: varlink goes on being
+// served at full speed (nothing waits on the bus), a varlink caller whose
+// polkit check needs the bus waits without holding anyone else up, the
+// signals that queue up for the stopped bus stay within the memory bound,
+// and once the bus runs again everything is delivered: the check is
+// answered, the D-Bus holder still holds its lease, D-Bus calls work. (The
+// signals dropped meanwhile are logged; GetManagedObjects has the state.)
+TEST_F(Hostile, StoppedBusStopsNothingElse) {
+    with_bus();
+    start_daemon();
+    auto& holder_ = holder({dev_}, as(kAllowedUser));
+    ASSERT_NE(holder_.wait_for_output("LEASE "), std::string::npos) << holder_.log();
+    auto ifb = add_ifb(*ns_);
+    const long rss_before = daemon_rss_kb();
+    const pid_t bus = stack_->bus_pid();
+    ASSERT_EQ(::kill(bus, SIGSTOP), 0);
+    struct Resume {
+        pid_t pid;
+        ~Resume() { ::kill(pid, SIGCONT); }
+    } resume{bus};
+
+    // Needs polkit, which is reached over the stopped bus: it waits.
+    auto& waiting = vclient({iface + "Acquire", json{{"interface", ifb}}.dump()}, as(kAllowedUser));
+    // Root (asks nobody): 12 varlink clients churn leases on two links for
+    // 3 s; every change is also a D-Bus signal, queued for the stopped bus.
+    auto churn = run({"timeout", "60", "/usr/bin/python3", clients_dir + "load.py", "--varlink",
+                      sock_, "--links", dev_ + "," + ifb, "--seconds", "3", "--dbus-clients", "0",
+                      "--varlink-clients", "12", "--captures", "0"},
+                     bus_env());
+    EXPECT_NE(churn.out.find("errors=0"), std::string::npos) << churn.out << churn.err;
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(churn.out, m, std::regex("ops=([0-9]+)"))) << churn.out;
+    EXPECT_GT(std::stol(m[1]), 300) << "varlink was slowed down by the stopped bus: " << churn.out;
+    EXPECT_EQ(waiting.log().find("REPLY"), std::string::npos) << waiting.log();
+    const long rss_stopped = daemon_rss_kb();
+    std::cout << "stopped bus: " << m[1] << " varlink operations in 3 s; resident " << rss_before
+              << " KiB before, " << rss_stopped << " KiB with the bus stopped\n";
+    // sd-bus would queue every signal (up to 384k messages); the daemon
+    // stops at BusObjects::kMaxQueuedMessages and says so.
+    EXPECT_LT(rss_stopped - rss_before, 16 * 1024) << "KiB queued for the stopped bus";
+    EXPECT_NE(daemon_->log().find("signals are dropped until it reads again"), std::string::npos)
+        << daemon_->log();
+
+    ASSERT_EQ(::kill(bus, SIGCONT), 0);
+    EXPECT_NE(waiting.wait_for_output("REPLY", 30s), std::string::npos)
+        << "the check waiting on the bus is answered: " << waiting.log();
+    auto list = busctl({"call", PROMISCD_BUS_NAME, "/org/promiscd/Promisc1",
+                        std::string(PROMISCD_BUS_NAME) + ".Manager", "ListLeases"});
+    EXPECT_EQ(list.status, 0) << list.out << list.err;
+    const json now = leases();
+    EXPECT_EQ(now.size(), 2u) << now.dump() << ": the D-Bus holder's and the waiting caller's";
+    EXPECT_TRUE(promisc(dev_));
+    EXPECT_TRUE(promisc(ifb));
+    holder_.write_stdin("release\n");
+    EXPECT_NE(holder_.wait_for_output("RELEASED"), std::string::npos) << holder_.log();
+    EXPECT_TRUE(wait_until([&] {
+        return daemon_->log().find("the bus reads again") != std::string::npos;
+    })) << daemon_->log();
+    ASSERT_TRUE(daemon_->running());
+}
+
 // 11. A oneway call's answer never goes out as the answer to the next call.
 TEST_F(Hostile, OnewayAnswersNeverAnswerTheNextCall) {
     with_bus();

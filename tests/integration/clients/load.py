@@ -240,6 +240,9 @@ class VarlinkConnection:
         while b"\0" in self.buf:
             raw, self.buf = self.buf.split(b"\0", 1)
             msg = json.loads(raw)
+            if self.pending is None:
+                self.load.failed("reply", "Unexpected", raw.decode(errors="replace")[:200])
+                continue
             done, op, t0, counted = self.pending
             self.pending = None
             self.load.finished(t0, counted)
