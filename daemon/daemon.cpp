@@ -182,7 +182,8 @@ Daemon::Daemon(DaemonOptions options) : impl_(std::make_unique<Impl>()) {
         d.frontend = std::make_unique<bus::BusFrontend>(*d.connection, *d.credentials,
                                                         d.guard.get(), *d.operations);
         d.objects = std::make_unique<bus::BusObjects>(bus::raw_bus(d.credentials->driver()),
-                                                      *d.frontend, *d.leases, d.captures.get());
+                                                      *d.frontend, *d.leases, d.captures.get(),
+                                                      d.config.dbus_max_queued_messages);
     }
     d.start_varlink();
     if (!d.connection && !d.varlink_server)

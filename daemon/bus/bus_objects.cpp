@@ -331,8 +331,9 @@ const sd_bus_vtable capture_vtable[] = {
 } // namespace
 
 BusObjects::BusObjects(sd_bus* bus, BusFrontend& frontend, service::LeaseService& leases,
-                       service::CaptureService* captures)
-    : bus_(bus), frontend_(frontend), service_(leases), captures_service_(captures) {
+                       service::CaptureService* captures, uint64_t max_queued)
+    : bus_(bus), frontend_(frontend), service_(leases), captures_service_(captures),
+      max_queued_(max_queued) {
     auto add = [this](int r, const char* what) {
         if (r < 0)
             throw std::system_error(-r, std::generic_category(), what);
@@ -422,11 +423,11 @@ bool BusObjects::congested() {
     uint64_t queued = 0;
     if (sd_bus_get_n_queued_write(bus_, &queued) < 0)
         return false;
-    if (!congested_ && queued >= kMaxQueuedMessages) {
+    if (!congested_ && queued >= max_queued_) {
         congested_ = true;
         log::warning("the bus has not read the last " + std::to_string(queued) +
                      " messages: signals are dropped until it reads again");
-    } else if (congested_ && queued < kMaxQueuedMessages / 2) {
+    } else if (congested_ && queued < max_queued_ / 2) {
         congested_ = false;
         log::notice("the bus reads again; " + std::to_string(dropped_) +
                     " changes were not signalled meanwhile (GetManagedObjects has them)");

@@ -21,8 +21,9 @@ namespace promiscd::bus {
 
 class BusObjects final : public service::ChangeListener {
 public:
+    // max_queued: see kMaxQueuedMessages.
     BusObjects(sd_bus* bus, BusFrontend& frontend, service::LeaseService& leases,
-               service::CaptureService* captures);
+               service::CaptureService* captures, uint64_t max_queued = kMaxQueuedMessages);
     ~BusObjects() override;
     BusObjects(const BusObjects&) = delete;
     BusObjects& operator=(const BusObjects&) = delete;
@@ -34,8 +35,9 @@ public:
 
     // Messages the bus connection may hold unsent (dbus-daemon stopped or
     // hung) before further signals are dropped, counted and logged rather
-    // than queued without end; method replies are never dropped.
-    static constexpr uint64_t kMaxQueuedMessages = 4096;
+    // than queued without end (sd-bus would hold 384k); method replies are
+    // never dropped. The default; configuration: dbus.max_queued_messages.
+    static constexpr uint64_t kMaxQueuedMessages = 65536;
     uint64_t dropped_signals() const { return dropped_total_; }
 
     size_t objects() const { return links_.size() + leases_.size() + captures_.size(); }
@@ -80,6 +82,7 @@ private:
     service::LeaseService& service_;
     service::CaptureService* captures_service_;
     bool announce_ = false;
+    uint64_t max_queued_;
     bool congested_ = false;
     uint64_t dropped_ = 0;       // changes unannounced in this congestion
     uint64_t dropped_total_ = 0; // since start

@@ -198,6 +198,11 @@ Config parse(const std::string& text, const std::string& origin, std::vector<std
         r.number("idle_timeout_seconds", c.varlink_idle_timeout_seconds, 0, 7 * 24 * 3600);
         r.finish();
     }
+    if (const json* v = top.object("dbus")) {
+        Reader r(*v, "dbus", ctx);
+        r.number("max_queued_messages", c.dbus_max_queued_messages, 64, uint64_t{1} << 22);
+        r.finish();
+    }
     if (const json* v = top.object("reads")) {
         Reader r(*v, "reads", ctx);
         r.number("items_burst", c.reads_items_burst, 1, uint64_t{1} << 32);

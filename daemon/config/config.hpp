@@ -40,6 +40,10 @@ struct Config {
     // ListLeases) of all callers together, in items answered.
     uint64_t reads_items_burst = 40000;
     uint64_t reads_items_per_second = 10000;
+    // Messages the bus connection may hold unsent (dbus-daemon not reading)
+    // before signals are dropped: above three per lease of quotas.leases_total,
+    // so that ending every lease at once drops nothing on a bus that reads.
+    uint64_t dbus_max_queued_messages = 65536;
     // polkit checks in flight and waiting (per uid and in all).
     sched::QueueLimits authorization{32, 2, 16, 512};
     // Capture filters: terms, CPU time, compilations in flight and waiting.

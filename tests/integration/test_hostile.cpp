@@ -1222,6 +1222,7 @@ TEST_F(Hostile, RestartedBusDoesNotAdoptStrangers) {
 // signals dropped meanwhile are logged; GetManagedObjects has the state.)
 TEST_F(Hostile, StoppedBusStopsNothingElse) {
     with_bus();
+    write_file(config_, R"({"dbus": {"max_queued_messages": 4096}})");
     start_daemon();
     auto& holder_ = holder({dev_}, as(kAllowedUser));
     ASSERT_NE(holder_.wait_for_output("LEASE "), std::string::npos) << holder_.log();
@@ -1251,7 +1252,7 @@ TEST_F(Hostile, StoppedBusStopsNothingElse) {
     std::cout << "stopped bus: " << m[1] << " varlink operations in 3 s; resident " << rss_before
               << " KiB before, " << rss_stopped << " KiB with the bus stopped\n";
     // sd-bus would queue every signal (up to 384k messages); the daemon
-    // stops at BusObjects::kMaxQueuedMessages and says so.
+    // stops at dbus.max_queued_messages and says so.
     EXPECT_LT(rss_stopped - rss_before, 16 * 1024) << "KiB queued for the stopped bus";
     EXPECT_NE(daemon_->log().find("signals are dropped until it reads again"), std::string::npos)
         << daemon_->log();

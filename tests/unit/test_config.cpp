@@ -62,6 +62,7 @@ TEST(Config, ExampleFileParsesWithEveryKey) {
     EXPECT_EQ(c.varlink_idle_timeout_seconds, 60u);
     EXPECT_EQ(c.reads_items_burst, 40000u);
     EXPECT_EQ(c.reads_items_per_second, 10000u);
+    EXPECT_EQ(c.dbus_max_queued_messages, 65536u);
     EXPECT_EQ(c.authorization.in_flight_total, 32u);
     EXPECT_EQ(c.authorization.queued_per_caller, 16u);
     EXPECT_EQ(c.filters.max_terms, 64u);
@@ -92,6 +93,7 @@ TEST(Config, ExampleShowsTheDefaults) {
     EXPECT_EQ(c.filters.queue.queued_total, d.filters.queue.queued_total);
     EXPECT_EQ(c.reads_items_burst, d.reads_items_burst);
     EXPECT_EQ(c.reads_items_per_second, d.reads_items_per_second);
+    EXPECT_EQ(c.dbus_max_queued_messages, d.dbus_max_queued_messages);
     EXPECT_EQ(c.limits.captures_per_uid, d.limits.captures_per_uid);
     EXPECT_EQ(c.limits.max_capture_buffer, d.limits.max_capture_buffer);
     EXPECT_EQ(c.limits.conflict_max_clears, d.limits.conflict_max_clears);
@@ -118,6 +120,9 @@ INSTANTIATE_TEST_SUITE_P(
         Broken{R"({"quota": {}})", "unknown key 'quota'"},
         Broken{R"({"reads": {"items_per_second": 0}})",
                "'reads.items_per_second' must be between 1 and 4294967296"},
+        Broken{R"({"dbus": {"max_queued_messages": 10}})",
+               "'dbus.max_queued_messages' must be between 64 and 4194304"},
+        Broken{R"({"dbus": {"max_queued": 100}})", "unknown key 'dbus.max_queued'"},
         Broken{R"({"quotas": {"leases_per_user": 3}})", "unknown key 'quotas.leases_per_user'"},
         Broken{R"({"quotas": {"leases_per_uid": "3"}})",
                "'quotas.leases_per_uid' must be a non-negative integer"},
