@@ -163,6 +163,7 @@ Daemon::Daemon(DaemonOptions options) : impl_(std::make_unique<Impl>()) {
     so.netlink_rcvbuf = d.options.netlink_rcvbuf;
     d.leases =
         std::make_unique<service::LeaseService>(d.event.get(), so, *d.changes, d.store.get());
+    d.store->set_lease_source([&d] { return d.leases->arbiter().leases(); });
     d.leases->set_policy_patterns(d.config.policies);
     d.leases->start();
 

@@ -208,9 +208,15 @@ RecordStore::RecordStore(std::string dir) : dir_(std::move(dir)) {
 }
 
 RecordStore::~RecordStore() {
-    for (int fd : {dirfd_, leases_fd_, links_fd_})
-        if (fd >= 0)
-            ::close(fd);
+    close_dirs();
+}
+
+void RecordStore::close_dirs() noexcept {
+    for (int* fd : {&dirfd_, &leases_fd_, &links_fd_}) {
+        if (*fd >= 0)
+            ::close(*fd);
+        *fd = -1;
+    }
 }
 
 void RecordStore::open_dirs() {
@@ -230,6 +236,11 @@ void RecordStore::open_dirs() {
     unusable_ = check_dir(dirfd_, dir_);
     if (!unusable_.empty())
         return;
+    struct stat st {};
+    if (::fstat(dirfd_, &st) == 0) {
+        dev_ = st.st_dev;
+        ino_ = st.st_ino;
+    }
     leases_fd_ = open_subdir(dirfd_, "leases", dir_ + "/leases", unusable_);
     if (leases_fd_ < 0)
         return;
@@ -398,6 +409,31 @@ Records RecordStore::load() {
     return r;
 }
 
+void RecordStore::follow_replacement() {
+    if (dirfd_ < 0 && !replaced_)
+        return; // unusable from the start: write() says why
+    struct stat st {};
+    if (!replaced_ && ::lstat(dir_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_)
+        return;
+    if (!replaced_)
+        log::warning(dir_ + " was replaced or removed while promiscd ran: every lease and flag "
+                            "is recorded again in what is there now");
+    close_dirs();
+    unusable_.clear();
+    open_dirs();
+    replaced_ = !unusable_.empty();
+    if (replaced_)
+        fail(unusable_); // and again at the next write, until it is usable
+    save_daemon();
+    for (const auto& [ifindex, text] : flags_)
+        write(links_fd_, std::to_string(ifindex), text);
+    if (lease_source_)
+        for (const auto& lease : lease_source_())
+            write(leases_fd_, std::to_string(lease.id), lease_to_text(lease));
+    log::notice("recorded " + std::to_string(flags_.size()) + " flags and the leases in force in " +
+                dir_ + " again");
+}
+
 void RecordStore::save_daemon() {
     write(dirfd_, "daemon",
           dump({{"version", format_version}, {"next_id", reserved_}, {"bus_id", bus_id_}}));
@@ -410,6 +446,7 @@ void RecordStore::begin(const std::string& bus_id, core::LeaseId next_id) {
 }
 
 void RecordStore::save_lease(const core::Lease& lease) {
+    follow_replacement();
     if (lease.id >= reserved_) {
         // Ids are never reused, across restarts too: reserve the next block
         // before the first id of it is handed out.
@@ -426,6 +463,7 @@ void RecordStore::save_lease(const core::Lease& lease) {
 }
 
 void RecordStore::save_flag(int ifindex, const std::string& name) {
+    follow_replacement();
     std::string text = dump(
         {{"version", format_version}, {"ifindex", ifindex}, {"name", core::display_name(name)}});
     auto it = flags_.find(ifindex);

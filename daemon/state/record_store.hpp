@@ -14,8 +14,10 @@
 #include "core/arbiter.hpp"
 #include "service/recorder.hpp"
 
+#include <functional>
 #include <optional>
 #include <string>
+#include <sys/types.h>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -54,6 +56,12 @@ public:
     void prune(const core::Arbiter& arbiter) noexcept;
     // After an orderly stop nothing is left to recover.
     void clear() noexcept;
+    // The leases in force, for when the directory must be written again from
+    // scratch: it was replaced or removed while the daemon ran (each write
+    // first checks that the path still names the directory it opened).
+    void set_lease_source(std::function<std::vector<core::Lease>()> source) {
+        lease_source_ = std::move(source);
+    }
 
     // service::Recorder
     void save_lease(const core::Lease& lease) override;
@@ -69,6 +77,10 @@ public:
 
 private:
     void open_dirs();
+    void close_dirs() noexcept;
+    // Before a write: if the path no longer names the directory opened, open
+    // the one it names now (checked as at start) and record everything in it.
+    void follow_replacement();
     void write(int dirfd, const std::string& name, const std::string& content);
     void save_daemon();
     [[noreturn]] void fail(const std::string& what) const;
@@ -77,6 +89,10 @@ private:
     int dirfd_ = -1;
     int leases_fd_ = -1;
     int links_fd_ = -1;
+    dev_t dev_ = 0; // the directory opened, to notice it being replaced
+    ino_t ino_ = 0;
+    bool replaced_ = false; // replaced, and what is there now is unusable
+    std::function<std::vector<core::Lease>()> lease_source_;
     std::string unusable_;
     std::string bus_id_;
     core::LeaseId reserved_ = 0; // ids below this are on record as used

@@ -1034,6 +1034,39 @@ TEST_F(Hostile, DeeplyNestedJsonIsRefused) {
     EXPECT_NE(vcall(iface + "ListLinks").find("REPLY"), std::string::npos);
 }
 
+// The state directory replaced while the daemon runs (renamed away and a new
+// one made, as a careless clean-up would): the next write notices and
+// records every lease and flag in force in the new one, so that a crash
+// afterwards is still recovered from: the flags promiscd set are cleared.
+TEST_F(Hostile, ReplacedStateDirectoryKeepsCrashRecovery) {
+    const std::string dir = state_ / "records";
+    start_daemon({"--state-dir=" + dir});
+    auto& a = vclient({iface + "Acquire", json{{"interface", dev_}}.dump()});
+    ASSERT_NE(a.wait_for_output("REPLY"), std::string::npos) << a.log();
+    ASSERT_TRUE(promisc(dev_));
+    fs::rename(dir, state_ / "records.old");
+    fs::create_directory(dir);
+    fs::permissions(dir, fs::perms(0755));
+    auto ifb = add_ifb(*ns_);
+    auto& b = vclient({iface + "Acquire", json{{"interface", ifb}}.dump()});
+    ASSERT_NE(b.wait_for_output("REPLY"), std::string::npos) << b.log();
+    ASSERT_TRUE(promisc(ifb));
+    EXPECT_NE(daemon_->log().find(dir + " was replaced or removed"), std::string::npos)
+        << daemon_->log();
+    EXPECT_TRUE(fs::exists(dir + "/links")) << "the records are in the new directory";
+
+    // The crash: the holders go with the daemon; both flags are still set.
+    daemon_->signal(SIGKILL);
+    daemon_->wait(5s);
+    clients_.clear();
+    ASSERT_TRUE(promisc(dev_));
+    ASSERT_TRUE(promisc(ifb));
+    start_daemon({"--state-dir=" + dir});
+    EXPECT_TRUE(wait_until([&] { return !promisc(dev_) && !promisc(ifb); }))
+        << "the restarted daemon knew both flags were its own: " << daemon_->log();
+    EXPECT_TRUE(leases().empty());
+}
+
 // 9. State that cannot be written refuses new leases with a clear error, and
 // start-up says so; a crash then leaves no flag behind.
 TEST_F(Hostile, UnwritableStateRefusesLeases) {

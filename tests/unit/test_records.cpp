@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <vector>
 
 using namespace promiscd;
 using namespace promiscd::state;
@@ -219,6 +220,55 @@ TEST(Records, SymlinkedDirectoryIsRefused) {
     fs::create_directory_symlink(d / "real", d / "link");
     RecordStore s(d / "link");
     EXPECT_NE(s.unusable().find("symbolic link"), std::string::npos) << s.unusable();
+}
+
+// The directory replaced (renamed away, a new one made) or removed while the
+// daemon runs: the next write notices and records everything in force in
+// what the path names now; a symlink or an unsafe directory put there is
+// refused, at every write, until it is fixed.
+TEST(Records, AReplacedDirectoryIsWrittenAgain) {
+    Dir d;
+    const std::string dir = d / "state";
+    RecordStore s(dir);
+    ASSERT_EQ(s.unusable(), "");
+    std::vector<core::Lease> in_force = {lease(1, "eth0"), lease(2, "eth1")};
+    s.set_lease_source([&] { return in_force; });
+    s.begin("bus-1", 1);
+    for (const auto& l : in_force)
+        s.save_lease(l);
+    s.save_flag(7, "eth0");
+
+    fs::rename(dir, d / "old");
+    ::mkdir(dir.c_str(), 0755);
+    in_force.push_back(lease(3, "eth2"));
+    s.save_lease(in_force.back());
+    Records r = RecordStore(dir).load();
+    EXPECT_EQ(r.bus_id, "bus-1");
+    ASSERT_EQ(r.leases.size(), 3u);
+    ASSERT_EQ(r.flags.size(), 1u);
+    EXPECT_EQ(r.flags[0], std::make_pair(7, std::string("eth0")));
+    EXPECT_GE(r.next_id, 4u);
+
+    // Removed: made again.
+    fs::remove_all(dir);
+    s.save_flag(8, "eth1");
+    r = RecordStore(dir).load();
+    EXPECT_EQ(r.leases.size(), 3u);
+    EXPECT_EQ(r.flags.size(), 2u);
+
+    // A symbolic link put in its place: refused, and again at the next
+    // write; once a safe directory is back, everything is written there.
+    fs::remove_all(dir);
+    fs::create_directory_symlink(d / "old", dir);
+    EXPECT_THROW(s.save_lease(lease(4, "eth3")), service::RecordError);
+    EXPECT_THROW(s.save_flag(9, "eth3"), service::RecordError);
+    EXPECT_EQ(RecordStore(d / "old").load().leases.size(), 2u) << "nothing through the link";
+    fs::remove(dir);
+    ::mkdir(dir.c_str(), 0755);
+    s.save_flag(9, "eth3");
+    r = RecordStore(dir).load();
+    EXPECT_EQ(r.leases.size(), 3u);
+    EXPECT_EQ(r.flags.size(), 3u);
 }
 
 TEST(Records, ClearRemovesEverything) {
