@@ -37,6 +37,10 @@ ErrorCode code_of(promiscd::client::ErrorKind kind) noexcept;
 
 LeaseState parse_state(std::string_view s) noexcept;
 std::chrono::system_clock::time_point from_usec(std::uint64_t usec);
+// The internal client's records as the public API gives them: one
+// conversion for both transports.
+Link public_link(const promiscd::client::LinkInfo& l);
+LeaseInfo public_lease(const promiscd::client::LeaseInfo& l);
 
 // A point in CLOCK_MONOTONIC time timeout from now (negative: never).
 class Deadline {

@@ -22,38 +22,15 @@ public:
 
     std::vector<Link> links() override {
         std::vector<Link> out;
-        for (const auto& l : client_.list_links()) {
-            Link link;
-            link.name = l.name;
-            link.index = l.index;
-            link.admin_flag = l.admin_flag;
-            link.promiscuity = l.promiscuity;
-            link.promiscuous = l.promiscuous;
-            link.origin = l.origin;
-            link.leases = l.leases;
-            link.policy = l.policy;
-            out.push_back(std::move(link));
-        }
+        for (const auto& l : client_.list_links())
+            out.push_back(public_link(l));
         return out;
     }
 
     std::vector<LeaseInfo> leases() override {
         std::vector<LeaseInfo> out;
-        for (const auto& l : client_.list_leases()) {
-            LeaseInfo info;
-            info.id = l.id;
-            info.interface = l.interface;
-            info.state = parse_state(l.state);
-            info.owner = l.owner;
-            info.uid = l.uid;
-            info.pid = l.pid;
-            info.command = l.command;
-            info.reason = l.reason;
-            info.acquired = from_usec(l.acquired_usec);
-            if (l.expires_usec)
-                info.expires = from_usec(l.expires_usec);
-            out.push_back(std::move(info));
-        }
+        for (const auto& l : client_.list_leases())
+            out.push_back(public_lease(l));
         return out;
     }
 

@@ -188,6 +188,35 @@ ErrorCode code_of(ic::ErrorKind kind) noexcept {
     }
 }
 
+Link public_link(const promiscd::client::LinkInfo& l) {
+    Link link;
+    link.name = l.name;
+    link.index = l.index;
+    link.admin_flag = l.admin_flag;
+    link.promiscuity = l.promiscuity;
+    link.promiscuous = l.promiscuous;
+    link.origin = l.origin;
+    link.leases = l.leases;
+    link.policy = l.policy;
+    return link;
+}
+
+LeaseInfo public_lease(const promiscd::client::LeaseInfo& l) {
+    LeaseInfo info;
+    info.id = l.id;
+    info.interface = l.interface;
+    info.state = parse_state(l.state);
+    info.owner = l.owner;
+    info.uid = l.uid;
+    info.pid = l.pid;
+    info.command = l.command;
+    info.reason = l.reason;
+    info.acquired = from_usec(l.acquired_usec);
+    if (l.expires_usec)
+        info.expires = from_usec(l.expires_usec);
+    return info;
+}
+
 LeaseState parse_state(std::string_view s) noexcept {
     if (s == "active")
         return LeaseState::Active;

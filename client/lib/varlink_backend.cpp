@@ -6,6 +6,7 @@
 #include "client/lib/backend.hpp"
 
 #include "client/varlink_client.hpp"
+#include "client/varlink_records.hpp"
 #include "config.h"
 
 #include <map>
@@ -23,31 +24,11 @@ namespace {
 const std::string kIface = PROMISCD_VARLINK_INTERFACE;
 constexpr milliseconds kAnswer{std::chrono::minutes(2)};
 
-std::string str(const json& j, const char* key) {
-    auto it = j.find(key);
-    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
-template <typename T>
-T num(const json& j, const char* key) {
-    auto it = j.find(key);
-    return it != j.end() && it->is_number() ? it->get<T>() : T{};
-}
+using ic::varlink::num;
+using ic::varlink::str;
 
 LeaseInfo lease_of(const json& j) {
-    LeaseInfo l;
-    l.id = num<std::uint64_t>(j, "id");
-    l.interface = str(j, "interface");
-    l.state = parse_state(str(j, "state"));
-    l.owner = str(j, "owner");
-    l.uid = num<std::uint32_t>(j, "uid");
-    l.pid = num<std::uint32_t>(j, "pid");
-    l.command = str(j, "command");
-    l.reason = str(j, "reason");
-    l.acquired = from_usec(num<std::uint64_t>(j, "acquired"));
-    if (auto e = num<std::uint64_t>(j, "expires"))
-        l.expires = from_usec(e);
-    return l;
+    return public_lease(ic::varlink::lease_of(j));
 }
 
 class VarlinkBackend;
@@ -110,18 +91,8 @@ public:
 
     std::vector<Link> links() override {
         std::vector<Link> out;
-        for (const auto& j : control(".ListLinks").value("links", json::array())) {
-            Link l;
-            l.name = str(j, "name");
-            l.index = num<int>(j, "index");
-            l.admin_flag = j.value("admin_flag", false);
-            l.promiscuity = num<std::uint32_t>(j, "promiscuity");
-            l.promiscuous = j.value("promiscuous", false);
-            l.origin = str(j, "origin");
-            l.leases = num<std::uint32_t>(j, "leases");
-            l.policy = str(j, "policy");
-            out.push_back(std::move(l));
-        }
+        for (const auto& j : control(".ListLinks").value("links", json::array()))
+            out.push_back(public_link(ic::varlink::link_of(j)));
         return out;
     }
 
