@@ -687,9 +687,10 @@ polkit.addRule(function(action, subject) {
                               {"sa{sv}", dev_, R"({"promisc": ["b", false]})"}, user);
                 v = over_varlink("OpenCapture", {{"interface", dev_}, {"promisc", false}}, user);
             } else if (what == "capture on a raw socket") {
-                d = over_dbus(root_path, manager, "OpenCapture",
-                              {"sa{sv}", dev_, R"({"promisc": ["b", false], "format": ["s", "socket"]})"},
-                              user);
+                d = over_dbus(
+                    root_path, manager, "OpenCapture",
+                    {"sa{sv}", dev_, R"({"promisc": ["b", false], "format": ["s", "socket"]})"},
+                    user);
                 v = over_varlink("OpenCapture",
                                  {{"interface", dev_}, {"promisc", false}, {"format", "socket"}},
                                  user);
@@ -701,8 +702,7 @@ polkit.addRule(function(action, subject) {
                 if (ok) {
                     EXPECT_EQ(over_varlink("SetLinkPolicy", back, {}), (Answer{"OK", "", ""}));
                 }
-                v = over_varlink("SetLinkPolicy", {{"interface", dev_}, {"policy", "yield"}},
-                                 user);
+                v = over_varlink("SetLinkPolicy", {{"interface", dev_}, {"policy", "yield"}}, user);
                 if (ok) {
                     EXPECT_EQ(over_varlink("SetLinkPolicy", back, {}), (Answer{"OK", "", ""}));
                 }

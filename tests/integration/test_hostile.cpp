@@ -620,9 +620,10 @@ TEST_F(Hostile, FilterCompilerHoldsNothingOfTheDaemon) {
     std::set<std::string> numbers;
     for (const auto& f : fds)
         numbers.insert(f.substr(0, f.find(' ')));
-    EXPECT_EQ(numbers, (std::set<std::string>{"0", "1", "2", "3"})) << ::testing::PrintToString(fds);
-    EXPECT_TRUE(fds.count("3 pipe:")) << "fd 3 is the answer's pipe: "
-                                      << ::testing::PrintToString(fds);
+    EXPECT_EQ(numbers, (std::set<std::string>{"0", "1", "2", "3"}))
+        << ::testing::PrintToString(fds);
+    EXPECT_TRUE(fds.count("3 pipe:"))
+        << "fd 3 is the answer's pipe: " << ::testing::PrintToString(fds);
     EXPECT_EQ(field("CapEff"), "0000000000000000") << status;
     EXPECT_EQ(field("CapPrm"), "0000000000000000") << status;
     EXPECT_EQ(field("CapAmb"), "0000000000000000") << status;
@@ -907,10 +908,13 @@ TEST_F(Hostile, SustainedLoadKeepsTheInvariantAndLeavesNothing) {
     // (PROMISCD_LOAD_AS_ROOT=1: as root, whom polkit is never asked about.)
     const bool as_root = from_env("PROMISCD_LOAD_AS_ROOT", 0) != 0;
     auto load_argv = [&](long secs) {
-        std::vector<std::string> argv = {
-            "/usr/bin/python3", clients_dir + "load.py", "--varlink", sock_, "--links", links,
-            "--seconds", std::to_string(secs), "--dbus-clients", std::to_string(clients / 2),
-            "--varlink-clients", std::to_string(clients - clients / 2), "--captures", "10"};
+        std::vector<std::string> argv = {"/usr/bin/python3",  clients_dir + "load.py",
+                                         "--varlink",         sock_,
+                                         "--links",           links,
+                                         "--seconds",         std::to_string(secs),
+                                         "--dbus-clients",    std::to_string(clients / 2),
+                                         "--varlink-clients", std::to_string(clients - clients / 2),
+                                         "--captures",        "10"};
         return as_root ? argv : as_user(kAllowedUser, argv);
     };
     // Leases by link, and flags set, among ld0..ld49.
@@ -1020,7 +1024,8 @@ TEST_F(Hostile, SustainedLoadKeepsTheInvariantAndLeavesNothing) {
     std::this_thread::sleep_for(1s);
     const long rss_after = daemon_rss_kb();
     std::cout << "load: resident " << rss_before << " KiB before, " << rss_after << " KiB after\n";
-    EXPECT_LT(rss_after - rss_before, 3072) << "KiB more resident (before " << rss_before << " KiB)";
+    EXPECT_LT(rss_after - rss_before, 3072)
+        << "KiB more resident (before " << rss_before << " KiB)";
     ASSERT_TRUE(daemon_->running());
 }
 
