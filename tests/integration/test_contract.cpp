@@ -199,6 +199,34 @@ protected:
         }
         return json::parse(r.out.substr(pos + 6, r.out.find('\n', pos) - pos - 6));
     }
+    // A lease (Acquire) or capture (OpenCapture) held by a varlink
+    // connection of `who` that stays open: its id, once the whole reply line
+    // is there (0, and a failure, when none came).
+    uint64_t held(const std::string& method, const json& params, const As& who) {
+        auto& c = vclient({vl + method, params.dump()}, who);
+        size_t pos = std::string::npos;
+        std::string out;
+        const bool replied = wait_until(
+            [&] {
+                out = c.log();
+                pos = out.find("REPLY ");
+                return pos != std::string::npos && out.find('\n', pos) != std::string::npos;
+            },
+            20s);
+        if (!replied) {
+            ADD_FAILURE() << method << " " << params.dump() << ": no reply: " << out;
+            return 0;
+        }
+        const json r =
+            json::parse(out.substr(pos + 6, out.find('\n', pos) - pos - 6), nullptr, false);
+        json id;
+        if (r.is_object() && method == "Acquire" && r.contains("lease") && r["lease"].is_object())
+            id = r["lease"].value("id", json());
+        else if (r.is_object() && method != "Acquire")
+            id = r.value("capture", json());
+        EXPECT_TRUE(id.is_number_unsigned()) << out;
+        return id.is_number_unsigned() ? id.get<uint64_t>() : 0;
+    }
     CommandResult busctl(std::vector<std::string> args) {
         std::vector<std::string> argv = {"busctl", "--system", "--json=short"};
         argv.insert(argv.end(), args.begin(), args.end());
@@ -470,15 +498,7 @@ TEST_F(Contract, EveryMethodAsEveryCaller) {
     // A lease or a capture held by a varlink connection of `who`: every lease
     // and capture has a D-Bus object too, so both transports can name it.
     auto hold = [&](const std::string& method, const json& params, const As& who) {
-        auto& c = vclient({vl + method, params.dump()}, who);
-        EXPECT_NE(c.wait_for_output("REPLY"), std::string::npos) << c.log();
-        const std::string out = c.log();
-        const auto pos = out.find("REPLY ");
-        if (pos == std::string::npos)
-            return uint64_t{0};
-        json r = json::parse(out.substr(pos + 6, out.find('\n', pos) - pos - 6));
-        return method == "Acquire" ? r["lease"]["id"].get<uint64_t>()
-                                   : r["capture"].get<uint64_t>();
+        return held(method, params, who);
     };
     auto lease_of = [&](const As& who) { return hold("Acquire", {{"interface", ifb_}}, who); };
     auto capture_of = [&](const As& who) {
@@ -606,15 +626,7 @@ TEST_F(Contract, EachActionGrantedAloneGrantsOnlyItsRequests) {
     // request that is granted ends its target, so each transport then gets
     // one of its own.
     auto hold = [&](const std::string& method, const json& params) {
-        auto& c = vclient({vl + method, params.dump()});
-        EXPECT_NE(c.wait_for_output("REPLY"), std::string::npos) << c.log();
-        const std::string out = c.log();
-        const auto pos = out.find("REPLY ");
-        if (pos == std::string::npos)
-            return uint64_t{0};
-        json r = json::parse(out.substr(pos + 6, out.find('\n', pos) - pos - 6));
-        return method == "Acquire" ? r["lease"]["id"].get<uint64_t>()
-                                   : r["capture"].get<uint64_t>();
+        return held(method, params, {});
     };
     // What a refusal must leave as it was.
     auto world = [&] {

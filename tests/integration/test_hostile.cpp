@@ -1160,8 +1160,9 @@ TEST_F(Hostile, StoppedClientsLeaseExpiresOnTime) {
 
 // 9d. polkitd dies while it holds a check: the bus answers the daemon with an
 // error (NoReply), and an error is a denial — also for a member of
-// allowed_groups, whose way in is only "polkit is not there at all". Once
-// polkitd is back, the same request is granted.
+// allowed_groups, whose way in is only "polkit is not there at all". With
+// polkitd gone entirely that fallback lets the group in; once polkitd is
+// back, it decides again.
 TEST_F(Hostile, PolkitErrorsAreDenials) {
     with_bus({}, R"js(
 polkit.addRule(function(action, subject) {
@@ -1196,6 +1197,17 @@ polkit.addRule(function(action, subject) {
     stack_->stop_polkit();
     auto fallback = vcall(iface + "Acquire", {{"interface", dev_}}, pdallow_in_users);
     EXPECT_NE(fallback.find("REPLY {\"lease\""), std::string::npos) << fallback;
+    // polkitd back: it decides again (here: no), the fallback is over.
+    stack_->start_polkit(R"js(
+polkit.addRule(function(action, subject) {
+    if (action.id.indexOf("org.promiscd.") == 0 && subject.user == "pdallow")
+        return polkit.Result.NO;
+    return polkit.Result.NOT_HANDLED;
+});
+)js");
+    auto back = vcall(iface + "Acquire", {{"interface", dev_}}, pdallow_in_users);
+    EXPECT_NE(back.find("ERROR " + iface + "AccessDenied"), std::string::npos) << back;
+    EXPECT_TRUE(leases().empty());
 }
 
 // 9b. A state directory others could write to is not trusted.

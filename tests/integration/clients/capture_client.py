@@ -51,7 +51,10 @@ SO_DETACH_FILTER = 27
 
 
 def say(*words):
-    print(*words, flush=True)
+    # One write for the whole line: with PYTHONUNBUFFERED set, print() writes
+    # each word on its own, and a test reading meanwhile sees half a line.
+    sys.stdout.write(" ".join(str(w) for w in words) + "\n")
+    sys.stdout.flush()
 
 
 def convert(sig, value):

@@ -18,7 +18,10 @@ BUS_NAME = "org.promiscd.Promisc1"
 
 
 def say(*words):
-    print(*words, flush=True)
+    # One write for the whole line: with PYTHONUNBUFFERED set, print() writes
+    # each word on its own, and a test reading meanwhile sees half a line.
+    sys.stdout.write(" ".join(str(w) for w in words) + "\n")
+    sys.stdout.flush()
 
 
 def main():
