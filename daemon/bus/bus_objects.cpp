@@ -442,7 +442,6 @@ void BusObjects::on_change(const service::Change& change) {
     if (announce_ && congested()) {
         announce_ = false;
         ++dropped_;
-        ++dropped_total_;
     }
     // A failing emit (the bus went away) must not stop the rest.
     try {

@@ -21,9 +21,12 @@ namespace promiscd::bus {
 
 class BusObjects final : public service::ChangeListener {
 public:
-    // max_queued: see kMaxQueuedMessages.
+    // max_queued: messages the bus connection may hold unsent (dbus-daemon
+    // stopped or hung) before further signals are dropped, counted and logged
+    // rather than queued without end (sd-bus would hold 384k); method replies
+    // are never dropped. Configuration: dbus.max_queued_messages.
     BusObjects(sd_bus* bus, BusFrontend& frontend, service::LeaseService& leases,
-               service::CaptureService* captures, uint64_t max_queued = kMaxQueuedMessages);
+               service::CaptureService* captures, uint64_t max_queued);
     ~BusObjects() override;
     BusObjects(const BusObjects&) = delete;
     BusObjects& operator=(const BusObjects&) = delete;
@@ -32,13 +35,6 @@ public:
     // while the daemon starts and nobody can know it yet, they only exist.
     void announce() { announce_ = true; }
     void on_change(const service::Change& change) override;
-
-    // Messages the bus connection may hold unsent (dbus-daemon stopped or
-    // hung) before further signals are dropped, counted and logged rather
-    // than queued without end (sd-bus would hold 384k); method replies are
-    // never dropped. The default; configuration: dbus.max_queued_messages.
-    static constexpr uint64_t kMaxQueuedMessages = 65536;
-    uint64_t dropped_signals() const { return dropped_total_; }
 
     size_t objects() const { return links_.size() + leases_.size() + captures_.size(); }
     size_t link_objects() const { return links_.size(); }
@@ -84,8 +80,7 @@ private:
     bool announce_ = false;
     uint64_t max_queued_;
     bool congested_ = false;
-    uint64_t dropped_ = 0;       // changes unannounced in this congestion
-    uint64_t dropped_total_ = 0; // since start
+    uint64_t dropped_ = 0; // changes unannounced in this congestion
     std::unordered_map<int, LinkObj> links_;
     std::unordered_map<core::LeaseId, LeaseObj> leases_;
     std::unordered_map<service::CaptureId, CaptureObj> captures_;

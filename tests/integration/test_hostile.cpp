@@ -202,6 +202,17 @@ protected:
         }
     }
 
+    // The daemon with its state directory `dir` on a tmpfs of `size` (mount
+    // options' syntax) in a mount namespace of its own, gone with it.
+    void start_daemon_on_tmpfs(const std::string& dir, const std::string& size) {
+        fs::create_directories(dir);
+        start_daemon({"--state-dir=" + dir}, {},
+                     {"unshare", "-m", "--propagation", "private", "sh", "-c",
+                      "mount -t tmpfs -o size=" + size +
+                          ",mode=0755 promiscd-test \"$1\" && shift && exec \"$@\"",
+                      "sh", dir});
+    }
+
     // One varlink call on a fresh connection: the client's output.
     std::string vcall(const std::string& method, const json& params = json::object(),
                       const As& who = {}) {
@@ -898,13 +909,7 @@ TEST_F(Hostile, SustainedLoadKeepsTheInvariantAndLeavesNothing) {
         links += (i ? ",ld" : "ld") + std::to_string(i);
     // The state directory on a tmpfs, as /run is wherever the unit runs
     // (here it would be the test machine's disk, and its fsyncs the figure).
-    const std::string run_dir = state_ / "run";
-    fs::create_directories(run_dir);
-    start_daemon({"--state-dir=" + run_dir}, {},
-                 {"unshare", "-m", "--propagation", "private", "sh", "-c",
-                  "mount -t tmpfs -o size=16m,mode=0755 promiscd-test \"$1\" && shift && "
-                  "exec \"$@\"",
-                  "sh", run_dir});
+    start_daemon_on_tmpfs(state_ / "run", "16m");
     // (PROMISCD_LOAD_AS_ROOT=1: as root, whom polkit is never asked about.)
     const bool as_root = from_env("PROMISCD_LOAD_AS_ROOT", 0) != 0;
     auto load_argv = [&](long secs) {
@@ -1114,12 +1119,7 @@ TEST_F(Hostile, UnwritableStateRefusesLeases) {
 // once there is room again leases are granted.
 TEST_F(Hostile, FullStateDirectoryRefusesAndRecovers) {
     const std::string dir = state_ / "tiny";
-    fs::create_directories(dir);
-    start_daemon({"--state-dir=" + dir}, {},
-                 {"unshare", "-m", "--propagation", "private", "sh", "-c",
-                  "mount -t tmpfs -o size=64k,mode=0755 promiscd-test \"$1\" && shift && "
-                  "exec \"$@\"",
-                  "sh", dir});
+    start_daemon_on_tmpfs(dir, "64k");
     auto& held = vclient({iface + "Acquire", json{{"interface", dev_}}.dump()});
     ASSERT_NE(held.wait_for_output("REPLY"), std::string::npos) << held.log();
     EXPECT_TRUE(promisc(dev_));

@@ -25,7 +25,6 @@ closes every connection and prints:
 stopped). Exit status 0 when there was no error.
 """
 import argparse
-import array
 import json
 import os
 import random
@@ -220,14 +219,10 @@ class VarlinkConnection:
                           + b"\0")
 
     def readable(self, source, condition):
-        fds = array.array("i")
         try:
-            data, anc, _, _ = self.sock.recvmsg(65536, socket.CMSG_SPACE(8 * fds.itemsize))
+            data, fds, _, _ = socket.recv_fds(self.sock, 65536, 8)
         except BlockingIOError:
             return True
-        for level, kind, payload in anc:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
         self.fds.extend(fds)
         if not data:
             if self.pending:

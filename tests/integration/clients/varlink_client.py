@@ -14,7 +14,6 @@ Then keeps the connection open and reads commands from stdin:
   quit / end of input                      close the connection
 With --exit, it closes after the first final reply instead.
 """
-import array
 import json
 import os
 import re
@@ -53,14 +52,10 @@ class Client:
 
     def read_replies(self):
         """Reads what is available; returns False on EOF."""
-        fds = array.array("i")
         try:
-            data, ancdata, _, _ = self.sock.recvmsg(65536, socket.CMSG_SPACE(16 * fds.itemsize))
+            data, fds, _, _ = socket.recv_fds(self.sock, 65536, 16)
         except ConnectionResetError:
             return False
-        for level, kind, payload in ancdata:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
         for fd in fds:
             say("FD", fd, fdinfo.describe(fd))
             if PEEK:
