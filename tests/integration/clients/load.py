@@ -19,8 +19,8 @@ Commands on stdin:
 At the end (S seconds of running time) it waits for the calls in flight,
 closes every connection and prints:
   ERROR <op> <error name> <message>   for each unexpected error (the first 20)
-  DONE ops=<n> seconds=<s> ops_per_s=<r> p50_ms=<x> p99_ms=<y> errors=<e>
-       captures=<c>
+  DONE ops=<n> seconds=<s> ops_per_s=<r> p50_ms=<x> p99_ms=<y> max_ms=<z>
+       errors=<e> captures=<c>
 (ops: acquire, renew and release calls; captures: captures opened and
 stopped). Exit status 0 when there was no error.
 """
@@ -59,6 +59,7 @@ class Load:
         self.running_since = time.monotonic()
         self.ran = 0.0
         self.idle = []  # callbacks of clients waiting for a resume
+        self.pending_input = b""
         self.loop = GLib.MainLoop()
 
     # -- bookkeeping
@@ -97,10 +98,18 @@ class Load:
             GLib.idle_add(self.loop.quit)
 
     def command(self, source, condition):
-        line = sys.stdin.readline()
-        if not line:
+        # Raw reads, split here: a buffered readline() could take two
+        # commands from the descriptor and leave one where no watch sees it.
+        data = os.read(sys.stdin.fileno(), 4096)
+        if not data:
             return False
-        word = line.strip()
+        self.pending_input += data
+        while b"\n" in self.pending_input:
+            line, self.pending_input = self.pending_input.split(b"\n", 1)
+            self.obey(line.decode().strip())
+        return True
+
+    def obey(self, word):
         if self.stopping:
             pass  # the end has begun: connections close, DONE follows
         elif word == "pause" and not self.paused:
@@ -115,7 +124,6 @@ class Load:
             for again in waiting:
                 GLib.idle_add(lambda a=again: a() and False)
             print("RESUMED", flush=True)
-        return True
 
     def run(self):
         GLib.io_add_watch(sys.stdin, GLib.IO_IN | GLib.IO_HUP, self.command)
@@ -145,9 +153,10 @@ class Load:
 
         for op, name, message in self.errors[:20]:
             print("ERROR", op, name, message, flush=True)
-        print("DONE ops=%d seconds=%.1f ops_per_s=%.0f p50_ms=%.2f p99_ms=%.2f errors=%d "
-              "captures=%d" % (len(lat), ran, len(lat) / ran if ran else 0, pct(0.50), pct(0.99),
-                               len(self.errors), self.captures), flush=True)
+        print("DONE ops=%d seconds=%.1f ops_per_s=%.0f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f "
+              "errors=%d captures=%d" % (len(lat), ran, len(lat) / ran if ran else 0, pct(0.50),
+                                         pct(0.99), 1000 * lat[-1] if lat else 0.0,
+                                         len(self.errors), self.captures), flush=True)
         return 0 if not self.errors else 1
 
 
