@@ -41,6 +41,9 @@ std::chrono::system_clock::time_point from_usec(std::uint64_t usec);
 // conversion for both transports.
 Link public_link(const promiscd::client::LinkInfo& l);
 LeaseInfo public_lease(const promiscd::client::LeaseInfo& l);
+Event public_event(const promiscd::client::Event& e);
+// "uid 0 (pid 42, promiscctl): maintenance": who revoked a lease and why.
+std::string detail_of(const promiscd::client::LeaseEnd& end);
 
 // A point in CLOCK_MONOTONIC time timeout from now (negative: never).
 class Deadline {
@@ -122,6 +125,17 @@ private:
     mutable std::string reason_;
 };
 
+struct PROMISC_HIDDEN Monitor::Impl {
+    virtual ~Impl() = default;
+    std::vector<Link> links;
+    std::vector<LeaseInfo> leases;
+    std::function<void(const Event&)> callback;
+    void deliver(const Event& e) const {
+        if (callback)
+            callback(e);
+    }
+};
+
 struct PROMISC_HIDDEN Client::Impl {
     virtual ~Impl();
     virtual Transport transport() const = 0;
@@ -135,6 +149,9 @@ struct PROMISC_HIDDEN Client::Impl {
     virtual std::unique_ptr<Capture::Impl> capture(const std::shared_ptr<Impl>& self,
                                                    const std::string& interface,
                                                    const CaptureOptions& options) = 0;
+    virtual void revoke(std::uint64_t lease_id, const std::string& reason) = 0;
+    virtual void set_policy(const std::string& interface, const std::string& policy) = 0;
+    virtual std::unique_ptr<Monitor::Impl> monitor(const std::shared_ptr<Impl>& self) = 0;
     virtual void process(std::chrono::milliseconds timeout) = 0;
     virtual PollInfo poll_info() const = 0;
 };

@@ -41,6 +41,14 @@ public:
                                            const std::string& interface,
                                            const CaptureOptions& options) override;
 
+    void revoke(std::uint64_t lease_id, const std::string& reason) override {
+        client_.revoke(ic::lease_path(lease_id), reason);
+    }
+    void set_policy(const std::string& interface, const std::string& policy) override {
+        client_.set_policy(interface, policy);
+    }
+    std::unique_ptr<Monitor::Impl> monitor(const std::shared_ptr<Client::Impl>& self) override;
+
     void process(milliseconds timeout) override {
         client_.dispatch();
         if (timeout.count() == 0)
@@ -68,16 +76,6 @@ public:
 private:
     ic::Client client_;
 };
-
-// "uid 0 (pid 42, promiscctl): maintenance", for a revocation.
-std::string detail_of(const ic::LeaseEnd& end) {
-    std::string who = end.revoked_by;
-    if (who.empty() && end.revoked_by_uid)
-        who = "uid " + std::to_string(*end.revoked_by_uid);
-    if (!end.message.empty())
-        who += (who.empty() ? "" : ": ") + end.message;
-    return who;
-}
 
 class DbusLease final : public Lease::Impl {
 public:
@@ -164,6 +162,32 @@ private:
     DbusBackend& backend_;
     std::unique_ptr<ic::Capture> capture_;
 };
+
+// The internal Watcher: the links and leases it loaded, then the signals
+// of this connection, dispatched by process().
+class DbusMonitor final : public Monitor::Impl {
+public:
+    DbusMonitor(std::shared_ptr<Client::Impl> keep, std::unique_ptr<ic::Watcher> watcher)
+        : keep_(std::move(keep)), watcher_(std::move(watcher)) {
+        for (const auto& l : watcher_->links())
+            links.push_back(public_link(l));
+        for (const auto& l : watcher_->leases())
+            leases.push_back(public_lease(l));
+        watcher_->on_event([this](const ic::Event& e) {
+            Event out = public_event(e);
+            if (out.type != Event::Type::Unknown)
+                deliver(out);
+        });
+    }
+
+private:
+    std::shared_ptr<Client::Impl> keep_;
+    std::unique_ptr<ic::Watcher> watcher_;
+};
+
+std::unique_ptr<Monitor::Impl> DbusBackend::monitor(const std::shared_ptr<Client::Impl>& self) {
+    return std::make_unique<DbusMonitor>(self, client_.watch());
+}
 
 std::unique_ptr<Lease::Impl> DbusBackend::acquire(const std::shared_ptr<Client::Impl>& self,
                                                   const std::string& interface,

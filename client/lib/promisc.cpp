@@ -217,6 +217,103 @@ LeaseInfo public_lease(const promiscd::client::LeaseInfo& l) {
     return info;
 }
 
+Event public_event(const promiscd::client::Event& e) {
+    using In = promiscd::client::Event::Type;
+    using Out = Event::Type;
+    Event out;
+    out.time = from_usec(e.timestamp_usec);
+    switch (e.type) {
+    case In::LinkAdded:
+        out.type = Out::LinkAdded;
+        break;
+    case In::LinkChanged:
+        out.type = Out::LinkChanged;
+        break;
+    case In::LinkRemoved:
+        out.type = Out::LinkRemoved;
+        break;
+    case In::LeaseGranted:
+        out.type = Out::LeaseGranted;
+        break;
+    case In::LeaseChanged:
+        out.type = Out::LeaseChanged;
+        break;
+    case In::LeaseEnded:
+        out.type = Out::LeaseEnded;
+        break;
+    case In::CaptureStarted:
+        out.type = Out::CaptureStarted;
+        break;
+    case In::CaptureChanged:
+        out.type = Out::Unknown; // counters: Capture::stats() has them
+        break;
+    case In::CaptureFinished:
+        out.type = Out::CaptureFinished;
+        break;
+    case In::Conflict:
+        out.type = Out::Conflict;
+        break;
+    case In::FlagChanged:
+        out.type = Out::FlagChanged;
+        break;
+    case In::DaemonStarted:
+        out.type = Out::DaemonStarted;
+        break;
+    case In::DaemonStopped:
+        out.type = Out::DaemonStopped;
+        break;
+    }
+    switch (out.type) {
+    case Out::LinkAdded:
+    case Out::LinkChanged:
+    case Out::LinkRemoved:
+        out.link = public_link(e.link);
+        out.interface = e.link.name;
+        break;
+    case Out::LeaseGranted:
+    case Out::LeaseChanged:
+        out.lease = public_lease(e.lease);
+        out.interface = e.lease.interface;
+        break;
+    case Out::LeaseEnded:
+        out.lease = public_lease(e.lease);
+        out.lease->state = LeaseState::Ended;
+        out.interface = e.lease.interface;
+        out.reason = e.reason;
+        out.detail = detail_of(e.end);
+        break;
+    case Out::CaptureStarted:
+    case Out::CaptureFinished:
+        out.capture = e.capture.id;
+        out.interface = e.capture.interface;
+        out.reason = e.reason;
+        break;
+    case Out::FlagChanged:
+        out.interface = e.interface;
+        out.flag = e.flag_on;
+        out.by = e.by;
+        break;
+    case Out::Conflict:
+        out.interface = e.interface;
+        out.clears = e.clears;
+        break;
+    case Out::DaemonStopped:
+    case Out::DaemonStarted:
+    case Out::Unknown:
+        break;
+    }
+    return out;
+}
+
+std::string detail_of(const promiscd::client::LeaseEnd& end) {
+    std::string who = end.revoked_by;
+    if (who.empty() && end.revoked_by_uid)
+        who = "uid " + std::to_string(*end.revoked_by_uid);
+    if (!end.message.empty())
+        who += (who.empty() ? "" : ": ") + end.message;
+    return who;
+}
+
 LeaseState parse_state(std::string_view s) noexcept {
     if (s == "active")
         return LeaseState::Active;
@@ -571,6 +668,62 @@ int Capture::fd() const noexcept {
     return impl_ ? impl_->stream_fd() : -1;
 }
 
+// ---------------------------------------------------------------- Monitor
+
+const char* to_string(Event::Type type) noexcept {
+    switch (type) {
+    case Event::Type::LinkAdded:
+        return "link-added";
+    case Event::Type::LinkChanged:
+        return "link-changed";
+    case Event::Type::LinkRemoved:
+        return "link-removed";
+    case Event::Type::LeaseGranted:
+        return "lease-granted";
+    case Event::Type::LeaseChanged:
+        return "lease-changed";
+    case Event::Type::LeaseEnded:
+        return "lease-ended";
+    case Event::Type::CaptureStarted:
+        return "capture-started";
+    case Event::Type::CaptureFinished:
+        return "capture-finished";
+    case Event::Type::FlagChanged:
+        return "flag-changed";
+    case Event::Type::Conflict:
+        return "conflict";
+    case Event::Type::DaemonStopped:
+        return "daemon-stopped";
+    case Event::Type::DaemonStarted:
+        return "daemon-started";
+    case Event::Type::Unknown:
+        break;
+    }
+    return "unknown";
+}
+
+Monitor::Monitor(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
+Monitor::Monitor(Monitor&&) noexcept = default;
+Monitor& Monitor::operator=(Monitor&&) noexcept = default;
+Monitor::~Monitor() = default;
+
+namespace {
+const std::vector<Link> kNoLinks;
+const std::vector<LeaseInfo> kNoLeases;
+} // namespace
+
+const std::vector<Link>& Monitor::links() const noexcept {
+    return impl_ ? impl_->links : kNoLinks;
+}
+const std::vector<LeaseInfo>& Monitor::leases() const noexcept {
+    return impl_ ? impl_->leases : kNoLeases;
+}
+void Monitor::on_event(std::function<void(const Event&)> callback) {
+    if (!impl_)
+        throw std::logic_error("promisc::Monitor used after it was moved from");
+    impl_->callback = std::move(callback);
+}
+
 // ---------------------------------------------------------------- Client
 
 Client::Impl::~Impl() = default;
@@ -640,6 +793,34 @@ Capture Client::capture(const std::string& interface, const CaptureOptions& opti
     auto& impl = checked(impl_);
     try {
         return Capture(impl.capture(impl_, interface, options));
+    } catch (...) {
+        rethrow_current();
+    }
+    throw std::logic_error("unreachable");
+}
+
+void Client::revoke(std::uint64_t lease_id, const std::string& reason) {
+    auto& impl = checked(impl_);
+    try {
+        impl.revoke(lease_id, reason);
+    } catch (...) {
+        rethrow_current();
+    }
+}
+
+void Client::set_policy(const std::string& interface, const std::string& policy) {
+    auto& impl = checked(impl_);
+    try {
+        impl.set_policy(interface, policy);
+    } catch (...) {
+        rethrow_current();
+    }
+}
+
+Monitor Client::monitor() {
+    auto& impl = checked(impl_);
+    try {
+        return Monitor(impl.monitor(impl_));
     } catch (...) {
         rethrow_current();
     }

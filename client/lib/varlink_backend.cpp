@@ -9,6 +9,7 @@
 #include "client/varlink_records.hpp"
 #include "config.h"
 
+#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -81,6 +82,25 @@ private:
     std::unique_ptr<ic::VarlinkClient> conn_;
 };
 
+// Its own view of the daemon's state, fed by the backend's Monitor stream.
+class VarlinkMonitor final : public Monitor::Impl {
+public:
+    VarlinkMonitor(std::shared_ptr<Client::Impl> keep, VarlinkBackend& backend,
+                   const json& links_reply, const json& leases_reply);
+    ~VarlinkMonitor() override;
+
+    void handle(const json& event) {
+        if (auto e = decoder_.decode(event))
+            deliver(public_event(*e));
+    }
+    void stopped() { deliver(public_event(ic::varlink::EventDecoder::stopped())); }
+
+private:
+    std::shared_ptr<Client::Impl> keep_;
+    VarlinkBackend& backend_;
+    ic::varlink::EventDecoder decoder_;
+};
+
 class VarlinkBackend final : public Client::Impl {
 public:
     explicit VarlinkBackend(const ClientOptions& o)
@@ -151,6 +171,25 @@ public:
                                                 std::move(reply.fds.front()), interface, o);
     }
 
+    void revoke(std::uint64_t lease_id, const std::string& reason) override {
+        json p = {{"id", lease_id}};
+        if (!reason.empty())
+            p["reason"] = reason;
+        control(".Revoke", std::move(p));
+    }
+
+    void set_policy(const std::string& interface, const std::string& policy) override {
+        control(".SetLinkPolicy", {{"interface", interface}, {"policy", policy}});
+    }
+
+    std::unique_ptr<Monitor::Impl> monitor(const std::shared_ptr<Client::Impl>& self) override {
+        // Subscribed first, then the state: nothing between the two is missed.
+        ensure_monitor();
+        const json links = control(".ListLinks").value("links", json::array());
+        const json leases = control(".ListLeases").value("leases", json::array());
+        return std::make_unique<VarlinkMonitor>(self, *this, links, leases);
+    }
+
     void process(milliseconds timeout) override {
         handle_queued();
         if (timeout.count() == 0)
@@ -171,6 +210,10 @@ public:
         return {monitor_->fd(), POLLIN, -1};
     }
 
+    void add(VarlinkMonitor* m) { monitors_.push_back(m); }
+    void remove(VarlinkMonitor* m) {
+        monitors_.erase(std::remove(monitors_.begin(), monitors_.end(), m), monitors_.end());
+    }
     void add(VarlinkLease* lease) { leases_[lease->id] = lease; }
     void remove(VarlinkLease* lease) {
         if (auto it = leases_.find(lease->id); it != leases_.end() && it->second == lease)
@@ -180,15 +223,18 @@ public:
 private:
     // A call on the connection for plain calls. promiscd closes connections
     // that hold nothing after an idle time: connect again once if it did.
-    json control(const std::string& method) {
+    // Calls that may ask polkit say whether it may ask the person.
+    json control(const std::string& method, json parameters = json::object()) {
+        if (interactive_ && method != ".ListLinks" && method != ".ListLeases")
+            parameters["allowInteractiveAuthentication"] = true;
         try {
-            return control_->call(kIface + method);
+            return control_->call(kIface + method, parameters);
         } catch (const ic::Error& e) {
             if (e.kind() != ic::ErrorKind::DaemonUnreachable)
                 throw;
         }
         control_ = std::make_unique<ic::VarlinkClient>(path_);
-        return control_->call(kIface + method);
+        return control_->call(kIface + method, parameters);
     }
 
     void ensure_monitor() {
@@ -227,10 +273,21 @@ private:
                 l->ended("connection-lost");
             monitor_.reset();
             monitor_lost_ = false;
+            for_each_monitor([](VarlinkMonitor& m) { m.stopped(); });
         }
     }
 
+    // A callback may destroy any monitor, its own included.
+    template <typename F>
+    void for_each_monitor(F f) {
+        const auto monitors = monitors_;
+        for (auto* m : monitors)
+            if (std::find(monitors_.begin(), monitors_.end(), m) != monitors_.end())
+                f(*m);
+    }
+
     void handle(const json& event) {
+        for_each_monitor([&](VarlinkMonitor& m) { m.handle(event); });
         const std::string type = str(event, "type");
         auto lease = event.find("lease");
         if (lease == event.end() || !lease->is_object())
@@ -256,7 +313,23 @@ private:
     std::unique_ptr<ic::VarlinkClient> monitor_;
     bool monitor_lost_ = false;
     std::map<std::uint64_t, VarlinkLease*> leases_;
+    std::vector<VarlinkMonitor*> monitors_;
 };
+
+VarlinkMonitor::VarlinkMonitor(std::shared_ptr<Client::Impl> keep, VarlinkBackend& backend,
+                               const json& links_reply, const json& leases_reply)
+    : keep_(std::move(keep)), backend_(backend) {
+    decoder_.seed(links_reply, leases_reply);
+    for (const auto& l : decoder_.links())
+        links.push_back(public_link(l));
+    for (const auto& l : decoder_.leases())
+        leases.push_back(public_lease(l));
+    backend_.add(this);
+}
+
+VarlinkMonitor::~VarlinkMonitor() {
+    backend_.remove(this);
+}
 
 VarlinkLease::VarlinkLease(std::shared_ptr<Client::Impl> keep, VarlinkBackend& backend,
                            std::unique_ptr<ic::VarlinkClient> conn, const LeaseInfo& info)

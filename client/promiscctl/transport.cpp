@@ -258,12 +258,8 @@ private:
 class VarlinkStream : public EventStream, public Stream {
 public:
     explicit VarlinkStream(const std::string& path) : Stream(path) {
-        for (const auto& l : conn().call(kIface + ".ListLinks").value("links", json::array()))
-            links_[str(l, "name")] = link_of(l);
-        for (const auto& l : conn().call(kIface + ".ListLeases").value("leases", json::array())) {
-            auto x = lease_of(l);
-            leases_[x.id] = x;
-        }
+        decoder_.seed(conn().call(kIface + ".ListLinks").value("links", json::array()),
+                      conn().call(kIface + ".ListLeases").value("leases", json::array()));
         conn().call_more(kIface + ".Monitor");
         auto first = conn().wait(std::chrono::minutes(2));
         if (!first.error.empty())
@@ -271,94 +267,26 @@ public:
     }
     void on_event(std::function<void(const client::Event&)> cb) override { cb_ = std::move(cb); }
     bool reports_flag_changes() const override { return true; } // its "flag" events
-    std::size_t link_count() const override { return links_.size(); }
-    std::size_t lease_count() const override { return leases_.size(); }
+    std::size_t link_count() const override { return decoder_.link_count(); }
+    std::size_t lease_count() const override { return decoder_.lease_count(); }
 
 private:
-    using Type = client::Event::Type;
-
     void handle(const client::VarlinkClient::Reply& r) override {
         if (!r.error.empty())
             client::VarlinkClient::raise(r);
         auto it = r.parameters.find("event");
-        if (it == r.parameters.end() || !it->is_object())
+        if (it == r.parameters.end())
             return;
-        const json& j = *it;
-        client::Event e;
-        e.timestamp_usec = num<std::uint64_t>(j, "time");
-        std::string type = str(j, "type");
-        auto lease =
-            j.contains("lease") && j["lease"].is_object() ? lease_of(j["lease"]) : LeaseInfo{};
-        if (type == "lease-granted") {
-            e.type = Type::LeaseGranted;
-            e.lease = lease;
-            leases_[lease.id] = lease;
-        } else if (type == "lease-state") {
-            e.type = Type::LeaseChanged;
-            e.lease = lease;
-            auto prev = leases_.find(lease.id);
-            e.previous_lease = prev != leases_.end() ? prev->second : lease;
-            if (e.previous_lease.state != lease.state)
-                e.changed.push_back("State");
-            if (e.previous_lease.expires_usec != lease.expires_usec)
-                e.changed.push_back("Expires");
-            if (e.previous_lease.interface != lease.interface)
-                e.changed.push_back("Interface");
-            leases_[lease.id] = lease;
-        } else if (type == "lease-ended") {
-            e.type = Type::LeaseEnded;
-            e.lease = lease;
-            e.reason = str(j, "reason");
-            e.end = end_of(j, e.reason);
-            leases_.erase(lease.id);
-        } else if (type == "lease-renewed") {
-            e.type = Type::LeaseChanged;
-            e.lease = lease;
-            auto prev = leases_.find(lease.id);
-            e.previous_lease = prev != leases_.end() ? prev->second : lease;
-            e.changed.push_back("Expires");
-            leases_[lease.id] = lease;
-        } else if (type == "capture-started" || type == "capture-finished") {
-            e.type = type == "capture-started" ? Type::CaptureStarted : Type::CaptureFinished;
-            e.capture.id = num<std::uint64_t>(j, "capture");
-            e.capture.interface = str(j, "interface");
-            e.reason = str(j, "reason");
-        } else if (type == "flag") {
-            e.type = Type::FlagChanged;
-            e.interface = str(j, "interface");
-            e.flag_on = j.value("flag", false);
-            e.by = str(j, "by");
-            auto& link = links_[e.interface];
-            link.name = e.interface;
-            link.admin_flag = e.flag_on;
-        } else if (type == "conflict") {
-            e.type = Type::Conflict;
-            e.interface = str(j, "interface");
-            e.clears = num<std::uint32_t>(j, "clears");
-        } else {
-            return; // subscribed, or a type this promiscctl does not know
-        }
-        if (cb_)
-            cb_(e);
+        if (auto e = decoder_.decode(*it); e && cb_)
+            cb_(*e);
     }
     bool closed() override {
-        if (cb_) {
-            client::Event e;
-            e.type = Type::DaemonStopped;
-            e.timestamp_usec = now_usec();
-            cb_(e);
-        }
+        if (cb_)
+            cb_(client::varlink::EventDecoder::stopped());
         return false;
     }
-    static std::uint64_t now_usec() {
-        timespec ts{};
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000 +
-               static_cast<std::uint64_t>(ts.tv_nsec) / 1000;
-    }
 
-    std::map<std::string, LinkInfo> links_;
-    std::map<std::uint64_t, LeaseInfo> leases_;
+    client::varlink::EventDecoder decoder_;
     std::function<void(const client::Event&)> cb_;
 };
 

@@ -96,6 +96,7 @@ struct Installed {
             {"hold_lease", cxx + kSource + "/client/examples/hold_lease.cpp"},
             {"capture", cxx + kSource + "/client/examples/capture.cpp"},
             {"promisc_mode", cc + kSource + "/client/examples/promisc_mode.c"},
+            {"who_holds", cxx + kSource + "/client/examples/who_holds.cpp"},
         };
         for (const auto& [name, command] : builds) {
             auto b = sh(command + " " + cflags + " -o " + program(name) + " " + libs);
@@ -288,6 +289,102 @@ TEST_F(LibPromisc, CxxChangeCallbackSeesARevocation) {
         EXPECT_TRUE(contains(ended, "uid 0")) << ended;
         EXPECT_TRUE(contains(ended, ": maintenance")) << ended;
         EXPECT_EQ(p.wait(10s), 0) << p.log();
+    }
+}
+
+// Client::monitor(), as a user polkit allows nothing (reading needs no
+// authorization): the leases there were when it began, then others' leases
+// as they come and go, and the flag as promiscd clears it.
+TEST_F(LibPromisc, CxxMonitorFollowsOthersLeases) {
+    for (bool over_varlink : {false, true}) {
+        SCOPED_TRACE(over_varlink ? "varlink" : "D-Bus");
+        auto with = [&](std::vector<std::string> more) {
+            auto args = varlink(over_varlink);
+            args.insert(args.end(), more.begin(), more.end());
+            return args;
+        };
+        Process& first = program("check", with({"raii", dev_}));
+        const std::string id1 = line_of(first, "HELD").substr(0, line_of(first, "HELD").find(' '));
+        Process& mon = program("check", with({"monitor", dev_}), kDeniedUser);
+        EXPECT_EQ(line_of(mon, "BEGAN"), "link=listed leases=1");
+        Process& second = program("check", with({"raii", dev_}));
+        const std::string held2 = line_of(second, "HELD");
+        const std::string id2 = held2.substr(0, held2.find(' '));
+        EXPECT_EQ(line_of(mon, "EVENT lease-granted"), dev_ + " " + id2 + " active by=- | ");
+        first.write_stdin("\n");
+        line_of(first, "RELEASED");
+        second.write_stdin("\n");
+        line_of(second, "RELEASED");
+        EXPECT_EQ(mon.wait(20s), 0) << mon.log();
+        const std::string log = mon.log();
+        EXPECT_TRUE(contains(log, "EVENT lease-ended " + dev_ + " " + id1 + " released by=- | \n"))
+            << log;
+        EXPECT_TRUE(contains(log, "EVENT lease-ended " + dev_ + " " + id2 + " released by=- | \n"))
+            << log;
+        EXPECT_TRUE(contains(log, "EVENT flag-changed " + dev_ + " - off by=promiscd | \n")) << log;
+        EXPECT_LT(log.find(" " + id1 + " released"), log.find(" " + id2 + " released")) << log;
+        for (Process* p : {&first, &second}) {
+            p->write_stdin("\n");
+            EXPECT_EQ(p->wait(10s), 0) << p->log();
+        }
+        EXPECT_FALSE(promisc(dev_));
+    }
+}
+
+// Client::revoke() and Client::set_policy(): errors for what does not
+// exist or is not a policy; as root they work (the holder learns who
+// revoked it and why); as a user polkit does not allow to manage they are
+// refused and change nothing (except for setting the policy a link has
+// already, which changes nothing and asks nobody).
+TEST_F(LibPromisc, CxxAdministrationIsForThoseAllowedToManage) {
+    for (bool over_varlink : {false, true}) {
+        SCOPED_TRACE(over_varlink ? "varlink" : "D-Bus");
+        auto with = [&](std::vector<std::string> more) {
+            auto args = varlink(over_varlink);
+            args.insert(args.end(), more.begin(), more.end());
+            return args;
+        };
+        Process& holder = program("check", with({"watch", dev_}));
+        const std::string id = line_of(holder, "HELD");
+
+        Process& user = program("check", with({"admin", dev_, id}));
+        EXPECT_EQ(user.wait(30s), 0) << user.log();
+        for (const char* c : {"policy-yield", "revoke"}) {
+            const std::string got = case_of(user, c);
+            EXPECT_TRUE(contains(got, "AccessDeniedError") ||
+                        contains(got, "InteractiveAuthorizationRequiredError"))
+                << c << ": " << got;
+        }
+        EXPECT_EQ(line_of(user, "POLICY"), "enforce") << "refused: unchanged";
+        EXPECT_EQ(case_of(user, "policy-enforce"), "no error")
+            << "the policy it has already: nothing changes, nobody is asked";
+        ASSERT_EQ(leases().size(), 1u) << "refused: the lease is still held";
+
+        std::vector<std::string> argv = {installed().program("check")};
+        for (auto& a : with({"admin", dev_, id}))
+            argv.push_back(a);
+        Process& root = spawn(argv, nullptr, installed().run_env(), true);
+        EXPECT_EQ(root.wait(30s), 0) << root.log();
+        EXPECT_TRUE(contains(case_of(root, "revoke-nosuch"), "NoSuchLeaseError NoSuchLease "))
+            << case_of(root, "revoke-nosuch");
+        EXPECT_TRUE(contains(case_of(root, "policy-bad"), "InvalidArgumentError InvalidArgument "))
+            << case_of(root, "policy-bad");
+        EXPECT_TRUE(contains(case_of(root, "policy-bad"), "sometimes"))
+            << case_of(root, "policy-bad");
+        EXPECT_TRUE(
+            contains(case_of(root, "policy-nosuch"), "NoSuchInterfaceError NoSuchInterface "))
+            << case_of(root, "policy-nosuch");
+        EXPECT_EQ(case_of(root, "policy-yield"), "no error");
+        const std::string log = root.log();
+        EXPECT_TRUE(contains(log, "POLICY yield\nCASE policy-enforce no error\nPOLICY enforce\n"))
+            << log;
+        EXPECT_EQ(case_of(root, "revoke"), "no error");
+        const std::string ended = line_of(holder, "ENDED");
+        EXPECT_EQ(ended.rfind("revoked | ", 0), 0u) << ended;
+        EXPECT_TRUE(contains(ended, ": maintenance")) << ended;
+        EXPECT_EQ(holder.wait(10s), 0) << holder.log();
+        EXPECT_TRUE(leases().empty());
+        EXPECT_FALSE(promisc(dev_));
     }
 }
 
@@ -502,6 +599,25 @@ TEST_F(LibPromisc, ExamplesRunAgainstTheDaemon) {
     EXPECT_EQ(mode.wait(20s), 0) << mode.log();
     EXPECT_TRUE(contains(mode.log(), dev_ + ": 70 bytes at ")) << mode.log();
     EXPECT_TRUE(wait_until([&] { return leases().empty() && captures().empty(); }));
+
+    // who_holds, as a user polkit allows nothing, while hold_lease comes and goes.
+    Process& held = program("hold_lease", {dev_, "30"});
+    ASSERT_TRUE(wait_until([&] { return leases().size() == 1; }, 20s)) << held.log();
+    Process& who = program("who_holds", {"6"}, kDeniedUser);
+    ASSERT_TRUE(wait_until([&] { return contains(who.log(), "(hold_lease)\n"); }, 20s))
+        << who.log();
+    held.signal(SIGTERM);
+    held.wait(10s);
+    EXPECT_EQ(who.wait(20s), 0) << who.log();
+    const std::string log = who.log();
+    EXPECT_TRUE(std::regex_search(log, std::regex("^lease [0-9]+ on " + dev_ + ": active, uid " +
+                                                  std::to_string(kAllowedUser.uid) +
+                                                  " \\(hold_lease\\)\n")))
+        << log;
+    EXPECT_TRUE(
+        std::regex_search(log, std::regex("\nended: lease [0-9]+ on " + dev_ + ": owner-gone\n")))
+        << log;
+    EXPECT_TRUE(contains(log, "\n" + dev_ + ": promiscuous mode off (promiscd)\n")) << log;
 }
 
 } // namespace

@@ -320,6 +320,84 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
+// ---------------------------------------------------------------- monitor
+
+// Something that happened in promiscd, as Client::monitor() reports it.
+struct Event {
+    enum class Type {
+        // Links appeared, changed or went (D-Bus only; over varlink only
+        // FlagChanged tells of links).
+        LinkAdded,
+        LinkChanged,
+        LinkRemoved,
+        // Someone's lease: granted, changed (state, expiry), ended.
+        LeaseGranted,
+        LeaseChanged,
+        LeaseEnded,
+        // Someone's capture started or finished.
+        CaptureStarted,
+        CaptureFinished,
+        // A link's IFF_PROMISC changed; by says who changed it.
+        FlagChanged,
+        // Another agent keeps clearing the flag of a leased link.
+        Conflict,
+        // promiscd stopped, or is back (D-Bus follows it across restarts;
+        // over varlink the stream ends with DaemonStopped).
+        DaemonStopped,
+        DaemonStarted,
+        // A type this library does not know (a newer daemon).
+        Unknown,
+    };
+    Type type = Type::Unknown;
+    // When the daemon said it (varlink) or the library received it (D-Bus).
+    std::chrono::system_clock::time_point time{};
+    // Link*: the link after the change.
+    std::optional<Link> link;
+    // Lease*: the lease after the change (LeaseEnded: as it was).
+    std::optional<LeaseInfo> lease;
+    // Capture*: its id.
+    std::uint64_t capture = 0;
+    // Capture*, FlagChanged, Conflict: the link's name (escaped).
+    std::string interface;
+    // LeaseEnded, CaptureFinished: why ("released", "revoked", "stopped", ...).
+    std::string reason;
+    // LeaseEnded by a revocation: who and their message, as
+    // Lease::end_detail() gives it.
+    std::string detail;
+    // FlagChanged: the flag after the change, and "promiscd" or "another agent".
+    bool flag = false;
+    std::string by;
+    // Conflict: how many times the other agent cleared the flag.
+    std::uint32_t clears = 0;
+};
+PROMISC_API const char* to_string(Event::Type type) noexcept;
+
+// promiscd's stream of events, from Client::monitor(): every lease,
+// capture and flag change on the host as it happens, with the links and
+// leases there were when it began. Reading it needs no authorization.
+// Callbacks run from Client::process(). Movable, not copyable; events stop
+// when it is destroyed. Must not outlive its Client.
+class PROMISC_API Monitor {
+public:
+    Monitor(Monitor&&) noexcept;
+    Monitor& operator=(Monitor&&) noexcept;
+    Monitor(const Monitor&) = delete;
+    Monitor& operator=(const Monitor&) = delete;
+    ~Monitor();
+
+    // The links and leases there were when the monitor began.
+    const std::vector<Link>& links() const noexcept;
+    const std::vector<LeaseInfo>& leases() const noexcept;
+    void on_event(std::function<void(const Event&)> callback);
+
+    struct Impl;
+
+private:
+    friend class Client;
+    PROMISC_LOCAL explicit Monitor(std::unique_ptr<Impl> impl) noexcept;
+    std::unique_ptr<Impl> impl_;
+};
+
 // ---------------------------------------------------------------- client
 
 enum class Transport {
@@ -380,6 +458,22 @@ public:
     // Opens a capture on interface, or "any" for every link (polkit action
     // org.promiscd.capture). Throws as acquire(), and InvalidFilterError.
     Capture capture(const std::string& interface, const CaptureOptions& options = {});
+
+    // Administration (polkit action org.promiscd.manage).
+    //
+    // Ends anyone's lease (its owner sees reason "revoked", and who and
+    // why). Throws NoSuchLeaseError, AccessDeniedError,
+    // InteractiveAuthorizationRequiredError, DaemonUnreachableError, Error.
+    void revoke(std::uint64_t lease_id, const std::string& reason = {});
+    // What promiscd does when another agent clears the promiscuous flag of
+    // a leased link: "enforce" (set it again) or "yield" (leave it; the
+    // leases become Overridden). The policy a link has already changes
+    // nothing and needs no authorization. Throws NoSuchInterfaceError,
+    // InvalidArgumentError, and as revoke().
+    void set_policy(const std::string& interface, const std::string& policy);
+
+    // Follows what happens in promiscd from now on (see Monitor).
+    Monitor monitor();
 
     // Takes in what the daemon has announced (lease changes and ends,
     // capture counters) and runs the callbacks, waiting up to timeout for

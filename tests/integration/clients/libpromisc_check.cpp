@@ -3,13 +3,16 @@
 // API against the real daemon. It prints what happened, one line each, and
 // waits for a line on standard input where the test wants to look around.
 //
-//   libpromisc_check [--varlink SOCKET] raii|watch|renew|next|errors|denied LINK
+//   libpromisc_check [--varlink SOCKET] raii|watch|renew|next|errors|denied|monitor LINK
+//   libpromisc_check [--varlink SOCKET] admin LINK LEASE-ID
 #include <promisc/promisc.hpp>
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -186,6 +189,71 @@ int denied(const std::string& link) {
     return 0;
 }
 
+// "BEGAN ...", then one line per event about link: "EVENT <type> <link>
+// <lease or capture id> <state, flag or reason> by=<who> | <detail>", until
+// a second after the second lease-ended (or 30 s).
+int monitor(const std::string& link) {
+    promisc::Client client(options);
+    promisc::Monitor monitor = client.monitor();
+    std::size_t leases_on_link = 0;
+    for (const auto& l : monitor.leases())
+        leases_on_link += l.interface == link;
+    bool link_known = false;
+    for (const auto& l : monitor.links())
+        link_known = link_known || l.name == link;
+    std::optional<std::chrono::steady_clock::time_point> until;
+    int ended = 0;
+    monitor.on_event([&](const promisc::Event& e) {
+        if (e.interface != link)
+            return;
+        std::string id = "-";
+        std::string what = "-";
+        if (e.lease) {
+            id = std::to_string(e.lease->id);
+            what = promisc::to_string(e.lease->state);
+        } else if (e.capture) {
+            id = std::to_string(e.capture);
+        }
+        if (!e.reason.empty())
+            what = e.reason;
+        if (e.type == promisc::Event::Type::FlagChanged)
+            what = e.flag ? "on" : "off";
+        say("EVENT " + std::string(promisc::to_string(e.type)) + " " + e.interface + " " + id +
+            " " + what + " by=" + (e.by.empty() ? "-" : e.by) + " | " + e.detail);
+        if (e.type == promisc::Event::Type::LeaseEnded && ++ended == 2)
+            until = std::chrono::steady_clock::now() + 1s;
+    });
+    say("BEGAN link=" + std::string(link_known ? "listed" : "missing") +
+        " leases=" + std::to_string(leases_on_link));
+    const auto end = std::chrono::steady_clock::now() + 30s;
+    while (std::chrono::steady_clock::now() < (until ? *until : end))
+        client.process(100ms);
+    say(until ? "DONE" : "TIMEOUT");
+    return until ? 0 : 1;
+}
+
+std::string policy_of(promisc::Client& client, const std::string& link) {
+    for (const auto& l : client.links())
+        if (l.name == link)
+            return l.policy;
+    return "(no such link)";
+}
+
+// Administration, as whoever runs it: CASE lines, and the link's policy
+// after each change.
+int admin(const std::string& link, std::uint64_t lease) {
+    promisc::Client client(options);
+    expect_error("revoke-nosuch", [&] { client.revoke(987654321, "x"); });
+    expect_error("policy-bad", [&] { client.set_policy(link, "sometimes"); });
+    expect_error("policy-nosuch", [&] { client.set_policy("nosuch0", "yield"); });
+    expect_error("policy-yield", [&] { client.set_policy(link, "yield"); });
+    say("POLICY " + policy_of(client, link));
+    expect_error("policy-enforce", [&] { client.set_policy(link, "enforce"); });
+    say("POLICY " + policy_of(client, link));
+    expect_error("revoke", [&] { client.revoke(lease, "maintenance"); });
+    return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -195,8 +263,8 @@ int main(int argc, char** argv) {
         options.varlink_socket = argv[2];
         i = 3;
     }
-    if (argc != i + 2) {
-        std::cerr << "usage: libpromisc_check [--varlink SOCKET] COMMAND LINK\n";
+    if (argc < i + 2 || argc > i + 3) {
+        std::cerr << "usage: libpromisc_check [--varlink SOCKET] COMMAND LINK [LEASE-ID]\n";
         return 2;
     }
     const std::string command = argv[i];
@@ -215,6 +283,10 @@ int main(int argc, char** argv) {
             return errors(link);
         if (command == "denied")
             return denied(link);
+        if (command == "monitor")
+            return monitor(link);
+        if (command == "admin" && argc == i + 3)
+            return admin(link, std::strtoull(argv[i + 2], nullptr, 10));
     } catch (const promisc::Error& e) {
         say("FAILED " + class_of(e) + " " + e.what());
         return 1;
