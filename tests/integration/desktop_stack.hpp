@@ -6,6 +6,7 @@
 #pragma once
 
 #include "bus_stack.hpp"
+#include "frames.hpp"
 #include "netns.hpp"
 #include "process.hpp"
 #include "test_paths.h"
@@ -27,9 +28,6 @@
 #include <unistd.h>
 
 namespace promiscd::testing {
-
-using Bytes = std::vector<uint8_t>;
-using Mac = std::array<uint8_t, 6>;
 
 // IEEE 802 local experimental EtherTypes: frames of the test and others.
 inline constexpr uint16_t kOurType = 0x88b5;
@@ -53,16 +51,6 @@ polkit.addRule(function(action, subject) {
 });
 )js";
 
-inline std::string hex(const Bytes& b) {
-    static const char* digits = "0123456789abcdef";
-    std::string s;
-    for (uint8_t c : b) {
-        s += digits[c >> 4];
-        s += digits[c & 15];
-    }
-    return s;
-}
-
 // A frame of EtherType `type` carrying seq, `size` bytes long.
 inline Bytes test_frame(const Mac& dst, const Mac& src, size_t size, uint32_t seq,
                         uint16_t type = kOurType) {
@@ -74,56 +62,6 @@ inline Bytes test_frame(const Mac& dst, const Mac& src, size_t size, uint32_t se
     while (f.size() < size)
         f.push_back(static_cast<uint8_t>(seq * 31 + f.size()));
     return f;
-}
-
-// Sends frames out of a link of another namespace. The socket is opened by
-// a thread inside that namespace and keeps it; protocol 0: it never receives.
-class FrameSender {
-public:
-    FrameSender(const Netns& ns, const std::string& dev) {
-        std::async(std::launch::async, [&] {
-            int nsfd = ::open(ns.path().c_str(), O_RDONLY | O_CLOEXEC);
-            if (nsfd < 0 || ::setns(nsfd, CLONE_NEWNET) != 0)
-                throw std::runtime_error("setns " + ns.name() + ": " + std::strerror(errno));
-            ::close(nsfd);
-            fd_ = ::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
-            ifindex_ = static_cast<int>(::if_nametoindex(dev.c_str()));
-            if (fd_ < 0 || ifindex_ == 0)
-                throw std::runtime_error("sender on " + dev + ": " + std::strerror(errno));
-        }).get();
-    }
-    ~FrameSender() { ::close(fd_); }
-    FrameSender(const FrameSender&) = delete;
-    FrameSender& operator=(const FrameSender&) = delete;
-
-    void send(const Bytes& frame) {
-        sockaddr_ll to{};
-        to.sll_family = AF_PACKET;
-        to.sll_ifindex = ifindex_;
-        to.sll_halen = 6;
-        std::memcpy(to.sll_addr, frame.data(), 6);
-        for (;;) {
-            auto n = ::sendto(fd_, frame.data(), frame.size(), 0,
-                              reinterpret_cast<const sockaddr*>(&to), sizeof to);
-            if (n == static_cast<ssize_t>(frame.size()))
-                return;
-            if (n < 0 && (errno == ENOBUFS || errno == EAGAIN || errno == EINTR))
-                continue;
-            throw std::runtime_error(std::string("sendto: ") + std::strerror(errno));
-        }
-    }
-
-private:
-    int fd_ = -1;
-    int ifindex_ = 0;
-};
-
-inline Mac mac_of(const Netns& ns, const std::string& dev) {
-    auto text = ns.exec_ok("cat /sys/class/net/" + dev + "/address");
-    Mac m{};
-    for (size_t i = 0; i < 6; ++i)
-        m[i] = static_cast<uint8_t>(std::stoi(text.substr(i * 3, 2), nullptr, 16));
-    return m;
 }
 
 class DesktopStack : public ::testing::Test {

@@ -7,6 +7,7 @@
 #include "client/capture_session.hpp"
 #include "client/promisc_client.hpp"
 #include "daemon_stack.hpp"
+#include "frames.hpp"
 #include "test_paths.h"
 
 #include <arpa/inet.h>
@@ -30,9 +31,6 @@ using namespace promiscd::testing;
 using nlohmann::json;
 
 namespace {
-
-using Bytes = std::vector<uint8_t>;
-using Mac = std::array<uint8_t, 6>;
 
 const std::string& root = kRootPath;
 const std::string capture_iface = std::string(PROMISCD_BUS_NAME) + ".Capture";
@@ -106,72 +104,12 @@ Bytes udp_frame(const Mac& dst, const Mac& src, size_t size, uint16_t port, uint
     return f;
 }
 
-std::string hex(const Bytes& b) {
-    static const char* digits = "0123456789abcdef";
-    std::string s;
-    for (uint8_t c : b) {
-        s += digits[c >> 4];
-        s += digits[c & 15];
-    }
-    return s;
-}
-
 Bytes unhex(const std::string& s) {
     Bytes b;
     for (size_t i = 0; i + 1 < s.size(); i += 2)
         b.push_back(static_cast<uint8_t>(std::stoi(s.substr(i, 2), nullptr, 16)));
     return b;
 }
-
-Mac mac_of(const Netns& ns, const std::string& dev) {
-    auto text = ns.exec_ok("cat /sys/class/net/" + dev + "/address");
-    Mac m{};
-    for (size_t i = 0; i < 6; ++i)
-        m[i] = static_cast<uint8_t>(std::stoi(text.substr(i * 3, 2), nullptr, 16));
-    return m;
-}
-
-// Sends frames out of a link of another namespace. The socket is opened by a
-// thread inside that namespace and keeps it; protocol 0: it never receives.
-class FrameSender {
-public:
-    FrameSender(const Netns& ns, const std::string& dev) {
-        std::async(std::launch::async, [&] {
-            int nsfd = ::open(ns.path().c_str(), O_RDONLY | O_CLOEXEC);
-            if (nsfd < 0 || ::setns(nsfd, CLONE_NEWNET) != 0)
-                throw std::runtime_error("setns " + ns.name() + ": " + std::strerror(errno));
-            ::close(nsfd);
-            fd_ = ::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
-            ifindex_ = static_cast<int>(::if_nametoindex(dev.c_str()));
-            if (fd_ < 0 || ifindex_ == 0)
-                throw std::runtime_error("sender on " + dev + ": " + std::strerror(errno));
-        }).get();
-    }
-    ~FrameSender() { ::close(fd_); }
-    FrameSender(const FrameSender&) = delete;
-    FrameSender& operator=(const FrameSender&) = delete;
-
-    void send(const Bytes& frame) {
-        sockaddr_ll to{};
-        to.sll_family = AF_PACKET;
-        to.sll_ifindex = ifindex_;
-        to.sll_halen = 6;
-        std::memcpy(to.sll_addr, frame.data(), 6);
-        for (;;) {
-            auto n = ::sendto(fd_, frame.data(), frame.size(), 0,
-                              reinterpret_cast<const sockaddr*>(&to), sizeof to);
-            if (n == static_cast<ssize_t>(frame.size()))
-                return;
-            if (n < 0 && (errno == ENOBUFS || errno == EAGAIN || errno == EINTR))
-                continue;
-            throw std::runtime_error(std::string("sendto: ") + std::strerror(errno));
-        }
-    }
-
-private:
-    int fd_ = -1;
-    int ifindex_ = 0;
-};
 
 // ---------------------------------------------------------------- readers
 
