@@ -69,12 +69,18 @@ struct PROMISC_HIDDEN Lease::Impl {
     std::uint64_t id = 0;
     std::string interface;
     LeaseState state = LeaseState::Unknown;
+    // The record as last seen (Lease::info()); its state follows state.
+    LeaseInfo info;
     std::string end_reason;
     std::string end_detail;
     std::function<void(LeaseState, LeaseState)> callback;
 
     // State changes as the daemon announces them; run the callback.
     void change(LeaseState to);
+    // A new record from the daemon: kept, and its state taken in.
+    void update(const LeaseInfo& now);
+    // The record, brought up to date where the transport keeps its own.
+    virtual const LeaseInfo& current() { return info; }
     void ended(std::string reason, std::string detail = {});
     void check_held(const char* what) const;
 
@@ -130,6 +136,7 @@ struct PROMISC_HIDDEN Monitor::Impl {
     std::vector<Link> links;
     std::vector<LeaseInfo> leases;
     std::function<void(const Event&)> callback;
+    bool flag_events = true;
     void deliver(const Event& e) const {
         if (callback)
             callback(e);
@@ -152,6 +159,8 @@ struct PROMISC_HIDDEN Client::Impl {
     virtual void revoke(std::uint64_t lease_id, const std::string& reason) = 0;
     virtual void set_policy(const std::string& interface, const std::string& policy) = 0;
     virtual std::unique_ptr<Monitor::Impl> monitor(const std::shared_ptr<Impl>& self) = 0;
+    virtual void release(std::uint64_t lease_id) = 0;
+    virtual void on_daemon(std::function<void(bool)> callback) = 0;
     virtual void process(std::chrono::milliseconds timeout) = 0;
     virtual PollInfo poll_info() const = 0;
 };

@@ -12,6 +12,8 @@ using std::chrono::milliseconds;
 
 namespace {
 
+class DbusLease;
+
 class DbusBackend final : public Client::Impl {
 public:
     explicit DbusBackend(const ClientOptions& o) : client_(ic::Client::Options{o.interactive}) {}
@@ -48,6 +50,20 @@ public:
         client_.set_policy(interface, policy);
     }
     std::unique_ptr<Monitor::Impl> monitor(const std::shared_ptr<Client::Impl>& self) override;
+    void release(std::uint64_t lease_id) override { client_.release(ic::lease_path(lease_id)); }
+    void on_daemon(std::function<void(bool)> callback) override {
+        client_.on_daemon_presence([this, callback = std::move(callback)](bool running) {
+            if (running)
+                readopt();
+            if (callback)
+                callback(running);
+        });
+    }
+
+    void add(DbusLease* l) { leases_.push_back(l); }
+    void remove(DbusLease* l) {
+        leases_.erase(std::remove(leases_.begin(), leases_.end(), l), leases_.end());
+    }
 
     void process(milliseconds timeout) override {
         client_.dispatch();
@@ -74,30 +90,67 @@ public:
     }
 
 private:
+    // promiscd is back: it has adopted the leases it kept; the others end.
+    void readopt();
+
     ic::Client client_;
+    std::vector<DbusLease*> leases_;
 };
 
 class DbusLease final : public Lease::Impl {
 public:
-    DbusLease(std::shared_ptr<Client::Impl> keep, std::unique_ptr<ic::Lease> lease)
-        : keep_(std::move(keep)), lease_(std::move(lease)) {
+    DbusLease(std::shared_ptr<Client::Impl> keep, DbusBackend& backend,
+              std::unique_ptr<ic::Lease> lease)
+        : keep_(std::move(keep)), backend_(backend), lease_(std::move(lease)) {
         id = lease_->id();
         interface = lease_->info().interface;
         state = parse_state(lease_->info().state);
+        info = public_lease(lease_->info());
+        backend_.add(this);
         lease_->on_state_changed(
             [this](const std::string&, const std::string& to) { change(parse_state(to)); });
         lease_->on_ended(
             [this](const std::string& reason) { ended(reason, detail_of(lease_->end())); });
     }
 
+    ~DbusLease() override { backend_.remove(this); }
+
     void renew(std::uint64_t ttl_sec) override { lease_->renew(ttl_sec); }
     void release() override { lease_->release(); }
+    const LeaseInfo& current() override {
+        // The internal lease follows its object's properties (expiry too).
+        info = public_lease(lease_->info());
+        info.state = state;
+        return info;
+    }
+    // After promiscd came back: false when it did not keep the lease.
+    void readopt() {
+        if (state == LeaseState::Ended)
+            return;
+        bool kept = true;
+        try {
+            kept = lease_->refresh();
+        } catch (const ic::Error&) {
+            return; // gone again: its next return tells
+        }
+        if (!kept)
+            ended("lost-in-restart");
+    }
 
 private:
     // Declared first, destroyed last: ~ic::Lease releases over its connection.
     std::shared_ptr<Client::Impl> keep_;
+    DbusBackend& backend_;
     std::unique_ptr<ic::Lease> lease_;
 };
+
+void DbusBackend::readopt() {
+    // A copy: a callback run by ended() may destroy any lease.
+    const auto leases = leases_;
+    for (auto* l : leases)
+        if (std::find(leases_.begin(), leases_.end(), l) != leases_.end())
+            l->readopt();
+}
 
 class DbusCapture final : public Capture::Impl {
 public:
@@ -173,6 +226,7 @@ public:
             links.push_back(public_link(l));
         for (const auto& l : watcher_->leases())
             leases.push_back(public_lease(l));
+        flag_events = watcher_->reports_flag_changes();
         watcher_->on_event([this](const ic::Event& e) {
             Event out = public_event(e);
             if (out.type != Event::Type::Unknown)
@@ -197,7 +251,7 @@ std::unique_ptr<Lease::Impl> DbusBackend::acquire(const std::shared_ptr<Client::
     o.reason = options.reason;
     o.wait = options.wait;
     auto lease = client_.acquire(interface, o);
-    auto out = std::make_unique<DbusLease>(self, std::move(lease));
+    auto out = std::make_unique<DbusLease>(self, *this, std::move(lease));
     if (out->interface.empty())
         out->interface = interface;
     return out;
@@ -210,7 +264,7 @@ std::unique_ptr<Capture::Impl> DbusBackend::capture(const std::shared_ptr<Client
     o.filter = options.filter;
     o.snaplen = options.snaplen;
     o.promisc = options.promisc;
-    o.format = "pcapng";
+    o.format = options.format.empty() ? "pcapng" : options.format;
     o.buffer_size = options.buffer_size;
     o.count = options.count;
     auto capture = client_.open_capture(interface, o);

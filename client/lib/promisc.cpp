@@ -198,6 +198,7 @@ Link public_link(const promiscd::client::LinkInfo& l) {
     link.origin = l.origin;
     link.leases = l.leases;
     link.policy = l.policy;
+    link.external_changes = l.external_changes;
     return link;
 }
 
@@ -263,28 +264,40 @@ Event public_event(const promiscd::client::Event& e) {
         out.type = Out::DaemonStopped;
         break;
     }
+    auto capture = [](const promiscd::client::CaptureInfo& c) {
+        return CaptureInfo{c.id, c.interface, c.filter, c.format, c.packets, c.bytes, c.drops};
+    };
     switch (out.type) {
     case Out::LinkAdded:
     case Out::LinkChanged:
     case Out::LinkRemoved:
         out.link = public_link(e.link);
+        if (out.type == Out::LinkChanged)
+            out.previous_link = public_link(e.previous_link);
+        out.changed = e.changed;
         out.interface = e.link.name;
         break;
     case Out::LeaseGranted:
     case Out::LeaseChanged:
         out.lease = public_lease(e.lease);
+        if (out.type == Out::LeaseChanged)
+            out.previous_lease = public_lease(e.previous_lease);
+        out.changed = e.changed;
         out.interface = e.lease.interface;
         break;
     case Out::LeaseEnded:
+        // (As it was: its state is the last it had.)
         out.lease = public_lease(e.lease);
-        out.lease->state = LeaseState::Ended;
         out.interface = e.lease.interface;
         out.reason = e.reason;
         out.detail = detail_of(e.end);
+        out.revoked_by = e.end.revoked_by;
+        out.revoked_by_uid = e.end.revoked_by_uid;
+        out.message = e.end.message;
         break;
     case Out::CaptureStarted:
     case Out::CaptureFinished:
-        out.capture = e.capture.id;
+        out.capture = capture(e.capture);
         out.interface = e.capture.interface;
         out.reason = e.reason;
         break;
@@ -394,11 +407,19 @@ void Lease::Impl::change(LeaseState to) {
         return;
     const LeaseState from = state;
     state = to;
+    info.state = to;
     if (callback) {
         // A copy: the callback may replace itself.
         auto cb = callback;
         cb(from, to);
     }
+}
+
+void Lease::Impl::update(const LeaseInfo& now) {
+    const LeaseState keep = state;
+    info = now;
+    info.state = keep;
+    change(now.state);
 }
 
 void Lease::Impl::ended(std::string reason, std::string detail) {
@@ -433,6 +454,10 @@ const std::string& Lease::interface() const noexcept {
 }
 LeaseState Lease::state() const noexcept {
     return impl_ ? impl_->state : LeaseState::Ended;
+}
+const LeaseInfo& Lease::info() const noexcept {
+    static const LeaseInfo none{};
+    return impl_ ? impl_->current() : none;
 }
 const std::string& Lease::end_reason() const noexcept {
     return impl_ ? impl_->end_reason : kEmpty;
@@ -493,6 +518,9 @@ bool Capture::Impl::at_end() const noexcept {
 std::optional<Frame> Capture::Impl::next(milliseconds timeout) {
     if (raw)
         throw std::logic_error("promisc::Capture: next() on a capture read with read()");
+    if (!options.format.empty() && options.format != "pcapng")
+        throw std::logic_error("promisc::Capture: next() reads pcapng; this capture's format is " +
+                               options.format + ": use read()");
     if (!reader)
         reader.emplace(fd.release());
     const Deadline deadline(timeout);
@@ -718,6 +746,9 @@ const std::vector<Link>& Monitor::links() const noexcept {
 const std::vector<LeaseInfo>& Monitor::leases() const noexcept {
     return impl_ ? impl_->leases : kNoLeases;
 }
+bool Monitor::reports_flag_changes() const noexcept {
+    return impl_ && impl_->flag_events;
+}
 void Monitor::on_event(std::function<void(const Event&)> callback) {
     if (!impl_)
         throw std::logic_error("promisc::Monitor used after it was moved from");
@@ -791,12 +822,33 @@ Lease Client::acquire(const std::string& interface, const LeaseOptions& options)
 
 Capture Client::capture(const std::string& interface, const CaptureOptions& options) {
     auto& impl = checked(impl_);
+    if (!options.format.empty() && options.format != "pcapng" && options.format != "pcap")
+        raise(ErrorCode::InvalidArgument, {},
+              "unknown capture format '" + options.format + "' (pcapng or pcap)");
     try {
         return Capture(impl.capture(impl_, interface, options));
     } catch (...) {
         rethrow_current();
     }
     throw std::logic_error("unreachable");
+}
+
+void Client::release(std::uint64_t lease_id) {
+    auto& impl = checked(impl_);
+    try {
+        impl.release(lease_id);
+    } catch (...) {
+        rethrow_current();
+    }
+}
+
+void Client::on_daemon(std::function<void(bool running)> callback) {
+    auto& impl = checked(impl_);
+    try {
+        impl.on_daemon(std::move(callback));
+    } catch (...) {
+        rethrow_current();
+    }
 }
 
 void Client::revoke(std::uint64_t lease_id, const std::string& reason) {

@@ -149,7 +149,9 @@ public:
                                            const std::string& interface,
                                            const CaptureOptions& o) override {
         auto conn = std::make_unique<ic::VarlinkClient>(path_);
-        json p = {{"interface", interface}, {"promisc", o.promisc}, {"format", "pcapng"}};
+        json p = {{"interface", interface},
+                  {"promisc", o.promisc},
+                  {"format", o.format.empty() ? "pcapng" : o.format}};
         if (!o.filter.empty())
             p["filter"] = o.filter;
         if (o.snaplen)
@@ -181,6 +183,11 @@ public:
     void set_policy(const std::string& interface, const std::string& policy) override {
         control(".SetLinkPolicy", {{"interface", interface}, {"policy", policy}});
     }
+
+    void release(std::uint64_t lease_id) override { control(".Release", {{"id", lease_id}}); }
+
+    // Over varlink a stopped daemon ends the connections: nothing to follow.
+    void on_daemon(std::function<void(bool)>) override {}
 
     std::unique_ptr<Monitor::Impl> monitor(const std::shared_ptr<Client::Impl>& self) override {
         // Subscribed first, then the state: nothing between the two is missed.
@@ -227,10 +234,13 @@ private:
     json control(const std::string& method, json parameters = json::object()) {
         if (interactive_ && method != ".ListLinks" && method != ".ListLeases")
             parameters["allowInteractiveAuthentication"] = true;
+        // (A connection that never answered was not closed for idling.)
         try {
-            return control_->call(kIface + method, parameters);
+            json reply = control_->call(kIface + method, parameters);
+            control_answered_ = true;
+            return reply;
         } catch (const ic::Error& e) {
-            if (e.kind() != ic::ErrorKind::DaemonUnreachable)
+            if (e.kind() != ic::ErrorKind::DaemonUnreachable || !control_answered_)
                 throw;
         }
         control_ = std::make_unique<ic::VarlinkClient>(path_);
@@ -274,6 +284,8 @@ private:
             monitor_.reset();
             monitor_lost_ = false;
             for_each_monitor([](VarlinkMonitor& m) { m.stopped(); });
+            throw ic::Error(ic::ErrorKind::DaemonUnreachable, {},
+                            "the connection to promiscd at " + path_ + " was closed");
         }
     }
 
@@ -296,8 +308,8 @@ private:
         if (it == leases_.end())
             return;
         VarlinkLease* l = it->second;
-        if (type == "lease-state") {
-            l->change(parse_state(str(*lease, "state")));
+        if (type == "lease-state" || type == "lease-renewed") {
+            l->update(lease_of(*lease));
         } else if (type == "lease-ended") {
             std::string detail = str(event, "revoked_by");
             const std::string message = str(event, "message");
@@ -310,6 +322,7 @@ private:
     std::string path_;
     bool interactive_;
     std::unique_ptr<ic::VarlinkClient> control_;
+    bool control_answered_ = false;
     std::unique_ptr<ic::VarlinkClient> monitor_;
     bool monitor_lost_ = false;
     std::map<std::uint64_t, VarlinkLease*> leases_;
@@ -337,6 +350,7 @@ VarlinkLease::VarlinkLease(std::shared_ptr<Client::Impl> keep, VarlinkBackend& b
     id = info.id;
     interface = info.interface;
     state = info.state;
+    this->info = info;
     backend_.add(this);
 }
 

@@ -1,5 +1,6 @@
 #include "cli.hpp"
 
+#include "bus_probe.hpp"
 #include "commands.hpp"
 #include "config.h"
 
@@ -29,10 +30,10 @@ See promiscctl(1).)";
 
 // Reports e on stderr with a hint for what a person can do; returns the
 // exit code of its class.
-int report(const client::Error& e, const Globals& g, bool varlink) {
-    using client::ErrorKind;
+int report(const promisc::Error& e, const Globals& g, bool varlink) {
+    using ErrorKind = promisc::ErrorCode;
     std::cerr << "promiscctl: " << e.what() << '\n';
-    switch (e.kind()) {
+    switch (e.code()) {
     case ErrorKind::AccessDenied:
         std::cerr << "hint: polkit did not authorize this. Leases and captures need the actions "
                      "org.promiscd.promisc.acquire\n"
@@ -129,9 +130,9 @@ TransportKind Context::resolved() {
             resolved_ = TransportKind::DBus;
             if (!dbus_available()) {
                 try {
-                    probe_ = std::make_unique<client::VarlinkClient>(globals_.varlink_socket);
+                    client_.emplace(options(TransportKind::Varlink));
                     resolved_ = TransportKind::Varlink;
-                } catch (const client::Error&) {
+                } catch (const promisc::Error&) {
                 }
             }
         }
@@ -139,13 +140,20 @@ TransportKind Context::resolved() {
     return *resolved_;
 }
 
-Transport& Context::transport() {
-    if (!transport_)
-        transport_ =
-            resolved() == TransportKind::Varlink
-                ? varlink_transport(globals_.varlink_socket, std::move(probe_), interactive())
-                : dbus_transport(client());
-    return *transport_;
+promisc::ClientOptions Context::options(TransportKind kind) const {
+    promisc::ClientOptions o;
+    o.transport =
+        kind == TransportKind::Varlink ? promisc::Transport::Varlink : promisc::Transport::DBus;
+    o.varlink_socket = globals_.varlink_socket;
+    o.interactive = interactive();
+    return o;
+}
+
+promisc::Client& Context::client() {
+    const TransportKind kind = resolved();
+    if (!client_)
+        client_.emplace(options(kind));
+    return *client_;
 }
 
 PolkitAgent Context::polkit_agent() {
@@ -159,15 +167,6 @@ PolkitAgent Context::polkit_agent() {
 bool Context::interactive() const {
     // Only someone at a terminal can answer a polkit agent's question.
     return globals_.ask_password && ::isatty(STDIN_FILENO) == 1;
-}
-
-client::Client& Context::client() {
-    if (!client_) {
-        client::Client::Options o;
-        o.interactive = interactive();
-        client_ = std::make_unique<client::Client>(o);
-    }
-    return *client_;
 }
 
 int main(int argc, char** argv) {
@@ -396,7 +395,7 @@ int main(int argc, char** argv) {
         return status(ctx, status_links);
     } catch (const UsageError& e) {
         return usage_error(e.what());
-    } catch (const client::Error& e) {
+    } catch (const promisc::Error& e) {
         return report(e, g, ctx.using_varlink());
     } catch (const std::exception& e) {
         std::cerr << "promiscctl: " << e.what() << '\n';

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <iostream>
+#include <optional>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -44,8 +45,8 @@ bool write_all(int fd, const std::uint8_t* data, size_t n, const std::string& wh
                 continue;
             if (errno == EPIPE)
                 return false;
-            throw client::Error(client::ErrorKind::Failed, {},
-                                "cannot write to " + what + ": " + std::strerror(errno));
+            throw promisc::Error(promisc::ErrorCode::Failed, {},
+                                 "cannot write to " + what + ": " + std::strerror(errno));
         }
         data += w;
         n -= static_cast<size_t>(w);
@@ -88,9 +89,9 @@ int capture(Context& ctx, const CaptureArgs& args) {
     // as dumpcap and tshark show it.
     const bool progress = !quiet && !to_stdout && ::isatty(STDERR_FILENO) == 1;
 
-    auto& transport = ctx.transport();
+    auto& client = ctx.client();
     EventLoop loop;
-    std::unique_ptr<OpenedCapture> cap;
+    std::optional<promisc::Capture> cap;
     bool stopping = false;
     for (int sig : {SIGINT, SIGTERM, SIGHUP})
         loop.on_signal(sig, [&] {
@@ -102,12 +103,12 @@ int capture(Context& ctx, const CaptureArgs& args) {
             stopping = true;
             try {
                 cap->stop();
-            } catch (const client::Error&) {
+            } catch (const promisc::Error&) {
                 // Finished already; the stream ends by itself.
             }
         });
 
-    client::CaptureOptions opts;
+    promisc::CaptureOptions opts;
     opts.filter = args.filter;
     opts.snaplen = args.snaplen;
     opts.promisc = args.promisc;
@@ -116,21 +117,26 @@ int capture(Context& ctx, const CaptureArgs& args) {
     opts.count = args.count;
     {
         auto agent = ctx.polkit_agent();
-        cap = transport.open_capture(args.link, opts);
+        cap.emplace(client.capture(args.link, opts));
     }
-    client::UniqueFd in = cap->take_fd();
-    ::fcntl(in.get(), F_SETFL, ::fcntl(in.get(), F_GETFL) | O_NONBLOCK);
 
     // Opened only now, so that a refused capture leaves no empty file. Mode
     // 0600: a capture can hold passwords and cookies.
-    client::UniqueFd file;
+    int file = -1;
+    struct Closer {
+        int& fd;
+        ~Closer() {
+            if (fd >= 0)
+                ::close(fd);
+        }
+    } closer{file};
     if (!to_stdout) {
-        file.reset(::open(args.file->c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-        if (!file)
-            throw client::Error(client::ErrorKind::Failed, {},
-                                "cannot open " + where + ": " + std::strerror(errno));
+        file = ::open(args.file->c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (file < 0)
+            throw promisc::Error(promisc::ErrorCode::Failed, {},
+                                 "cannot open " + where + ": " + std::strerror(errno));
     }
-    const int out = to_stdout ? STDOUT_FILENO : file.get();
+    const int out = to_stdout ? STDOUT_FILENO : file;
 
     if (!quiet) {
         std::cerr << "Capturing on " << quote(args.link);
@@ -143,25 +149,14 @@ int capture(Context& ctx, const CaptureArgs& args) {
 
     StreamCounter counter(args.format);
     bool counting = true;
-    bool eof = false;
     bool reader_gone = false;
     std::string finish_reason;
-    bool finish_seen = false;
-    std::string lost; // why the transport's connection ended, if it did
-    auto done = [&] {
-        // Done when both the stream and the capture have ended; the
-        // daemon's Finished follows the end of the stream.
-        if (eof && finish_seen)
-            loop.exit(finished_normally(finish_reason) ? kSuccess : kFailed);
-    };
-    cap->on_finished([&](const std::string& reason) {
-        finish_seen = true;
-        finish_reason = reason;
-        done();
-    });
+    std::string lost; // why the connection to promiscd ended, if it did
     // Over varlink only the end of the stream tells, and the reason is
     // what promiscctl knows of it.
     auto inferred_reason = [&]() -> std::string {
+        if (lost.empty() && client.transport() == promisc::Transport::DBus)
+            return {}; // Finished lost with a daemon that stopped: the data is complete
         if (stopping)
             return "stopped";
         if (args.count && counter.packets() >= args.count)
@@ -171,38 +166,23 @@ int capture(Context& ctx, const CaptureArgs& args) {
     };
 
     sd_event_source* io = nullptr;
-    io = loop.on_io(in.get(), EPOLLIN, [&](uint32_t) {
+    io = loop.on_io(cap->fd(), EPOLLIN, [&](uint32_t) {
         std::uint8_t buf[1 << 16];
         for (;;) {
-            ssize_t n = ::read(in.get(), buf, sizeof buf);
-            if (n < 0) {
-                if (errno == EINTR)
-                    continue;
-                if (errno == EAGAIN)
-                    return;
-                throw client::Error(client::ErrorKind::Failed, {},
-                                    std::string("cannot read the capture stream: ") +
-                                        std::strerror(errno));
-            }
-            if (n == 0) {
-                eof = true;
+            auto n = cap->read(buf, sizeof buf, std::chrono::milliseconds(0));
+            if (!n)
+                return; // nothing more for now
+            if (*n == 0) {
+                // The end of the stream; the daemon says why just after it
+                // (read() waited a moment for that).
                 sd_event_source_set_enabled(io, SD_EVENT_OFF);
-                if (!finish_seen && !cap->reports_finish()) {
-                    finish_seen = true;
+                finish_reason = cap->end_reason();
+                if (finish_reason.empty())
                     finish_reason = inferred_reason();
-                } else if (!finish_seen) {
-                    // Finished may be lost with a daemon that stopped; the
-                    // data is complete either way.
-                    loop.after(std::chrono::seconds(1), [&] {
-                        finish_seen = true;
-                        finish_reason = lost;
-                        done();
-                    });
-                }
-                done();
+                loop.exit(finished_normally(finish_reason) ? kSuccess : kFailed);
                 return;
             }
-            if (!write_all(out, buf, static_cast<size_t>(n), where)) {
+            if (!write_all(out, buf, *n, where)) {
                 // The reader of standard output has had enough (tshark -c,
                 // head): the capture stops as the pipe closes.
                 reader_gone = true;
@@ -211,7 +191,7 @@ int capture(Context& ctx, const CaptureArgs& args) {
             }
             if (counting) {
                 try {
-                    counter.feed(buf, static_cast<size_t>(n));
+                    counter.feed(buf, *n);
                 } catch (const client::CaptureStreamError& e) {
                     counting = false;
                     std::cerr << "promiscctl: warning: cannot count frames: " << e.what() << '\n';
@@ -220,7 +200,7 @@ int capture(Context& ctx, const CaptureArgs& args) {
         }
     });
 
-    auto dropped = [&] { return std::max(cap->info().drops, counter.dropped().value_or(0)); };
+    auto dropped = [&] { return std::max(cap->stats().drops, counter.dropped().value_or(0)); };
     if (progress) {
         loop.every(std::chrono::milliseconds(500), [&] {
             std::uint64_t drops = dropped();
@@ -231,7 +211,7 @@ int capture(Context& ctx, const CaptureArgs& args) {
         });
     }
 
-    transport.attach(loop, [&](const client::Error& e) {
+    loop.attach(client, [&](const promisc::Error& e) {
         // The daemon went away: what it sent is still in the pipe, and the
         // stream ends when the daemon has let go of it.
         lost = e.what();
@@ -239,9 +219,9 @@ int capture(Context& ctx, const CaptureArgs& args) {
     int code = loop.run();
     if (progress)
         std::cerr << "\r\x1b[K";
-    if (file && ::fsync(file.get()) < 0 && errno != EINVAL)
-        throw client::Error(client::ErrorKind::Failed, {},
-                            "cannot write " + where + ": " + std::strerror(errno));
+    if (file >= 0 && ::fsync(file) < 0 && errno != EINVAL)
+        throw promisc::Error(promisc::ErrorCode::Failed, {},
+                             "cannot write " + where + ": " + std::strerror(errno));
 
     const std::uint64_t drops = dropped();
     if (!quiet) {

@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstring>
 #include <iostream>
+#include <optional>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,19 +17,29 @@ namespace promiscd::ctl {
 
 namespace {
 
-using Lease = HeldLease;
+using promisc::Lease;
 
 std::string describe(const Lease& l) {
-    return "lease " + std::to_string(l.id()) + " on " + l.info().interface;
+    return "lease " + std::to_string(l.id()) + " on " + l.interface();
+}
+
+// "revoked by :1.7 (uid 0, pid 42, promiscctl): maintenance", or the reason
+// alone ("expired"; "reason unknown" when there is none).
+std::string how_it_ended(const Lease& l) {
+    if (l.end_reason().empty())
+        return "reason unknown";
+    if (l.end_reason() == "revoked" && !l.end_detail().empty())
+        return "revoked by " + l.end_detail();
+    return l.end_reason();
 }
 
 // The link's policy as the daemon has it now ("" when it cannot say).
-std::string policy_of(Transport& t, const std::string& link) {
+std::string policy_of(promisc::Client& c, const std::string& link) {
     try {
-        for (const auto& l : t.list_links())
+        for (const auto& l : c.links())
             if (l.name == link)
                 return l.policy;
-    } catch (const client::Error&) {
+    } catch (const promisc::Error&) {
     }
     return {};
 }
@@ -36,7 +47,7 @@ std::string policy_of(Transport& t, const std::string& link) {
 // What a state means, for the lease's link: an overridden lease under
 // "enforce" is one promiscd fought for and gave up on; under "yield" it
 // let the other agent have its way at once.
-std::string explain_state(Transport& t, const std::string& link, const std::string& state) {
+std::string explain_state(promisc::Client& t, const std::string& link, const std::string& state) {
     if (state == "pending")
         return " (the link is absent; the lease applies when it appears)";
     if (state != "overridden")
@@ -52,32 +63,39 @@ std::string explain_state(Transport& t, const std::string& link, const std::stri
 
 const std::string kLeaseIdHelp = "a lease id (a number, see 'promiscctl leases') or a lease path";
 
+promisc::LeaseOptions lease_options(std::uint64_t ttl, const std::string& reason, bool wait) {
+    promisc::LeaseOptions o;
+    o.ttl = std::chrono::seconds(ttl);
+    o.reason = reason;
+    o.wait = wait;
+    return o;
+}
+
 } // namespace
 
-std::string lease_path_of(const std::string& arg) {
-    bool number = !arg.empty() && arg.find_first_not_of("0123456789") == std::string::npos;
-    // A number is the last element of a lease path.
-    auto id = client::id_of_path(number ? "/" + arg : arg);
-    if (id && (number || arg == client::lease_path(*id)))
-        return client::lease_path(*id);
+std::uint64_t lease_id_of_arg(const std::string& arg) {
+    bool number = !arg.empty() && arg.size() <= 19 &&
+                  arg.find_first_not_of("0123456789") == std::string::npos;
+    if (number)
+        return std::stoull(arg);
+    if (auto id = lease_id_of(arg))
+        return *id;
     throw UsageError(quote(arg) + " is not " + kLeaseIdHelp);
 }
 
 int hold(Context& ctx, const HoldArgs& args) {
-    auto& client = ctx.transport();
+    auto& client = ctx.client();
     const bool quiet = ctx.globals().quiet;
     EventLoop loop;
-    std::unique_ptr<Lease> lease;
+    std::optional<Lease> lease;
     // Blocked from here on and read by the loop: one that arrives during the
     // request waits, and releases the lease as soon as the loop runs.
     auto stop = [&] {
-        if (!lease->ended()) {
+        if (lease->held()) {
             try {
                 lease->release();
-            } catch (const client::Error& e) {
+            } catch (const promisc::NoSuchLeaseError&) {
                 // Ended meanwhile (its Ended signal is still queued).
-                if (e.kind() != client::ErrorKind::NoSuchLease)
-                    throw;
             }
         }
         if (!quiet)
@@ -89,61 +107,62 @@ int hold(Context& ctx, const HoldArgs& args) {
 
     {
         auto agent = ctx.polkit_agent();
-        lease = client.acquire(args.link, {args.ttl, args.reason, args.wait});
+        lease.emplace(client.acquire(args.link, lease_options(args.ttl, args.reason, args.wait)));
     }
     if (!quiet) {
-        std::cout << "Holding " << describe(*lease) << " (" << lease->info().state << ")"
-                  << explain_state(client, args.link, lease->info().state) << ".\n";
+        const std::string state = promisc::to_string(lease->state());
+        std::cout << "Holding " << describe(*lease) << " (" << state << ")"
+                  << explain_state(client, args.link, state) << ".\n";
         if (args.ttl)
             std::cout << "It expires in " << format_timespan(args.ttl * 1'000'000) << ".\n";
         std::cout << "Press Ctrl-C (or send SIGTERM) to release it.\n" << std::flush;
     }
-    lease->on_state_changed([&](const std::string& from, const std::string& to) {
-        if (!quiet)
-            std::cout << "Lease " << lease->id() << " on " << lease->info().interface << ": "
-                      << from << " -> " << to << explain_state(client, lease->info().interface, to)
-                      << ".\n"
-                      << std::flush;
-    });
-    lease->on_ended([&](const std::string& reason) {
-        if (reason == "expired" && args.ttl) {
-            if (!quiet)
-                std::cout << "Lease " << lease->id() << " on "
-                          << lease->info().interface << " expired.\n"
-                          << std::flush;
-            loop.exit(kSuccess);
+    lease->on_change([&](promisc::LeaseState from_state, promisc::LeaseState to_state) {
+        if (to_state == promisc::LeaseState::Ended) {
+            const std::string& reason = lease->end_reason();
+            if (reason == "expired" && args.ttl) {
+                if (!quiet)
+                    std::cout << "Lease " << lease->id() << " on " << lease->interface()
+                              << " expired.\n"
+                              << std::flush;
+                loop.exit(kSuccess);
+                return;
+            }
+            if (reason == "lost-in-restart")
+                std::cerr << "promiscctl: " << describe(*lease)
+                          << " did not survive the restart of promiscd\n";
+            else
+                std::cerr << "promiscctl: " << describe(*lease)
+                          << " ended: " << how_it_ended(*lease) << '\n';
+            loop.exit(kFailed);
             return;
         }
-        // "revoked by :1.7 (uid 0, pid 42, promiscctl): maintenance"
-        std::cerr << "promiscctl: " << describe(*lease)
-                  << " ended: " << client::describe(lease->end()) << '\n';
-        loop.exit(kFailed);
+        const std::string from = promisc::to_string(from_state);
+        const std::string to = promisc::to_string(to_state);
+        if (!quiet)
+            std::cout << "Lease " << lease->id() << " on " << lease->interface() << ": " << from
+                      << " -> " << to << explain_state(client, lease->interface(), to) << ".\n"
+                      << std::flush;
     });
-    client.on_daemon_presence([&](bool running) {
+    client.on_daemon([&](bool running) {
         if (!running) {
             std::cerr << "promiscctl: promiscd left the bus; it recovers the lease if it comes "
                          "back while promiscctl runs\n";
             return;
         }
-        if (lease->ended())
+        if (!lease->held())
             return;
-        if (!lease->refresh()) {
-            std::cerr << "promiscctl: " << describe(*lease)
-                      << " did not survive the restart of promiscd\n";
-            loop.exit(kFailed);
-            return;
-        }
         if (!quiet)
-            std::cout << "promiscd is back; " << describe(*lease) << " is " << lease->info().state
-                      << ".\n"
+            std::cout << "promiscd is back; " << describe(*lease) << " is "
+                      << promisc::to_string(lease->state()) << ".\n"
                       << std::flush;
     });
-    client.attach(loop);
+    loop.attach(client);
     return loop.run();
 }
 
 int run(Context& ctx, const RunArgs& args) {
-    auto& client = ctx.transport();
+    auto& client = ctx.client();
     const bool quiet = ctx.globals().quiet;
     EventLoop loop;
     pid_t child = -1;
@@ -161,24 +180,25 @@ int run(Context& ctx, const RunArgs& args) {
                 ::kill(child, sig);
         });
 
-    std::unique_ptr<Lease> lease;
+    std::optional<Lease> lease;
     {
         // Only for the request: the command gets the terminal to itself.
         auto agent = ctx.polkit_agent();
-        lease = client.acquire(args.link, {0, args.reason, args.wait});
+        lease.emplace(client.acquire(args.link, lease_options(0, args.reason, args.wait)));
     }
     // The command owns standard output; promiscctl speaks on standard error.
-    lease->on_state_changed([&](const std::string& from, const std::string& to) {
+    lease->on_change([&](promisc::LeaseState from, promisc::LeaseState to) {
+        if (to == promisc::LeaseState::Ended) {
+            std::cerr << "promiscctl: warning: " << describe(*lease) << " ended ("
+                      << how_it_ended(*lease) << ") while " << quote(args.command[0]) << " runs\n";
+            return;
+        }
         if (!quiet)
-            std::cerr << "promiscctl: " << describe(*lease) << ": " << from << " -> " << to
-                      << explain_state(client, lease->info().interface, to) << '\n';
+            std::cerr << "promiscctl: " << describe(*lease) << ": " << promisc::to_string(from)
+                      << " -> " << promisc::to_string(to)
+                      << explain_state(client, lease->interface(), promisc::to_string(to)) << '\n';
     });
-    lease->on_ended([&](const std::string&) {
-        std::cerr << "promiscctl: warning: " << describe(*lease) << " ended ("
-                  << client::describe(lease->end()) << ") while " << quote(args.command[0])
-                  << " runs\n";
-    });
-    client.attach(loop, [&](const client::Error& e) {
+    loop.attach(client, [&](const promisc::Error& e) {
         std::cerr << "promiscctl: warning: " << e.what() << "; the lease is gone while "
                   << quote(args.command[0]) << " runs\n";
     });
@@ -212,10 +232,10 @@ int run(Context& ctx, const RunArgs& args) {
         loop.exit(code);
     });
     int code = loop.run();
-    if (!lease->ended()) {
+    if (lease->held()) {
         try {
             lease->release();
-        } catch (const client::Error&) {
+        } catch (const promisc::Error&) {
             // Gone already; the daemon ends it when promiscctl leaves the bus anyway.
         }
     }
@@ -223,25 +243,25 @@ int run(Context& ctx, const RunArgs& args) {
 }
 
 int release(Context& ctx, const std::string& lease) {
-    auto path = lease_path_of(lease);
-    auto& transport = ctx.transport();
+    const auto id = lease_id_of_arg(lease);
+    auto& client = ctx.client();
     auto agent = ctx.polkit_agent();
-    transport.release(path);
+    client.release(id);
     return kSuccess;
 }
 
 int revoke(Context& ctx, const std::string& lease, const std::string& reason) {
-    auto path = lease_path_of(lease);
-    auto& transport = ctx.transport();
+    const auto id = lease_id_of_arg(lease);
+    auto& client = ctx.client();
     auto agent = ctx.polkit_agent();
-    transport.revoke(path, reason);
+    client.revoke(id, reason);
     return kSuccess;
 }
 
 int policy(Context& ctx, const std::string& link, const std::string& policy) {
-    auto& transport = ctx.transport();
+    auto& client = ctx.client();
     auto agent = ctx.polkit_agent();
-    transport.set_policy(link, policy);
+    client.set_policy(link, policy);
     return kSuccess;
 }
 

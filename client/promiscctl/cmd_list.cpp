@@ -10,8 +10,8 @@ namespace promiscd::ctl {
 
 namespace {
 
-using client::LeaseInfo;
-using client::LinkInfo;
+using promisc::LeaseInfo;
+using LinkInfo = promisc::Link;
 
 std::string yes_no(bool b) {
     return b ? "yes" : "no";
@@ -80,9 +80,9 @@ void print_link_detail(Context& ctx, const LinkInfo& l, const std::vector<LeaseI
     for (const auto& x : leases) {
         if (x.interface != l.name)
             continue;
-        std::cout << std::string(14, ' ') << x.id << ' ' << st.state(x.state) << ", " << owner_of(x)
-                  << ", acquired " << format_relative(x.acquired_usec, now) << ", expires "
-                  << format_relative(x.expires_usec, now);
+        std::cout << std::string(14, ' ') << x.id << ' ' << st.state(state_of(x)) << ", "
+                  << owner_of(x) << ", acquired " << format_relative(usec_of(x.acquired), now)
+                  << ", expires " << format_relative(usec_of(x.expires), now);
         if (!x.reason.empty())
             std::cout << ": " << x.reason;
         std::cout << '\n';
@@ -92,8 +92,8 @@ void print_link_detail(Context& ctx, const LinkInfo& l, const std::vector<LeaseI
 } // namespace
 
 int status(Context& ctx, const std::vector<std::string>& names) {
-    auto& client = ctx.transport();
-    auto links = client.list_links();
+    auto& client = ctx.client();
+    auto links = client.links();
     std::sort(links.begin(), links.end(),
               [](const LinkInfo& a, const LinkInfo& b) { return a.index < b.index; });
 
@@ -116,11 +116,10 @@ int status(Context& ctx, const std::vector<std::string>& names) {
         auto it = std::find_if(links.begin(), links.end(),
                                [&](const LinkInfo& l) { return l.name == name; });
         if (it == links.end())
-            throw client::Error(client::ErrorKind::NoSuchInterface, {},
-                                "interface " + quote(name) + " does not exist");
+            throw promisc::NoSuchInterfaceError({}, "interface " + quote(name) + " does not exist");
         chosen.push_back(*it);
     }
-    auto leases = client.list_leases();
+    auto leases = client.leases();
     std::sort(leases.begin(), leases.end(),
               [](const LeaseInfo& a, const LeaseInfo& b) { return a.id < b.id; });
     Pager pager(ctx.globals().pager);
@@ -147,7 +146,7 @@ int status(Context& ctx, const std::vector<std::string>& names) {
 }
 
 int leases(Context& ctx) {
-    auto leases = ctx.transport().list_leases();
+    auto leases = ctx.client().leases();
     std::sort(leases.begin(), leases.end(),
               [](const LeaseInfo& a, const LeaseInfo& b) { return a.id < b.id; });
     Pager pager(ctx.globals().pager);
@@ -165,12 +164,12 @@ int leases(Context& ctx) {
         std::string command = l.command.empty() ? "-" : l.command;
         t.add_row({Table::plain(std::to_string(l.id)),
                    {l.interface, st.bold(l.interface)},
-                   {l.state, st.state(l.state)},
+                   {state_of(l), st.state(state_of(l))},
                    Table::plain(user_label(l.uid)),
                    Table::plain(std::to_string(l.pid)),
                    Table::plain(command),
-                   Table::plain(format_relative(l.acquired_usec, now)),
-                   Table::plain(format_relative(l.expires_usec, now)),
+                   Table::plain(format_relative(usec_of(l.acquired), now)),
+                   Table::plain(format_relative(usec_of(l.expires), now)),
                    Table::plain(l.reason.empty() ? "-" : l.reason)});
     }
     bool legend = ctx.globals().legend;

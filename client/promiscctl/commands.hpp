@@ -1,6 +1,6 @@
 // The promiscctl commands, one function each; cli.cpp parses the command line
 // into these argument structs. Each returns the exit code, or throws
-// client::Error / UsageError for the caller to report.
+// promisc::Error / UsageError for the caller to report.
 #pragma once
 
 #include "context.hpp"
@@ -31,8 +31,9 @@ struct RunArgs {
 };
 int run(Context& ctx, const RunArgs& args);
 
-// LEASE as given on the command line: an id ("3") or an object path.
-std::string lease_path_of(const std::string& arg);
+// LEASE as given on the command line, an id ("3") or an object path: its id.
+// Throws UsageError.
+std::uint64_t lease_id_of_arg(const std::string& arg);
 int release(Context& ctx, const std::string& lease);
 int revoke(Context& ctx, const std::string& lease, const std::string& reason);
 int policy(Context& ctx, const std::string& link, const std::string& policy);

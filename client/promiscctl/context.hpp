@@ -2,11 +2,10 @@
 // the output style, and the connection to promiscd (opened on first use).
 #pragma once
 
-#include "client/promisc_client.hpp"
-#include "client/varlink_client.hpp"
 #include "output.hpp"
 #include "polkit_agent.hpp"
-#include "transport.hpp"
+
+#include <promisc/promisc.hpp>
 
 #include <memory>
 #include <optional>
@@ -30,6 +29,8 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+enum class TransportKind { Auto, DBus, Varlink };
+
 struct Globals {
     JsonMode json = JsonMode::Off;
     bool legend = true;
@@ -49,8 +50,9 @@ public:
     const Style& style() const noexcept { return style_; }
     // Colours for standard error (the progress line, warnings).
     const Style& err_style() const noexcept { return err_style_; }
-    // The way to promiscd --transport chose (auto: decided on first use).
-    Transport& transport();
+    // The connection to promiscd, over the transport --transport chose
+    // (auto: decided on first use). Throws promisc::DaemonUnreachableError.
+    promisc::Client& client();
     // A polkit text agent for a request that may need authorization, kept
     // for as long as the returned object lives: on a terminal, over D-Bus
     // (the varlink interface has no way to allow interactive authorization).
@@ -63,16 +65,13 @@ public:
 
 private:
     TransportKind resolved();
-    client::Client& client();
+    promisc::ClientOptions options(TransportKind kind) const;
 
     Globals globals_;
     Style style_;
     Style err_style_;
-    std::unique_ptr<client::Client> client_;
-    std::unique_ptr<Transport> transport_;
+    std::optional<promisc::Client> client_;
     std::optional<TransportKind> resolved_;
-    // auto's probe of the varlink socket, kept for the first calls.
-    std::unique_ptr<client::VarlinkClient> probe_;
 };
 
 } // namespace promiscd::ctl

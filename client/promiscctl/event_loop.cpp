@@ -1,5 +1,6 @@
 #include "event_loop.hpp"
 
+#include <algorithm>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <system_error>
@@ -68,6 +69,7 @@ struct EventLoop::Handler {
         static_cast<EventLoop*>(ud)->drain_bus();
         return 0;
     }
+    static int on_bus_idle(sd_event_source*, uint64_t, void*) { return 0; }
     static int on_bus_prepare(sd_event_source*, void* ud) {
         auto* loop = static_cast<EventLoop*>(ud);
         // Calls made by other callbacks may have queued messages that no
@@ -100,14 +102,20 @@ void EventLoop::fail(std::exception_ptr e) {
     sd_event_exit(event_, 1);
 }
 
-void EventLoop::attach(client::Client& client, std::function<void(const client::Error&)> on_lost) {
+void EventLoop::attach(promisc::Client& client,
+                       std::function<void(const promisc::Error&)> on_lost) {
     client_ = &client;
     on_lost_ = std::move(on_lost);
-    auto poll = client.poll_data();
     sd_event_source* s = nullptr;
-    check(sd_event_add_io(event_, &s, poll.fd, EPOLLIN, &Handler::on_bus_io, this), "bus io");
+    // A source that never fires, for its prepare callback: run before each
+    // sleep, it takes in what other callbacks' calls queued and follows the
+    // client's descriptor and timeout.
+    // (A timer for the end of time: enabled, as prepare callbacks need.)
+    check(
+        sd_event_add_time(event_, &s, CLOCK_MONOTONIC, UINT64_MAX, 0, &Handler::on_bus_idle, this),
+        "bus prepare");
     add(s, nullptr);
-    bus_io_ = s;
+    sd_event_source_set_enabled(s, SD_EVENT_ON);
     check(sd_event_source_set_prepare(s, &Handler::on_bus_prepare), "bus prepare");
     check(
         sd_event_add_time(event_, &s, CLOCK_MONOTONIC, UINT64_MAX, 0, &Handler::on_bus_time, this),
@@ -121,15 +129,16 @@ void EventLoop::drain_bus() {
     if (!client_ || bus_failed_)
         return;
     try {
-        client_->dispatch();
-    } catch (const client::Error& e) {
-        if (e.kind() != client::ErrorKind::DaemonUnreachable || !on_lost_) {
+        client_->process(std::chrono::milliseconds(0));
+    } catch (const promisc::Error& e) {
+        if (e.code() != promisc::ErrorCode::DaemonUnreachable || !on_lost_) {
             fail(std::current_exception());
             return;
         }
         // The connection is gone for good: stop watching it, tell the command.
         bus_failed_ = true;
-        sd_event_source_set_enabled(bus_io_, SD_EVENT_OFF);
+        if (bus_io_)
+            sd_event_source_set_enabled(bus_io_, SD_EVENT_OFF);
         sd_event_source_set_enabled(bus_time_, SD_EVENT_OFF);
         try {
             on_lost_(e);
@@ -144,23 +153,41 @@ void EventLoop::drain_bus() {
 void EventLoop::refresh_bus() {
     if (!client_ || bus_failed_)
         return;
-    client::Client::PollData poll;
+    promisc::PollInfo poll;
     try {
-        poll = client_->poll_data();
+        poll = client_->poll_info();
     } catch (...) {
         fail(std::current_exception());
         return;
     }
-    uint32_t events = 0;
-    if (poll.events & POLLIN)
-        events |= EPOLLIN;
-    if (poll.events & POLLOUT)
-        events |= EPOLLOUT;
-    sd_event_source_set_io_events(bus_io_, events);
-    if (poll.timeout_usec == UINT64_MAX) {
+    if (poll.fd != bus_fd_) {
+        if (bus_io_) {
+            sources_.erase(std::remove(sources_.begin(), sources_.end(), bus_io_), sources_.end());
+            sd_event_source_disable_unref(bus_io_);
+            bus_io_ = nullptr;
+        }
+        bus_fd_ = poll.fd;
+        if (bus_fd_ >= 0) {
+            sd_event_source* s = nullptr;
+            check(sd_event_add_io(event_, &s, bus_fd_, EPOLLIN, &Handler::on_bus_io, this),
+                  "bus io");
+            add(s, nullptr);
+            bus_io_ = s;
+        }
+    }
+    if (bus_io_) {
+        uint32_t events = 0;
+        if (poll.events & POLLIN)
+            events |= EPOLLIN;
+        if (poll.events & POLLOUT)
+            events |= EPOLLOUT;
+        sd_event_source_set_io_events(bus_io_, events);
+    }
+    if (poll.timeout_ms < 0) {
         sd_event_source_set_enabled(bus_time_, SD_EVENT_OFF);
     } else {
-        sd_event_source_set_time(bus_time_, poll.timeout_usec);
+        sd_event_source_set_time(bus_time_, monotonic_usec() +
+                                                static_cast<std::uint64_t>(poll.timeout_ms) * 1000);
         sd_event_source_set_enabled(bus_time_, SD_EVENT_ONESHOT);
     }
 }

@@ -4,7 +4,7 @@
 // rethrows, so errors reach the same exit-code mapping as everywhere else.
 #pragma once
 
-#include "client/promisc_client.hpp"
+#include <promisc/promisc.hpp>
 
 #include <chrono>
 #include <csignal>
@@ -24,10 +24,11 @@ public:
     EventLoop(const EventLoop&) = delete;
     EventLoop& operator=(const EventLoop&) = delete;
 
-    // Dispatches the client's bus connection from this loop. on_lost runs
-    // once if the connection fails; without it run() throws the error.
-    void attach(client::Client& client,
-                std::function<void(const client::Error&)> on_lost = nullptr);
+    // Runs the client's process() from this loop whenever its connection
+    // has something. on_lost runs once if promiscd becomes unreachable;
+    // without it run() throws the error.
+    void attach(promisc::Client& client,
+                std::function<void(const promisc::Error&)> on_lost = nullptr);
     // Handles sig here instead of its default action (it is blocked, and
     // read through the loop).
     void on_signal(int sig, std::function<void()> cb);
@@ -56,9 +57,12 @@ private:
     sd_event* event_ = nullptr;
     std::vector<std::unique_ptr<Handler>> handlers_;
     std::vector<sd_event_source*> sources_;
-    client::Client* client_ = nullptr;
-    std::function<void(const client::Error&)> on_lost_;
+    promisc::Client* client_ = nullptr;
+    std::function<void(const promisc::Error&)> on_lost_;
     bool bus_failed_ = false;
+    // The client's descriptor changes (varlink connects its event stream
+    // when it first needs it): the source follows it.
+    int bus_fd_ = -1;
     sd_event_source* bus_io_ = nullptr;
     sd_event_source* bus_time_ = nullptr;
     std::exception_ptr error_;

@@ -1,5 +1,7 @@
 #include "output.hpp"
 
+#include "config.h"
+
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
@@ -169,11 +171,45 @@ std::string quote(std::string_view s) {
     return "'" + std::string(s) + "'";
 }
 
-nlohmann::json to_json(const client::LinkInfo& l) {
+std::string link_path(int index) {
+    return std::string(PROMISCD_OBJECT_PATH) + "/link/" + std::to_string(index);
+}
+std::string lease_path(std::uint64_t id) {
+    return std::string(PROMISCD_OBJECT_PATH) + "/lease/" + std::to_string(id);
+}
+std::string capture_path(std::uint64_t id) {
+    return std::string(PROMISCD_OBJECT_PATH) + "/capture/" + std::to_string(id);
+}
+
+std::optional<std::uint64_t> lease_id_of(std::string_view path) {
+    const std::string prefix = std::string(PROMISCD_OBJECT_PATH) + "/lease/";
+    if (path.substr(0, prefix.size()) != prefix)
+        return std::nullopt;
+    const std::string_view digits = path.substr(prefix.size());
+    if (digits.empty() || digits.size() > 19 ||
+        digits.find_first_not_of("0123456789") != std::string_view::npos ||
+        (digits.size() > 1 && digits[0] == '0'))
+        return std::nullopt;
+    return std::stoull(std::string(digits));
+}
+
+std::string state_of(const promisc::LeaseInfo& l) {
+    return promisc::to_string(l.state);
+}
+
+std::uint64_t usec_of(std::chrono::system_clock::time_point t) {
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch());
+    return us.count() > 0 ? static_cast<std::uint64_t>(us.count()) : 0;
+}
+std::uint64_t usec_of(const std::optional<std::chrono::system_clock::time_point>& t) {
+    return t ? usec_of(*t) : 0;
+}
+
+nlohmann::json to_json(const promisc::Link& l) {
     nlohmann::json j = {
         {"name", l.name},
         {"index", l.index},
-        {"path", l.path},
+        {"path", link_path(l.index)},
         {"promiscuous", l.promiscuous},
         {"admin_flag", l.admin_flag},
         {"promiscuity", l.promiscuity},
@@ -186,28 +222,29 @@ nlohmann::json to_json(const client::LinkInfo& l) {
     return j;
 }
 
-nlohmann::json to_json(const client::LeaseInfo& l) {
+nlohmann::json to_json(const promisc::LeaseInfo& l) {
     auto user = user_name(l.uid);
+    const std::uint64_t expires = usec_of(l.expires);
     return {
         {"id", l.id},
-        {"path", l.path},
+        {"path", lease_path(l.id)},
         {"interface", l.interface},
-        {"state", l.state},
+        {"state", state_of(l)},
         {"owner", l.owner},
         {"uid", l.uid},
         {"user", user ? nlohmann::json(*user) : nlohmann::json(nullptr)},
         {"pid", l.pid},
         {"command", l.command},
         {"reason", l.reason},
-        {"acquired", l.acquired_usec},
-        {"expires", l.expires_usec ? nlohmann::json(l.expires_usec) : nlohmann::json(nullptr)},
+        {"acquired", usec_of(l.acquired)},
+        {"expires", expires ? nlohmann::json(expires) : nlohmann::json(nullptr)},
     };
 }
 
-nlohmann::json to_json(const client::CaptureInfo& c) {
+nlohmann::json to_json(const promisc::CaptureInfo& c) {
     return {
-        {"id", c.id},         {"path", c.path},     {"interface", c.interface},
-        {"filter", c.filter}, {"format", c.format}, {"packets", c.packets},
+        {"id", c.id},         {"path", capture_path(c.id)}, {"interface", c.interface},
+        {"filter", c.filter}, {"format", c.format},         {"packets", c.packets},
         {"bytes", c.bytes},   {"drops", c.drops},
     };
 }

@@ -3,8 +3,9 @@
 // relative times and user names.
 #pragma once
 
-#include "client/promisc_client.hpp"
+#include <promisc/promisc.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <iosfwd>
 #include <nlohmann/json.hpp>
@@ -81,8 +82,21 @@ std::string quote(std::string_view s);
 
 // The JSON objects of promiscctl's output; the field names are documented
 // in docs/PROMISCCTL.md and promiscctl(1) and do not change.
-nlohmann::json to_json(const client::LinkInfo& l);
-nlohmann::json to_json(const client::LeaseInfo& l);
-nlohmann::json to_json(const client::CaptureInfo& c);
+nlohmann::json to_json(const promisc::Link& l);
+nlohmann::json to_json(const promisc::LeaseInfo& l);
+nlohmann::json to_json(const promisc::CaptureInfo& c);
+
+// The D-Bus object paths promiscctl shows and takes, whatever the transport.
+std::string link_path(int index);
+std::string lease_path(std::uint64_t id);
+std::string capture_path(std::uint64_t id);
+// A lease id from its path ("/org/promiscd/Promisc1/lease/3" -> 3).
+std::optional<std::uint64_t> lease_id_of(std::string_view path);
+
+// A lease's state as promiscctl shows it ("active", ...).
+std::string state_of(const promisc::LeaseInfo& l);
+// CLOCK_REALTIME microseconds of a time (0 for none).
+std::uint64_t usec_of(std::chrono::system_clock::time_point t);
+std::uint64_t usec_of(const std::optional<std::chrono::system_clock::time_point>& t);
 
 } // namespace promiscd::ctl

@@ -1,7 +1,5 @@
 #include "polkit_agent.hpp"
 
-#include "client/promisc_client.hpp"
-
 #include <cerrno>
 #include <csignal>
 #include <fcntl.h>
@@ -47,7 +45,15 @@ PolkitAgent PolkitAgent::start_if_useful(bool ask_password) {
     int p[2];
     if (::pipe(p) < 0)
         return {};
-    client::UniqueFd rd(p[0]), wr(p[1]);
+    struct Fd {
+        int fd;
+        ~Fd() { reset(); }
+        int get() const { return fd; }
+        void reset() {
+            if (fd >= 0)
+                ::close(std::exchange(fd, -1));
+        }
+    } rd{p[0]}, wr{p[1]};
     ::fcntl(rd.get(), F_SETFD, FD_CLOEXEC);
 
     std::vector<std::string> args = {kPkttyagent, "--notify-fd", std::to_string(wr.get())};

@@ -1334,6 +1334,57 @@ TEST_F(Ctl, MonitorShowsConflictsAndTheDaemonComingAndGoing) {
     EXPECT_EQ(m.wait(5s), 0) << m.log();
 }
 
+// promiscd crashes while promiscctl holds a lease over D-Bus: promiscctl
+// says so and stays; the restarted daemon adopts the lease from its state
+// and promiscctl follows it, then releases it as usual.
+TEST_F(Ctl, HoldFollowsItsLeaseAcrossACrashOfPromiscd) {
+    auto& h = ctl_bg({"hold", dev_});
+    ASSERT_NE(h.wait_for_output("Press Ctrl-C"), std::string::npos) << h.log();
+    auto before = leases_json();
+    ASSERT_EQ(before.size(), 1u);
+    const std::string id = std::to_string(before[0]["id"].get<std::uint64_t>());
+    daemon_->signal(SIGKILL);
+    daemon_->wait(10s);
+    daemon_.reset();
+    EXPECT_NE(h.wait_for_output("promiscd left the bus"), std::string::npos) << h.log();
+    start_daemon();
+    EXPECT_NE(h.wait_for_output("promiscd is back; lease " + id + " on " + dev_ + " is active."),
+              std::string::npos)
+        << h.log();
+    EXPECT_TRUE(h.running());
+    auto after = leases_json();
+    ASSERT_EQ(after.size(), 1u) << after;
+    EXPECT_EQ(std::to_string(after[0]["id"].get<std::uint64_t>()), id);
+    EXPECT_TRUE(promisc());
+    h.signal(SIGTERM);
+    EXPECT_EQ(h.wait(10s), 0) << h.log();
+    EXPECT_NE(h.log().find("Released lease " + id + " on " + dev_ + "."), std::string::npos)
+        << h.log();
+    EXPECT_TRUE(leases_json().empty());
+    EXPECT_FALSE(promisc());
+}
+
+// The same crash, but the daemon comes back without its state (a wiped
+// /run): the lease is gone, and promiscctl says so and fails.
+TEST_F(Ctl, HoldFailsWhenPromiscdComesBackWithoutItsLease) {
+    auto& h = ctl_bg({"hold", dev_});
+    ASSERT_NE(h.wait_for_output("Press Ctrl-C"), std::string::npos) << h.log();
+    const std::string id = std::to_string(leases_json()[0]["id"].get<std::uint64_t>());
+    daemon_->signal(SIGKILL);
+    daemon_->wait(10s);
+    daemon_.reset();
+    ASSERT_NE(h.wait_for_output("promiscd left the bus"), std::string::npos) << h.log();
+    for (const auto& entry : std::filesystem::directory_iterator(state_.path()))
+        if (entry.path().filename() != "promiscd.log")
+            std::filesystem::remove_all(entry.path());
+    start_daemon();
+    EXPECT_EQ(h.wait(10s), 1) << h.log();
+    EXPECT_NE(
+        h.log().find("lease " + id + " on " + dev_ + " did not survive the restart of promiscd"),
+        std::string::npos)
+        << h.log();
+}
+
 // ------------------------------------------------------------------ docs and
 // completion
 

@@ -139,6 +139,8 @@ struct Link {
     std::string origin;            // who set the admin bit: "none", "daemon", "admin"
     std::uint32_t leases = 0;      // leases held on it
     std::string policy;            // "enforce" or "yield"
+    // How often another agent changed the admin flag, when the daemon says.
+    std::optional<std::uint64_t> external_changes;
 };
 
 enum class LeaseState {
@@ -195,10 +197,13 @@ public:
     const std::string& interface() const noexcept;
     // As last seen: Client::process() takes in changes the daemon announced.
     LeaseState state() const noexcept;
+    // The whole record as last seen (state, expiry, owner, ...).
+    const LeaseInfo& info() const noexcept;
     bool held() const noexcept { return state() != LeaseState::Ended; }
     // Why it ended: "released", "expired", "owner-gone", "revoked",
-    // "daemon-shutdown", or "connection-lost" (the connection to promiscd
-    // closed without saying); empty while held.
+    // "daemon-shutdown", "connection-lost" (the connection to promiscd
+    // closed without saying), or "lost-in-restart" (promiscd came back
+    // without it, see Client::on_daemon()); empty while held.
     const std::string& end_reason() const noexcept;
     // For a revocation: who revoked it and their message, as the daemon
     // describes it ("uid 0 (pid 42, promiscctl): maintenance"); else empty.
@@ -238,6 +243,21 @@ struct CaptureOptions {
     std::uint32_t buffer_size = 0;
     // End after this many frames; 0: no limit.
     std::uint64_t count = 0;
+    // The stream's file format: "pcapng" (empty: the default) or "pcap"
+    // (tcpdump's classic format, for read() only: next() reads pcapng).
+    std::string format;
+};
+
+// A capture as the daemon describes it (Monitor events).
+struct CaptureInfo {
+    std::uint64_t id = 0;
+    std::string interface; // escaped
+    std::string filter;
+    std::string format;
+    // Counters, where the daemon publishes them (D-Bus).
+    std::uint64_t packets = 0;
+    std::uint64_t bytes = 0;
+    std::uint64_t drops = 0;
 };
 
 // One frame of a capture.
@@ -351,19 +371,28 @@ struct Event {
     Type type = Type::Unknown;
     // When the daemon said it (varlink) or the library received it (D-Bus).
     std::chrono::system_clock::time_point time{};
-    // Link*: the link after the change.
+    // Link*: the link after the change, and before it (LinkChanged).
     std::optional<Link> link;
-    // Lease*: the lease after the change (LeaseEnded: as it was).
+    std::optional<Link> previous_link;
+    // Lease*: the lease after the change (LeaseEnded: as it was), and
+    // before it (LeaseChanged).
     std::optional<LeaseInfo> lease;
-    // Capture*: its id.
-    std::uint64_t capture = 0;
-    // Capture*, FlagChanged, Conflict: the link's name (escaped).
+    std::optional<LeaseInfo> previous_lease;
+    // LinkChanged, LeaseChanged: what changed, by D-Bus property name
+    // ("AdminFlag", "Promiscuity", "State", "Expires", ...).
+    std::vector<std::string> changed;
+    // Capture*: the capture.
+    std::optional<CaptureInfo> capture;
+    // The link's name (escaped), whatever the type.
     std::string interface;
     // LeaseEnded, CaptureFinished: why ("released", "revoked", "stopped", ...).
     std::string reason;
     // LeaseEnded by a revocation: who and their message, as
-    // Lease::end_detail() gives it.
+    // Lease::end_detail() gives it, and the parts it is made of.
     std::string detail;
+    std::string revoked_by;
+    std::optional<std::uint32_t> revoked_by_uid;
+    std::string message;
     // FlagChanged: the flag after the change, and "promiscd" or "another agent".
     bool flag = false;
     std::string by;
@@ -389,6 +418,9 @@ public:
     const std::vector<Link>& links() const noexcept;
     const std::vector<LeaseInfo>& leases() const noexcept;
     void on_event(std::function<void(const Event&)> callback);
+    // Whether every change of a link's flag comes as FlagChanged (with who
+    // made it), so that a LinkChanged's AdminFlag needs no explaining.
+    bool reports_flag_changes() const noexcept;
 
     struct Impl;
 
@@ -459,6 +491,11 @@ public:
     // org.promiscd.capture). Throws as acquire(), and InvalidFilterError.
     Capture capture(const std::string& interface, const CaptureOptions& options = {});
 
+    // Ends a lease by id: this process's own (as Lease::release()), or,
+    // with org.promiscd.manage, anyone's (a revocation without a reason).
+    // Throws NoSuchLeaseError, NotOwnerError, AccessDeniedError, ...
+    void release(std::uint64_t lease_id);
+
     // Administration (polkit action org.promiscd.manage).
     //
     // Ends anyone's lease (its owner sees reason "revoked", and who and
@@ -474,6 +511,13 @@ public:
 
     // Follows what happens in promiscd from now on (see Monitor).
     Monitor monitor();
+
+    // D-Bus: called from process() with false when promiscd leaves the
+    // bus, and with true when it is back (it adopts the leases it had; those
+    // it did not keep end with reason "lost-in-restart" before the call).
+    // Over varlink a stopped daemon ends the connection instead: process()
+    // throws DaemonUnreachableError.
+    void on_daemon(std::function<void(bool running)> callback);
 
     // Takes in what the daemon has announced (lease changes and ends,
     // capture counters) and runs the callbacks, waiting up to timeout for

@@ -212,7 +212,7 @@ int monitor(const std::string& link) {
             id = std::to_string(e.lease->id);
             what = promisc::to_string(e.lease->state);
         } else if (e.capture) {
-            id = std::to_string(e.capture);
+            id = std::to_string(e.capture->id);
         }
         if (!e.reason.empty())
             what = e.reason;
