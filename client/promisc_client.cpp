@@ -298,19 +298,6 @@ void UniqueFd::reset(int fd) noexcept {
     fd_ = fd;
 }
 
-std::string describe(const LeaseEnd& end) {
-    if (end.reason.empty())
-        return "reason unknown";
-    std::string s = end.reason;
-    if (!end.revoked_by.empty())
-        s += " by " + end.revoked_by;
-    else if (end.revoked_by_uid)
-        s += " by uid " + std::to_string(*end.revoked_by_uid);
-    if (!end.message.empty())
-        s += ": " + end.message;
-    return s;
-}
-
 std::string lease_path(std::uint64_t id) {
     return kRootPath + "/lease/" + std::to_string(id);
 }

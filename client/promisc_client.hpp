@@ -80,9 +80,6 @@ struct LeaseEnd {
     std::string message; // the revoker's reason, may be empty
 };
 
-// "revoked by :1.7 (uid 0, pid 42, promiscctl): maintenance", or the
-// reason alone ("expired"; "reason unknown" when there is none).
-std::string describe(const LeaseEnd& end);
 
 struct CaptureInfo {
     std::string path;
