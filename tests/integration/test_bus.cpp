@@ -23,20 +23,7 @@ const std::string& manager = kManagerIface;
 const std::string& lease_iface = kLeaseIface;
 const std::string& err = kErrorPrefix;
 
-// pdallow may acquire and capture; pddeny may do nothing; anything else is
-// left to the .policy defaults (auth_admin: a challenge, no agent here).
-const std::string default_rules = R"js(
-polkit.addRule(function(action, subject) {
-    if (action.id.indexOf("org.promiscd.") != 0)
-        return polkit.Result.NOT_HANDLED;
-    if (subject.user == "pddeny")
-        return polkit.Result.NO;
-    if (subject.isInGroup("promisc") &&
-        (action.id == "org.promiscd.promisc.acquire" || action.id == "org.promiscd.capture"))
-        return polkit.Result.YES;
-    return polkit.Result.NOT_HANDLED;
-});
-)js";
+const std::string& default_rules = kPromiscGroupRules;
 
 class Bus : public DaemonTest {
 protected:

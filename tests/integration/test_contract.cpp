@@ -28,18 +28,7 @@ const std::string manager = std::string(PROMISCD_BUS_NAME) + ".Manager";
 const std::string lease_iface = std::string(PROMISCD_BUS_NAME) + ".Lease";
 const std::string clients = std::string(PROMISCD_SOURCE_ROOT) + "/tests/integration/clients/";
 
-const std::string rules = R"js(
-polkit.addRule(function(action, subject) {
-    if (action.id.indexOf("org.promiscd.") != 0)
-        return polkit.Result.NOT_HANDLED;
-    if (subject.user == "pddeny")
-        return polkit.Result.NO;
-    if (subject.isInGroup("promisc") &&
-        (action.id == "org.promiscd.promisc.acquire" || action.id == "org.promiscd.capture"))
-        return polkit.Result.YES;
-    return polkit.Result.NOT_HANDLED;
-});
-)js";
+const std::string& rules = kPromiscGroupRules;
 
 using As = std::function<std::vector<std::string>(std::vector<std::string>)>;
 As as(const TestUser& u) {
@@ -486,7 +475,7 @@ TEST_F(Contract, TheSameRequestGetsTheSameAnswerOnBothTransports) {
 }
 
 // Every method, as every kind of caller, on both transports: the matrix of
-// docs/SECURITY.md. polkit (this file's rules) allows pdallow acquire and
+// docs/SECURITY.md. polkit (kPromiscGroupRules) allows pdallow acquire and
 // capture and refuses pddeny everything; what the rules leave to the .policy
 // (auth_admin) needs a password, which a call that does not allow
 // interactive authorization is told. Root is never asked. Owners need no

@@ -35,21 +35,7 @@ namespace {
 const std::string kCtl = PROMISCD_CTL_BINARY;
 const std::string kSource = PROMISCD_SOURCE_ROOT;
 
-// pdallow (group promisc) may acquire and capture; pddeny may do nothing;
-// managing is left to the .policy default (auth_admin: a challenge that
-// nobody can answer here).
-const std::string kRules = R"js(
-polkit.addRule(function(action, subject) {
-    if (action.id.indexOf("org.promiscd.") != 0)
-        return polkit.Result.NOT_HANDLED;
-    if (subject.user == "pddeny")
-        return polkit.Result.NO;
-    if (subject.isInGroup("promisc") &&
-        (action.id == "org.promiscd.promisc.acquire" || action.id == "org.promiscd.capture"))
-        return polkit.Result.YES;
-    return polkit.Result.NOT_HANDLED;
-});
-)js";
+const std::string& kRules = kPromiscGroupRules;
 
 std::string shell_quote(const std::string& s) {
     std::string out = "'";

@@ -28,6 +28,22 @@ inline constexpr gid_t kPromiscGid = 64010;
 inline constexpr TestUser kAllowedUser{"pdallow", 64001, 64001, true};
 inline constexpr TestUser kDeniedUser{"pddeny", 64002, 64002, false};
 
+// The test rules most suites use: group promisc (pdallow) may acquire and
+// capture; pddeny may do nothing; anything else (managing) is left to the
+// .policy defaults (auth_admin: a challenge nobody can answer here).
+inline const std::string kPromiscGroupRules = R"js(
+polkit.addRule(function(action, subject) {
+    if (action.id.indexOf("org.promiscd.") != 0)
+        return polkit.Result.NOT_HANDLED;
+    if (subject.user == "pddeny")
+        return polkit.Result.NO;
+    if (subject.isInGroup("promisc") &&
+        (action.id == "org.promiscd.promisc.acquire" || action.id == "org.promiscd.capture"))
+        return polkit.Result.YES;
+    return polkit.Result.NOT_HANDLED;
+});
+)js";
+
 // argv that runs `argv` as `user` with setpriv: real and effective uid and
 // gid, and the supplementary groups the test /etc/group gives the user.
 std::vector<std::string> as_user(const TestUser& user, std::vector<std::string> argv);
