@@ -80,7 +80,6 @@ struct LeaseEnd {
     std::string message; // the revoker's reason, may be empty
 };
 
-
 struct CaptureInfo {
     std::string path;
     std::uint64_t id = 0;
