@@ -1039,7 +1039,11 @@ TEST_F(Hostile, SustainedLoadKeepsTheInvariantAndLeavesNothing) {
     std::this_thread::sleep_for(1s);
     const long rss_after = daemon_rss_kb();
     std::cout << "load: resident " << rss_before << " KiB before, " << rss_after << " KiB after\n";
-    EXPECT_LT(rss_after - rss_before, 3072)
+    // The allocator's working set after a run varies from 0.7 to 3.2 MiB
+    // above the baseline from run to run (a 90 s run ends 0.8 MiB above it:
+    // it does not grow with the work); a leak of 1 KiB per operation would
+    // be 8 MiB here.
+    EXPECT_LT(rss_after - rss_before, 6144)
         << "KiB more resident (before " << rss_before << " KiB)";
     ASSERT_TRUE(daemon_->running());
 }
