@@ -69,7 +69,7 @@ struct PROMISC_HIDDEN Lease::Impl {
     std::uint64_t id = 0;
     std::string interface;
     LeaseState state = LeaseState::Unknown;
-    // The record as last seen (Lease::info()); its state follows state.
+    // The record as last seen (Lease::info() gives it with state).
     LeaseInfo info;
     std::string end_reason;
     std::string end_detail;
@@ -79,8 +79,12 @@ struct PROMISC_HIDDEN Lease::Impl {
     void change(LeaseState to);
     // A new record from the daemon: kept, and its state taken in.
     void update(const LeaseInfo& now);
-    // The record, brought up to date where the transport keeps its own.
-    virtual const LeaseInfo& current() { return info; }
+    // The record, brought up to date where the transport keeps its own,
+    // with state.
+    virtual const LeaseInfo& current() {
+        info.state = state;
+        return info;
+    }
     void ended(std::string reason, std::string detail = {});
     void check_held(const char* what) const;
 

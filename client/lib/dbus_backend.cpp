@@ -120,8 +120,7 @@ public:
     const LeaseInfo& current() override {
         // The internal lease follows its object's properties (expiry too).
         info = public_lease(lease_->info());
-        info.state = state;
-        return info;
+        return Lease::Impl::current();
     }
     // After promiscd came back: false when it did not keep the lease.
     void readopt() {

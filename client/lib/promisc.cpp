@@ -407,7 +407,6 @@ void Lease::Impl::change(LeaseState to) {
         return;
     const LeaseState from = state;
     state = to;
-    info.state = to;
     if (callback) {
         // A copy: the callback may replace itself.
         auto cb = callback;
@@ -416,9 +415,7 @@ void Lease::Impl::change(LeaseState to) {
 }
 
 void Lease::Impl::update(const LeaseInfo& now) {
-    const LeaseState keep = state;
     info = now;
-    info.state = keep;
     change(now.state);
 }
 

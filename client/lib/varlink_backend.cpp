@@ -177,14 +177,14 @@ public:
         json p = {{"id", lease_id}};
         if (!reason.empty())
             p["reason"] = reason;
-        control(".Revoke", std::move(p));
+        authorized(".Revoke", std::move(p));
     }
 
     void set_policy(const std::string& interface, const std::string& policy) override {
-        control(".SetLinkPolicy", {{"interface", interface}, {"policy", policy}});
+        authorized(".SetLinkPolicy", {{"interface", interface}, {"policy", policy}});
     }
 
-    void release(std::uint64_t lease_id) override { control(".Release", {{"id", lease_id}}); }
+    void release(std::uint64_t lease_id) override { authorized(".Release", {{"id", lease_id}}); }
 
     // Over varlink a stopped daemon ends the connections: nothing to follow.
     void on_daemon(std::function<void(bool)>) override {}
@@ -230,10 +230,15 @@ public:
 private:
     // A call on the connection for plain calls. promiscd closes connections
     // that hold nothing after an idle time: connect again once if it did.
-    // Calls that may ask polkit say whether it may ask the person.
-    json control(const std::string& method, json parameters = json::object()) {
-        if (interactive_ && method != ".ListLinks" && method != ".ListLeases")
+    // A call that reads needs no authorization.
+    json control(const std::string& method) { return call(method, json::object()); }
+    // A call that polkit decides on: it says whether polkit may ask the person.
+    json authorized(const std::string& method, json parameters) {
+        if (interactive_)
             parameters["allowInteractiveAuthentication"] = true;
+        return call(method, std::move(parameters));
+    }
+    json call(const std::string& method, const json& parameters) {
         // (A connection that never answered was not closed for idling.)
         try {
             json reply = control_->call(kIface + method, parameters);

@@ -139,9 +139,13 @@ protected:
         args.insert(args.begin(), installed().program(name));
         return spawn(args, &user, installed().run_env(), true);
     }
-    std::vector<std::string> varlink(bool on) const {
-        return on ? std::vector<std::string>{"--varlink", varlink_socket()}
-                  : std::vector<std::string>{};
+    // The checker's arguments: --varlink SOCKET when on, then more.
+    std::vector<std::string> varlink(bool on, std::vector<std::string> more = {}) const {
+        std::vector<std::string> args;
+        if (on)
+            args = {"--varlink", varlink_socket()};
+        args.insert(args.end(), more.begin(), more.end());
+        return args;
     }
     // What follows prefix on the first whole line of p that is prefix alone
     // or starts with prefix + " " (waiting for it).
@@ -298,16 +302,11 @@ TEST_F(LibPromisc, CxxChangeCallbackSeesARevocation) {
 TEST_F(LibPromisc, CxxMonitorFollowsOthersLeases) {
     for (bool over_varlink : {false, true}) {
         SCOPED_TRACE(over_varlink ? "varlink" : "D-Bus");
-        auto with = [&](std::vector<std::string> more) {
-            auto args = varlink(over_varlink);
-            args.insert(args.end(), more.begin(), more.end());
-            return args;
-        };
-        Process& first = program("check", with({"raii", dev_}));
+        Process& first = program("check", varlink(over_varlink, {"raii", dev_}));
         const std::string id1 = line_of(first, "HELD").substr(0, line_of(first, "HELD").find(' '));
-        Process& mon = program("check", with({"monitor", dev_}), kDeniedUser);
+        Process& mon = program("check", varlink(over_varlink, {"monitor", dev_}), kDeniedUser);
         EXPECT_EQ(line_of(mon, "BEGAN"), "link=listed leases=1");
-        Process& second = program("check", with({"raii", dev_}));
+        Process& second = program("check", varlink(over_varlink, {"raii", dev_}));
         const std::string held2 = line_of(second, "HELD");
         const std::string id2 = held2.substr(0, held2.find(' '));
         EXPECT_EQ(line_of(mon, "EVENT lease-granted"), dev_ + " " + id2 + " active by=- | ");
@@ -339,15 +338,10 @@ TEST_F(LibPromisc, CxxMonitorFollowsOthersLeases) {
 TEST_F(LibPromisc, CxxAdministrationIsForThoseAllowedToManage) {
     for (bool over_varlink : {false, true}) {
         SCOPED_TRACE(over_varlink ? "varlink" : "D-Bus");
-        auto with = [&](std::vector<std::string> more) {
-            auto args = varlink(over_varlink);
-            args.insert(args.end(), more.begin(), more.end());
-            return args;
-        };
-        Process& holder = program("check", with({"watch", dev_}));
+        Process& holder = program("check", varlink(over_varlink, {"watch", dev_}));
         const std::string id = line_of(holder, "HELD");
 
-        Process& user = program("check", with({"admin", dev_, id}));
+        Process& user = program("check", varlink(over_varlink, {"admin", dev_, id}));
         EXPECT_EQ(user.wait(30s), 0) << user.log();
         for (const char* c : {"policy-yield", "revoke"}) {
             const std::string got = case_of(user, c);
@@ -361,7 +355,7 @@ TEST_F(LibPromisc, CxxAdministrationIsForThoseAllowedToManage) {
         ASSERT_EQ(leases().size(), 1u) << "refused: the lease is still held";
 
         std::vector<std::string> argv = {installed().program("check")};
-        for (auto& a : with({"admin", dev_, id}))
+        for (auto& a : varlink(over_varlink, {"admin", dev_, id}))
             argv.push_back(a);
         Process& root = spawn(argv, nullptr, installed().run_env(), true);
         EXPECT_EQ(root.wait(30s), 0) << root.log();
