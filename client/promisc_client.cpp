@@ -987,6 +987,8 @@ std::unique_ptr<Lease> Client::acquire(const std::string& interface, const Lease
         opts.emplace("reason", sdbus::Variant(options.reason));
     if (options.wait)
         opts.emplace("wait", sdbus::Variant(true));
+    if (!options.netns.empty())
+        opts.emplace("netns", sdbus::Variant(options.netns));
     std::string path =
         guarded([&] { return std::string(impl_->manager->AcquireLease(interface, opts)); });
 
@@ -1051,6 +1053,8 @@ std::unique_ptr<Capture> Client::open_capture(const std::string& interface,
         opts.emplace("buffer_size", sdbus::Variant(options.buffer_size));
     if (options.count)
         opts.emplace("count", sdbus::Variant(options.count));
+    if (!options.netns.empty())
+        opts.emplace("netns", sdbus::Variant(options.netns));
     auto [fd, path] = guarded([&] { return impl_->manager->OpenCapture(interface, opts); });
 
     auto state = std::make_shared<Capture::State>();

@@ -95,6 +95,7 @@ struct LeaseOptions {
     std::uint64_t ttl_sec = 0; // 0: no expiry
     std::string reason;
     bool wait = false; // a pending lease when the link is absent, instead of NoSuchInterface
+    std::string netns; // another network namespace: NAME, pid:N or /PATH; empty: promiscd's
 };
 
 struct CaptureOptions {
@@ -104,6 +105,7 @@ struct CaptureOptions {
     std::string format;            // "pcapng" (empty: the daemon's default), "pcap", "socket"
     std::uint32_t buffer_size = 0; // 0: the daemon's default
     std::uint64_t count = 0;       // 0: no limit
+    std::string netns;             // as for LeaseOptions
 };
 
 // What happened on the daemon's side, as a Watcher reports it.

@@ -15,6 +15,7 @@
 #include "config/config.hpp"
 #include "idle.hpp"
 #include "log.hpp"
+#include "net/netns.hpp"
 #include "ops/audit.hpp"
 #include "ops/operations.hpp"
 #include "service/capture_service.hpp"
@@ -124,6 +125,8 @@ struct Daemon::Impl {
     void connect_bus();
     void start_varlink();
     void recover();
+    // Crash recovery's part for other network namespaces: see recover().
+    std::vector<int> reopen_namespaces(state::Records& records);
     std::vector<StaticLease> wanted_static() const;
     void apply_static_leases();
     void reload();
@@ -179,6 +182,7 @@ Daemon::Daemon(DaemonOptions options) : impl_(std::make_unique<Impl>()) {
     d.changes->subscribe(d.audit.get());
     d.operations =
         std::make_unique<ops::Operations>(*d.leases, d.captures.get(), *d.authorizer, *d.audit);
+    d.operations->set_namespaces_enabled(d.config.namespaces_enabled);
     if (d.connection) {
         d.frontend = std::make_unique<bus::BusFrontend>(*d.connection, *d.credentials,
                                                         d.guard.get(), *d.operations);
@@ -302,6 +306,7 @@ void Daemon::Impl::recover() {
         log::error("cannot record lease state: " + why +
                    "; promiscd will refuse new leases until it can");
     state::Records records = store->load();
+    const std::vector<int> stale_ns_flags = reopen_namespaces(records);
     std::string bus_id;
     if (credentials) {
         try {
@@ -353,11 +358,76 @@ void Daemon::Impl::recover() {
             " leases adopted, " + std::to_string(plan.ended.size()) + " ended");
     try {
         store->begin(bus_id, leases->arbiter().next_id());
+        // A namespace's links have this run's indexes: their flags are
+        // recorded under those.
+        for (int idx : stale_ns_flags)
+            store->remove_flag(idx);
+        for (int idx : leases->arbiter().daemon_set_links())
+            if (auto v = leases->arbiter().link(idx); v && v->info.netns != 0)
+                store->save_flag(idx, v->info.name);
     } catch (const service::RecordError& e) {
         if (store->unusable().empty())
             log::error(std::string(e.what()) + "; promiscd will refuse new leases until it can");
     }
     store->prune(leases->arbiter());
+}
+
+std::vector<int> Daemon::Impl::reopen_namespaces(state::Records& records) {
+    // The namespaces of the earlier run's leases are opened again, by the
+    // name their clients gave, and only when that name still leads to the
+    // same namespace (its inode): their leases can then be adopted, and
+    // flags promiscd set in them cleared. A lease whose namespace is gone
+    // ended with it.
+    for (auto it = records.leases.begin(); it != records.leases.end();) {
+        const uint64_t inode = core::split_link(it->interface).netns;
+        if (inode == 0) {
+            ++it;
+            continue;
+        }
+        std::string why = "its network namespace is gone";
+        if (config.namespaces_enabled && !it->netns.empty()) {
+            try {
+                net::Netns ns = net::open_netns(it->netns);
+                if (ns.inode == inode) {
+                    leases->open_namespace(std::move(ns));
+                    ++it;
+                    continue;
+                }
+                why = core::quote(it->netns) + " is another network namespace now";
+            } catch (const std::exception& e) {
+                why = e.what();
+            }
+        } else if (!config.namespaces_enabled) {
+            why = "network namespaces are switched off (namespaces.enabled)";
+        }
+        log::audit(log::Level::Info, log::id::lease_ended,
+                   "lease " + std::to_string(it->id) + " on " + core::describe_link(it->interface) +
+                       " held by " + core::describe(it->owner) +
+                       " ended: netns-gone (while promiscd was not running: " + why + ")",
+                   {{"PROMISCD_LINK", core::display_name(it->interface)},
+                    {"PROMISCD_LEASE", std::to_string(it->id)},
+                    {"PROMISCD_OWNER", core::label(it->owner)},
+                    {"PROMISCD_OWNER_UID", std::to_string(it->owner.uid)},
+                    {"PROMISCD_REASON", "netns-gone"}});
+        records.next_id = std::max(records.next_id, it->id + 1);
+        it = records.leases.erase(it);
+    }
+    // Flags were recorded under the earlier run's indexes of those links.
+    std::vector<int> stale;
+    for (auto it = records.flags.begin(); it != records.flags.end();) {
+        if (core::split_link(it->second).netns == 0) {
+            ++it;
+            continue;
+        }
+        stale.push_back(it->first);
+        if (auto v = leases->arbiter().link_by_name(it->second)) {
+            it->first = v->info.ifindex;
+            ++it;
+        } else {
+            it = records.flags.erase(it); // gone with its namespace
+        }
+    }
+    return stale;
 }
 
 std::vector<StaticLease> Daemon::Impl::wanted_static() const {
@@ -398,6 +468,7 @@ void Daemon::Impl::reload() {
     authorizer->set_allowed_groups(resolve_groups(config.allowed_groups));
     authorizer->set_limits(config.authorization);
     captures->set_compiler_limits(config.filters);
+    operations->set_namespaces_enabled(config.namespaces_enabled);
     if (varlink_server)
         varlink_server->set_limits(varlink_limits(config));
     if (guard)

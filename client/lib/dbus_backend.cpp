@@ -249,6 +249,7 @@ std::unique_ptr<Lease::Impl> DbusBackend::acquire(const std::shared_ptr<Client::
     o.ttl_sec = static_cast<std::uint64_t>(options.ttl.count());
     o.reason = options.reason;
     o.wait = options.wait;
+    o.netns = options.netns;
     auto lease = client_.acquire(interface, o);
     auto out = std::make_unique<DbusLease>(self, *this, std::move(lease));
     if (out->interface.empty())
@@ -266,6 +267,7 @@ std::unique_ptr<Capture::Impl> DbusBackend::capture(const std::shared_ptr<Client
     o.format = options.format.empty() ? "pcapng" : options.format;
     o.buffer_size = options.buffer_size;
     o.count = options.count;
+    o.netns = options.netns;
     auto capture = client_.open_capture(interface, o);
     return std::make_unique<DbusCapture>(self, *this, std::move(capture), interface, options);
 }

@@ -136,6 +136,8 @@ public:
             p["reason"] = options.reason;
         if (options.wait)
             p["wait"] = true;
+        if (!options.netns.empty())
+            p["netns"] = options.netns;
         if (interactive_)
             p["allowInteractiveAuthentication"] = true;
         auto reply = conn->call(kIface + ".Acquire", p);
@@ -160,6 +162,8 @@ public:
             p["buffer_size"] = o.buffer_size;
         if (o.count)
             p["count"] = o.count;
+        if (!o.netns.empty())
+            p["netns"] = o.netns;
         if (interactive_)
             p["allowInteractiveAuthentication"] = true;
         auto reply = conn->request(kIface + ".OpenCapture", p);

@@ -234,6 +234,10 @@ int main(int argc, char** argv) {
         ->type_name("TEXT");
     hold_cmd->add_flag("--wait", hold_args.wait,
                        "If LINK does not exist, wait for it (a pending lease)");
+    const std::string netns_help =
+        "LINK is in another network namespace: NAME (ip netns), PID (that process's, e.g. "
+        "$(pidof …) of a container), or PATH to a namespace file";
+    hold_cmd->add_option("--netns", hold_args.netns, netns_help)->type_name("NETNS");
 
     auto* run_cmd =
         app.add_subcommand("run", "Hold a lease on LINK while CMD runs; exit with CMD's status");
@@ -243,6 +247,7 @@ int main(int argc, char** argv) {
         ->type_name("TEXT");
     run_cmd->add_flag("--wait", run_args.wait,
                       "If LINK does not exist, wait for it (a pending lease)");
+    run_cmd->add_option("--netns", run_args.netns, netns_help)->type_name("NETNS");
     run_cmd->add_option("CMD", run_args.command, "The command and its arguments, after --")
         ->required();
     run_cmd->prefix_command();
@@ -336,6 +341,7 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"pcapng", "pcap"}));
     capture_cmd->add_flag("-p,--no-promisc", no_promisc,
                           "Do not put LINK into promiscuous mode (hold no lease), as tcpdump -p");
+    capture_cmd->add_option("--netns", cap_args.netns, netns_help)->type_name("NETNS");
 
     auto* monitor_cmd = app.add_subcommand("monitor", "Print events as they happen");
 
@@ -370,6 +376,9 @@ int main(int argc, char** argv) {
     if (capture_cmd->parsed() && capture_cmd->count("--write"))
         cap_args.file = cap_file;
     cap_args.promisc = !no_promisc;
+    hold_args.netns = netns_spec(hold_args.netns);
+    run_args.netns = netns_spec(run_args.netns);
+    cap_args.netns = netns_spec(cap_args.netns);
     cap_args.buffer_size = cap_buffer_mib << 20;
 
     Context ctx(g);

@@ -115,6 +115,7 @@ int capture(Context& ctx, const CaptureArgs& args) {
     opts.format = args.format;
     opts.buffer_size = args.buffer_size;
     opts.count = args.count;
+    opts.netns = args.netns;
     {
         auto agent = ctx.polkit_agent();
         cap.emplace(client.capture(args.link, opts));

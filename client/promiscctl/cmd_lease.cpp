@@ -63,15 +63,23 @@ std::string explain_state(promisc::Client& t, const std::string& link, const std
 
 const std::string kLeaseIdHelp = "a lease id (a number, see 'promiscctl leases') or a lease path";
 
-promisc::LeaseOptions lease_options(std::uint64_t ttl, const std::string& reason, bool wait) {
+promisc::LeaseOptions lease_options(std::uint64_t ttl, const std::string& reason, bool wait,
+                                    const std::string& netns) {
     promisc::LeaseOptions o;
     o.ttl = std::chrono::seconds(ttl);
     o.reason = reason;
     o.wait = wait;
+    o.netns = netns;
     return o;
 }
 
 } // namespace
+
+std::string netns_spec(const std::string& arg) {
+    const bool pid = !arg.empty() && arg.size() <= 10 &&
+                     arg.find_first_not_of("0123456789") == std::string::npos;
+    return pid ? "pid:" + arg : arg;
+}
 
 std::uint64_t lease_id_of_arg(const std::string& arg) {
     bool number = !arg.empty() && arg.size() <= 19 &&
@@ -107,7 +115,7 @@ int hold(Context& ctx, const HoldArgs& args) {
 
     {
         auto agent = ctx.polkit_agent();
-        lease.emplace(client.acquire(args.link, lease_options(args.ttl, args.reason, args.wait)));
+        lease.emplace(client.acquire(args.link, lease_options(args.ttl, args.reason, args.wait, args.netns)));
     }
     if (!quiet) {
         const std::string state = promisc::to_string(lease->state());
@@ -184,7 +192,7 @@ int run(Context& ctx, const RunArgs& args) {
     {
         // Only for the request: the command gets the terminal to itself.
         auto agent = ctx.polkit_agent();
-        lease.emplace(client.acquire(args.link, lease_options(0, args.reason, args.wait)));
+        lease.emplace(client.acquire(args.link, lease_options(0, args.reason, args.wait, args.netns)));
     }
     // The command owns standard output; promiscctl speaks on standard error.
     lease->on_change([&](promisc::LeaseState from, promisc::LeaseState to) {

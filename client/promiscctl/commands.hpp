@@ -15,11 +15,16 @@ namespace promiscd::ctl {
 int status(Context& ctx, const std::vector<std::string>& links);
 int leases(Context& ctx);
 
+// --netns as the user wrote it (a name under /run/netns, a pid, or a path)
+// -> the form promiscd takes: a pid becomes "pid:N".
+std::string netns_spec(const std::string& arg);
+
 struct HoldArgs {
     std::string link;
     std::uint64_t ttl = 0;
     std::string reason;
     bool wait = false;
+    std::string netns; // as promiscd takes it; empty: promiscd's own
 };
 int hold(Context& ctx, const HoldArgs& args);
 
@@ -27,6 +32,7 @@ struct RunArgs {
     std::string link;
     std::string reason;
     bool wait = false;
+    std::string netns;
     std::vector<std::string> command;
 };
 int run(Context& ctx, const RunArgs& args);
@@ -47,6 +53,7 @@ struct CaptureArgs {
     std::uint32_t buffer_size = 0;   // bytes; 0: the daemon's default
     std::string format = "pcapng";
     bool promisc = true;
+    std::string netns;
 };
 // The capture's link and filter from tcpdump's conventions: -i LINK, or the
 // first word; then the filter as the remaining words, or -f FILTER (not

@@ -18,6 +18,8 @@ std::string action_id(Action action) {
         return prefix + ".capture.raw-socket";
     case Action::Manage:
         return prefix + ".manage";
+    case Action::Netns:
+        return prefix + ".netns";
     }
     return prefix + ".manage";
 }
@@ -32,6 +34,8 @@ std::string action_text(Action action) {
         return "receive raw packet sockets";
     case Action::Manage:
         return "manage other users' leases and link policies";
+    case Action::Netns:
+        return "use links of other network namespaces";
     }
     return "do this";
 }
@@ -100,7 +104,8 @@ uint64_t Authorizer::authorize(const Caller& caller, Action action,
         return 0;
     }
     if (!polkit_) {
-        if (in_allowed_group(caller))
+        // A group is a blanket grant on promiscd's own links only.
+        if (action != Action::Netns && in_allowed_group(caller))
             done(std::nullopt);
         else
             done(denial(caller, action,

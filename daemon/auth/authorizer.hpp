@@ -19,7 +19,9 @@
 
 namespace promiscd::auth {
 
-enum class Action { Acquire, Capture, CaptureRawSocket, Manage };
+// Netns: leases and captures in a network namespace other than promiscd's
+// (instead of Acquire/Capture; never granted by allowed_groups alone).
+enum class Action { Acquire, Capture, CaptureRawSocket, Manage, Netns };
 
 // "org.promiscd.promisc.acquire", ...
 std::string action_id(Action action);

@@ -85,14 +85,24 @@ int str(sd_bus_message* m, const std::string& v) {
 }
 
 // Link
+// A link of another namespace shows its own name and the kernel's index
+// there; NetNS and NetNSInode say which namespace.
 int l_name(sd_bus_message* m, const Obj::LinkObj& o) {
-    return str(m, display_name(o.v.info.name));
+    return str(m, display_name(split_link(o.v.info.name).name));
 }
 int l_bytes(sd_bus_message* m, const Obj::LinkObj& o) {
-    return sd_bus_message_append_array(m, 'y', o.v.info.name.data(), o.v.info.name.size());
+    const auto name = split_link(o.v.info.name).name;
+    return sd_bus_message_append_array(m, 'y', name.data(), name.size());
 }
 int l_index(sd_bus_message* m, const Obj::LinkObj& o) {
-    return sd_bus_message_append(m, "i", o.v.info.ifindex);
+    return sd_bus_message_append(m, "i",
+                                 o.v.info.netns ? o.v.info.netns_ifindex : o.v.info.ifindex);
+}
+int l_netns(sd_bus_message* m, const Obj::LinkObj& o) {
+    return str(m, o.netns);
+}
+int l_netns_inode(sd_bus_message* m, const Obj::LinkObj& o) {
+    return sd_bus_message_append(m, "t", o.v.info.netns);
 }
 int l_admin(sd_bus_message* m, const Obj::LinkObj& o) {
     return sd_bus_message_append(m, "b", int(o.v.info.admin_flag));
@@ -126,11 +136,19 @@ const Prop<Obj::LinkObj> link_props[] = {
     {"Leases", "u", l_leases},
     {"Policy", "s", l_policy},
     {"ExternalChanges", "t", l_external},
+    {"NetNS", "s", l_netns},
+    {"NetNSInode", "t", l_netns_inode},
 };
 
 // Lease
 int e_iface(sd_bus_message* m, const Obj::LeaseObj& o) {
-    return str(m, display_name(o.l.interface));
+    return str(m, display_name(split_link(o.l.interface).name));
+}
+int e_netns(sd_bus_message* m, const Obj::LeaseObj& o) {
+    return str(m, o.l.netns);
+}
+int e_netns_inode(sd_bus_message* m, const Obj::LeaseObj& o) {
+    return sd_bus_message_append(m, "t", split_link(o.l.interface).netns);
 }
 int e_state(sd_bus_message* m, const Obj::LeaseObj& o) {
     return str(m, std::string(to_string(o.l.state)));
@@ -156,7 +174,8 @@ int e_expires(sd_bus_message* m, const Obj::LeaseObj& o) {
 const Prop<Obj::LeaseObj> lease_props[] = {
     {"Interface", "s", e_iface},   {"State", "s", e_state},     {"Owner", "s", e_owner},
     {"Uid", "u", e_uid},           {"Pid", "u", e_pid},         {"Reason", "s", e_reason},
-    {"Acquired", "t", e_acquired}, {"Expires", "t", e_expires},
+    {"Acquired", "t", e_acquired}, {"Expires", "t", e_expires}, {"NetNS", "s", e_netns},
+    {"NetNSInode", "t", e_netns_inode},
 };
 
 // Capture: counters are read when asked, so a Get is never behind the signals.
@@ -167,7 +186,10 @@ capture::RelayCounters live(const Obj::CaptureObj& o) {
     return o.c.counters;
 }
 int c_iface(sd_bus_message* m, const Obj::CaptureObj& o) {
-    return str(m, display_name(o.c.interface));
+    return str(m, display_name(split_link(o.c.interface).name));
+}
+int c_netns_inode(sd_bus_message* m, const Obj::CaptureObj& o) {
+    return sd_bus_message_append(m, "t", o.c.netns);
 }
 int c_filter(sd_bus_message* m, const Obj::CaptureObj& o) {
     return str(m, o.c.filter);
@@ -187,6 +209,7 @@ int c_drops(sd_bus_message* m, const Obj::CaptureObj& o) {
 const Prop<Obj::CaptureObj> capture_props[] = {
     {"Interface", "s", c_iface}, {"Filter", "s", c_filter}, {"Format", "s", c_format},
     {"Packets", "t", c_packets}, {"Bytes", "t", c_bytes},   {"Drops", "t", c_drops},
+    {"NetNSInode", "t", c_netns_inode},
 };
 
 // name -> value entries of a{sv}, for the named properties (all when empty).
@@ -298,6 +321,8 @@ const sd_bus_vtable link_vtable[] = {
     SD_BUS_PROPERTY("Leases", "u", (get<L, l_leases>), 0, emits),
     SD_BUS_PROPERTY("Policy", "s", (get<L, l_policy>), 0, emits),
     SD_BUS_PROPERTY("ExternalChanges", "t", (get<L, l_external>), 0, emits),
+    SD_BUS_PROPERTY("NetNS", "s", (get<L, l_netns>), 0, constant),
+    SD_BUS_PROPERTY("NetNSInode", "t", (get<L, l_netns_inode>), 0, constant),
     SD_BUS_VTABLE_END};
 
 const sd_bus_vtable lease_vtable[] = {
@@ -310,6 +335,8 @@ const sd_bus_vtable lease_vtable[] = {
     SD_BUS_PROPERTY("Reason", "s", (get<E, e_reason>), 0, constant),
     SD_BUS_PROPERTY("Acquired", "t", (get<E, e_acquired>), 0, constant),
     SD_BUS_PROPERTY("Expires", "t", (get<E, e_expires>), 0, emits),
+    SD_BUS_PROPERTY("NetNS", "s", (get<E, e_netns>), 0, constant),
+    SD_BUS_PROPERTY("NetNSInode", "t", (get<E, e_netns_inode>), 0, constant),
     SD_BUS_METHOD("Release", "", "", lease_release, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("Renew", "t", SD_BUS_PARAM(ttl), "", , lease_renew,
                              SD_BUS_VTABLE_UNPRIVILEGED),
@@ -324,6 +351,7 @@ const sd_bus_vtable capture_vtable[] = {
     SD_BUS_PROPERTY("Packets", "t", (get<C, c_packets>), 0, emits),
     SD_BUS_PROPERTY("Bytes", "t", (get<C, c_bytes>), 0, emits),
     SD_BUS_PROPERTY("Drops", "t", (get<C, c_drops>), 0, emits),
+    SD_BUS_PROPERTY("NetNSInode", "t", (get<C, c_netns_inode>), 0, constant),
     SD_BUS_METHOD("Stop", "", "", capture_stop, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_SIGNAL_WITH_NAMES("Finished", "s", SD_BUS_PARAM(reason), 0),
     SD_BUS_VTABLE_END};
@@ -457,7 +485,11 @@ void BusObjects::apply(const service::Change& change) {
     if (const auto* a = std::get_if<LinkAdded>(&change)) {
         const int idx = a->link.info.ifindex;
         const bool fresh = !links_.count(idx);
-        links_[idx] = LinkObj{a->link};
+        std::string netns;
+        if (a->link.info.netns)
+            if (const auto* ns = service_.namespace_of(a->link.info.netns))
+                netns = ns->spec;
+        links_[idx] = LinkObj{a->link, std::move(netns)};
         if (fresh && announce_)
             sd_bus_emit_interfaces_added(bus_, link_path(idx).c_str(), link_iface.c_str(), nullptr);
     } else if (const auto* c = std::get_if<LinkChanged>(&change)) {
@@ -470,7 +502,7 @@ void BusObjects::apply(const service::Change& change) {
         const LinkView& b = it->second.v;
         const LinkView& v = c->link;
         std::vector<std::string> names;
-        if (v.info.name != b.info.name) {
+        if (split_link(v.info.name).name != split_link(b.info.name).name) {
             names.emplace_back("Name");
             names.emplace_back("NameBytes");
         }

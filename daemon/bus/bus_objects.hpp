@@ -43,6 +43,7 @@ public:
     // What each object serves (public for the vtables' callbacks).
     struct LinkObj {
         core::LinkView v;
+        std::string netns; // as the first client named its namespace; empty: promiscd's own
     };
     struct LeaseObj {
         core::Lease l;

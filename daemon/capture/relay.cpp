@@ -66,6 +66,8 @@ std::string_view to_string(FinishReason reason) {
         return "error";
     case FinishReason::DaemonShutdown:
         return "daemon-shutdown";
+    case FinishReason::NetnsGone:
+        return "netns-gone";
     }
     return "error";
 }

@@ -30,9 +30,10 @@ enum class FinishReason {
     OwnerGone,
     Error,
     DaemonShutdown,
+    NetnsGone,
 };
 // "stopped", "count-reached", "reader-closed", "link-removed", "owner-gone",
-// "error", "daemon-shutdown".
+// "error", "daemon-shutdown", "netns-gone" (the link's network namespace went).
 std::string_view to_string(FinishReason reason);
 
 struct RelayCounters {

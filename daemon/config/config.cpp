@@ -57,6 +57,14 @@ public:
                  std::to_string(max));
         out = static_cast<T>(n);
     }
+    void boolean(const std::string& key, bool& out) {
+        const json* v = get(key);
+        if (!v)
+            return;
+        if (!v->is_boolean())
+            fail("'" + key_path(key) + "' must be true or false");
+        out = v->get<bool>();
+    }
     void string(const std::string& key, std::string& out) {
         const json* v = get(key);
         if (!v)
@@ -123,6 +131,12 @@ Config parse(const std::string& text, const std::string& origin, std::vector<std
         r.number("leases_total", c.limits.leases_total, 1, big);
         r.number("captures_per_uid", c.limits.captures_per_uid, 0, 4096);
         r.number("captures_total", c.limits.captures_total, 0, 4096);
+        r.number("namespaces_total", c.limits.namespaces_total, 1, 1024);
+        r.finish();
+    }
+    if (const json* n = top.object("namespaces")) {
+        Reader r(*n, "namespaces", ctx);
+        r.boolean("enabled", c.namespaces_enabled);
         r.finish();
     }
     if (const json* q = top.object("conflict")) {

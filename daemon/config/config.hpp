@@ -30,6 +30,9 @@ struct Config {
     std::vector<std::string> allowed_groups; // may act without polkit when it is unreachable
     std::vector<StaticLease> static_leases;
     uint64_t idle_exit_seconds = 30; // 0: never
+    // Leases and captures on links of other network namespaces (option
+    // "netns"); off, the unit may drop CAP_SYS_ADMIN and CAP_SYS_PTRACE.
+    bool namespaces_enabled = true;
     size_t varlink_max_message_bytes = 64 * 1024;
     unsigned varlink_max_connections_per_uid = 16;
     unsigned varlink_max_connections = 256;

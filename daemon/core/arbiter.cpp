@@ -184,8 +184,10 @@ std::vector<Lease> Arbiter::leases() const {
 Policy Arbiter::policy_for(const std::string& name) const {
     if (auto it = policies_.find(name); it != policies_.end())
         return it->second;
+    // A namespace's links match by their own name.
+    const std::string bare(split_link(name).name);
     for (const auto& [pattern, policy] : patterns_)
-        if (::fnmatch(pattern.c_str(), name.c_str(), 0) == 0)
+        if (::fnmatch(pattern.c_str(), bare.c_str(), 0) == 0)
             return policy;
     return Policy::Enforce;
 }
@@ -289,7 +291,7 @@ void Arbiter::end_lease(LeaseIt it, EndReason reason, Commands& out,
 // ---------------------------------------------------------------- requests
 
 void Arbiter::check_acquire(const LeaseRequest& req) const {
-    validate_interface_name(req.interface);
+    validate_interface_name(split_link(req.interface).name);
     if (req.ttl)
         validate_ttl(*req.ttl, limits_);
     if (req.reason.size() > limits_.max_reason_length)
@@ -308,7 +310,7 @@ void Arbiter::check_acquire(const LeaseRequest& req) const {
                         " leases (limit " + std::to_string(limits_.leases_total) + ")");
     if (!rec_by_name(req.interface) && !req.wait)
         throw Error(ErrorCode::NoSuchInterface,
-                    "interface " + quote(req.interface) + " does not exist");
+                    "interface " + describe_link(req.interface) + " does not exist");
 }
 
 Lease Arbiter::preview(const LeaseRequest& req, Usec now) const {
@@ -320,6 +322,7 @@ Lease Arbiter::preview(const LeaseRequest& req, Usec now) const {
     lease.acquired = now;
     lease.expires = expiry(req.ttl, now);
     lease.capture = req.capture;
+    lease.netns = req.netns;
     return lease;
 }
 
@@ -399,11 +402,11 @@ Commands Arbiter::expire(Usec now) {
 }
 
 Commands Arbiter::set_policy(const std::string& interface, Policy policy, Usec /*now*/) {
-    validate_interface_name(interface);
+    validate_interface_name(split_link(interface).name);
     LinkRec* rec = rec_by_name(interface);
     if (!rec)
         throw Error(ErrorCode::NoSuchInterface,
-                    "interface " + quote(interface) + " does not exist");
+                    "interface " + describe_link(interface) + " does not exist");
     policies_[interface] = policy;
     Commands out;
     // Switching to enforce takes the link back from whoever overrode it.

@@ -51,6 +51,9 @@ struct LeaseRequest {
     std::string reason;
     bool wait = false;    // allow a pending lease on an absent link
     bool capture = false; // held by a capture (ends with it, and at a restart)
+    // The network namespace as the client named it (option "netns"); empty:
+    // promiscd's own. The operations layer opens it and qualifies interface.
+    std::string netns;
 };
 
 struct Lease {
@@ -62,6 +65,9 @@ struct Lease {
     Usec acquired = 0;
     std::optional<Usec> expires;
     bool capture = false;
+    // On a link of another network namespace (interface is qualified): the
+    // namespace as the client named it.
+    std::string netns;
     bool operator==(const Lease&) const = default;
 };
 
@@ -76,6 +82,10 @@ struct Limits {
     Usec conflict_window = 10 * usec_per_sec;
     Usec max_ttl = 366ULL * 24 * 3600 * usec_per_sec;
     size_t max_reason_length = 256;
+    // Network namespaces watched at once (each costs up to five files:
+    // the namespace, a pidfd, three netlink sockets; and its link table); a
+    // namespace is watched while leases or captures use it.
+    unsigned namespaces_total = 64;
     // Captures (capture::CaptureManager): each holds a packet socket, a kernel
     // ring of up to max_capture_buffer bytes and a pipe, so they are counted
     // apart from leases.

@@ -7,6 +7,10 @@
 
 namespace promiscd::core {
 
+// promiscd's own indexes for links of other namespaces start here; a kernel
+// hands out indexes from 1 up, one link creation at a time.
+inline constexpr int kFirstNamespaceIndex = 1 << 30;
+
 struct LinkInfo {
     int ifindex = 0;
     std::string name;
@@ -21,6 +25,13 @@ struct LinkInfo {
     uint32_t flags = 0;
     // ifi_type (ARPHRD_*): whether captures see Ethernet frames or cooked ones.
     uint16_t type = 1;
+    // Links of another network namespace (docs/DESIGN.md, "Other network
+    // namespaces"): the namespace's inode (0: promiscd's own) and the index
+    // the kernel gave the link there. Inside promiscd such a link is known by
+    // an index of its own (ifindex, from kFirstNamespaceIndex up, so it never
+    // meets a kernel's) and by its qualified name ("<inode>/<name>").
+    uint64_t netns = 0;
+    int netns_ifindex = 0;
 
     bool operator==(const LinkInfo&) const = default;
 };

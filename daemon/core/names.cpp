@@ -31,6 +31,8 @@ std::string_view to_string(EndReason r) {
         return "revoked";
     case EndReason::DaemonShutdown:
         return "daemon-shutdown";
+    case EndReason::NetnsGone:
+        return "netns-gone";
     }
     return "released";
 }
@@ -55,7 +57,7 @@ std::string_view to_string(Origin o) {
 
 std::optional<EndReason> parse_end_reason(std::string_view s) {
     for (auto r : {EndReason::Released, EndReason::Expired, EndReason::OwnerGone,
-                   EndReason::Revoked, EndReason::DaemonShutdown})
+                   EndReason::Revoked, EndReason::DaemonShutdown, EndReason::NetnsGone})
         if (to_string(r) == s)
             return r;
     return std::nullopt;
@@ -203,6 +205,34 @@ std::string parse_display_name(std::string_view d) {
         out += static_cast<char>(h * 16 + l);
         i += 3;
     }
+    return out;
+}
+
+std::string qualify(uint64_t netns, std::string_view name) {
+    if (netns == 0)
+        return std::string(name);
+    return std::to_string(netns) + '/' + std::string(name);
+}
+
+LinkName split_link(std::string_view qualified) {
+    const auto slash = qualified.find('/');
+    if (slash == std::string_view::npos || slash == 0)
+        return {0, qualified};
+    uint64_t ns = 0;
+    for (size_t i = 0; i < slash; ++i) {
+        const char c = qualified[i];
+        if (c < '0' || c > '9' || ns > (UINT64_MAX - 9) / 10)
+            return {0, qualified};
+        ns = ns * 10 + static_cast<uint64_t>(c - '0');
+    }
+    return {ns, qualified.substr(slash + 1)};
+}
+
+std::string describe_link(std::string_view qualified) {
+    const auto l = split_link(qualified);
+    std::string out = quote(l.name);
+    if (l.netns != 0)
+        out += " in network namespace " + std::to_string(l.netns);
     return out;
 }
 

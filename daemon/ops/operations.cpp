@@ -2,6 +2,9 @@
 
 #include "core/names.hpp"
 #include "log.hpp"
+#include "net/netns.hpp"
+
+#include <pwd.h>
 
 namespace promiscd::ops {
 
@@ -27,6 +30,26 @@ std::optional<Error> attempt(F&& f) {
         log::error(std::string("request failed: ") + e.what());
         return Error(ErrorCode::Failed, e.what());
     }
+}
+
+// What polkit is told about a request in another network namespace, so a
+// rule can allow a user the namespaces of their own containers only.
+std::map<std::string, std::string> netns_details(const net::Netns& ns,
+                                                 const std::string& interface,
+                                                 const char* operation) {
+    std::map<std::string, std::string> d{{"netns", ns.spec},
+                                         {"netns_inode", std::to_string(ns.inode)},
+                                         {"interface", core::display_name(interface)},
+                                         {"operation", operation}};
+    if (ns.owner_uid) {
+        d["netns_owner_uid"] = std::to_string(*ns.owner_uid);
+        passwd pw{};
+        passwd* found = nullptr;
+        char buf[1024];
+        if (::getpwuid_r(*ns.owner_uid, &pw, buf, sizeof buf, &found) == 0 && found)
+            d["netns_owner_user"] = found->pw_name;
+    }
+    return d;
 }
 
 } // namespace
@@ -118,6 +141,33 @@ void Operations::acquire(const Caller& caller, core::LeaseRequest request, Reply
         audit_.denied("acquire", caller, target, e);
         reply(e);
     };
+    std::shared_ptr<net::Netns> ns;
+    if (auto e = attempt([&] { ns = open_netns(request.netns, request.interface); }))
+        return refuse(*e);
+    if (ns) {
+        // Another namespace: its own action; its links are known only once
+        // promiscd watches it, which it does only for an authorized caller.
+        core::LeaseRequest cheap = request;
+        cheap.wait = true;
+        if (auto e = attempt([&] { leases_.arbiter().check_acquire(cheap); }))
+            return refuse(*e);
+        auto details = netns_details(*ns, request.interface, "acquire");
+        authorized(
+            caller, auth::Action::Netns, std::move(details),
+            [this, request, ns, reply, refuse]() mutable {
+                LeaseId id = 0;
+                if (auto e = attempt([&] {
+                        const uint64_t inode = leases_.open_namespace(reopen(*ns));
+                        request.interface = core::qualify(inode, request.interface);
+                        leases_.arbiter().check_acquire(request);
+                        id = leases_.acquire(request);
+                    }))
+                    return refuse(*e);
+                reply(id);
+            },
+            refuse);
+        return;
+    }
     // What can be known without polkit fails before polkit is bothered.
     if (auto e = attempt([&] { leases_.arbiter().check_acquire(request); }))
         return refuse(*e);
@@ -252,15 +302,40 @@ void Operations::open_capture(const Caller& caller, service::CaptureRequest requ
     };
     if (!captures_)
         return refuse(Error(ErrorCode::Failed, "capture is not available in this daemon"));
+    std::shared_ptr<net::Netns> ns;
     if (auto e = attempt([&] {
             captures_->validate(request);
             captures_->check_quota(caller.uid, request);
-            if (request.interface != service::kAnyInterface &&
-                !leases_.arbiter().link_by_name(request.interface))
-                throw Error(ErrorCode::NoSuchInterface,
-                            "interface " + core::quote(request.interface) + " does not exist");
+            ns = open_netns(request.netns, request.interface);
         }))
         return refuse(*e);
+    if (ns) {
+        auto details = netns_details(*ns, request.interface, "capture");
+        details["format"] = std::string(service::to_string(request.format));
+        authorized(
+            caller, auth::Action::Netns, std::move(details),
+            [this, caller, request, ns, reply, refuse]() mutable {
+                if (auto e = attempt([&] {
+                        request.netns_inode = leases_.open_namespace(reopen(*ns));
+                        if (request.interface != service::kAnyInterface) {
+                            request.interface =
+                                core::qualify(request.netns_inode, request.interface);
+                            if (!leases_.arbiter().link_by_name(request.interface))
+                                throw Error(ErrorCode::NoSuchInterface,
+                                            "interface " + core::describe_link(request.interface) +
+                                                " does not exist");
+                        }
+                    }))
+                    return refuse(*e);
+                start_capture(caller, std::move(request), reply, refuse);
+            },
+            refuse);
+        return;
+    }
+    if (request.interface != service::kAnyInterface &&
+        !leases_.arbiter().link_by_name(request.interface))
+        return refuse(Error(ErrorCode::NoSuchInterface,
+                            "interface " + core::quote(request.interface) + " does not exist"));
     // The raw socket can send frames: its own, stronger action. Either
     // action implies the lease that "promisc" takes.
     const auto action = request.format == service::CaptureFormat::Socket
@@ -270,23 +345,54 @@ void Operations::open_capture(const Caller& caller, service::CaptureRequest requ
         caller, action,
         {{"interface", core::display_name(request.interface)},
          {"format", std::string(service::to_string(request.format))}},
-        [this, caller, request, reply, refuse] {
-            auto p = track(caller);
-            uint64_t ticket = captures_->open(
-                request, caller.owner(),
-                [this, p, reply, refuse](std::variant<service::OpenedCapture, Error> r) {
-                    if (p->gone)
-                        return; // the caller left meanwhile; nothing was opened for it
-                    untrack(p);
-                    p->gone = true;
-                    if (auto* e = std::get_if<Error>(&r))
-                        return refuse(*e);
-                    reply(std::move(std::get<service::OpenedCapture>(r)));
-                });
-            if (!p->gone)
-                p->open = ticket;
-        },
+        [this, caller, request, reply, refuse] { start_capture(caller, request, reply, refuse); },
         refuse);
+}
+
+void Operations::start_capture(const Caller& caller, service::CaptureRequest request,
+                               Reply<service::OpenedCapture> reply,
+                               std::function<void(const Error&)> refuse) {
+    auto p = track(caller);
+    uint64_t ticket = captures_->open(
+        request, caller.owner(),
+        [this, p, reply, refuse](std::variant<service::OpenedCapture, Error> r) {
+            if (p->gone)
+                return; // the caller left meanwhile; nothing was opened for it
+            untrack(p);
+            p->gone = true;
+            if (auto* e = std::get_if<Error>(&r))
+                return refuse(*e);
+            reply(std::move(std::get<service::OpenedCapture>(r)));
+        });
+    if (!p->gone)
+        p->open = ticket;
+}
+
+std::shared_ptr<net::Netns> Operations::open_netns(const std::string& spec,
+                                                   const std::string& interface) const {
+    if (spec.empty())
+        return nullptr;
+    if (!namespaces_enabled_)
+        throw Error(ErrorCode::Failed, "links of other network namespaces are switched off in "
+                                       "promiscd's configuration (namespaces.enabled)");
+    if (interface != service::kAnyInterface)
+        core::validate_interface_name(interface);
+    auto ns = std::make_shared<net::Netns>(net::open_netns(spec));
+    if (ns->inode == leases_.own_namespace())
+        return nullptr; // promiscd's own: as if none had been named
+    // Not held open while polkit thinks: hundreds of checks may wait, and
+    // each would keep two files open. reopen() finds it again.
+    ns->fd.reset();
+    ns->pidfd.reset();
+    return ns;
+}
+
+net::Netns Operations::reopen(const net::Netns& named) {
+    net::Netns ns = net::open_netns(named.spec);
+    if (ns.inode != named.inode || ns.dev != named.dev)
+        throw Error(ErrorCode::Failed, "network namespace " + core::quote(named.spec) +
+                                           " is another one than when it was authorized");
+    return ns;
 }
 
 void Operations::stop_capture(const Caller& caller, service::CaptureId id, Reply<Unit> reply) {

@@ -11,6 +11,7 @@
 #include "ops/audit.hpp"
 #include "ops/caller.hpp"
 #include "service/capture_service.hpp"
+#include "net/netns.hpp"
 #include "service/lease_service.hpp"
 
 #include <functional>
@@ -60,6 +61,8 @@ public:
     void cancel_pending(const std::string& transport, const std::string& id);
 
     size_t pending() const { return pending_.size(); }
+    // Option "netns" refused (Failed) when false: config namespaces.enabled.
+    void set_namespaces_enabled(bool enabled) { namespaces_enabled_ = enabled; }
     service::LeaseService& leases() { return leases_; }
     service::CaptureService* captures() { return captures_; }
 
@@ -79,12 +82,23 @@ private:
                     std::map<std::string, std::string> details, std::function<void()> proceed,
                     std::function<void(const core::Error&)> refused);
     core::Revocation revocation_by(const Caller& caller, std::string message) const;
+    void start_capture(const Caller& caller, service::CaptureRequest request,
+                       Reply<service::OpenedCapture> reply,
+                       std::function<void(const core::Error&)> refuse);
+    // The namespace a request names, open; nullptr for none or promiscd's
+    // own. Throws core::Error.
+    std::shared_ptr<net::Netns> open_netns(const std::string& spec,
+                                           const std::string& interface) const;
+    // The namespace open_netns() found, opened again (after authorization);
+    // throws core::Error(Failed) when the name now leads elsewhere.
+    static net::Netns reopen(const net::Netns& named);
 
     service::LeaseService& leases_;
     service::CaptureService* captures_;
     auth::Authorizer& authorizer_;
     Audit& audit_;
     std::multimap<std::string, PendingPtr> pending_; // by caller key
+    bool namespaces_enabled_ = true;
 };
 
 } // namespace promiscd::ops

@@ -118,9 +118,13 @@ core::Policy decode_policy(const std::string& policy) {
 core::LeaseRequest decode_acquire(const std::string& interface, const Options& options) {
     core::LeaseRequest req;
     req.interface = decode_interface(interface);
-    check(options, {{"ttl", Want::Unsigned}, {"reason", Want::String}, {"wait", Want::Bool}});
+    check(options, {{"ttl", Want::Unsigned},
+                    {"reason", Want::String},
+                    {"wait", Want::Bool},
+                    {"netns", Want::String}});
     if (auto ttl = number(options, "ttl"))
         req.ttl = decode_ttl(*ttl);
+    req.netns = text(options, "netns").value_or("");
     req.reason = text(options, "reason").value_or("");
     req.wait = flag(options, "wait").value_or(false);
     return req;
@@ -135,7 +139,9 @@ service::CaptureRequest decode_capture(const std::string& interface, const Optio
                     {"promisc", Want::Bool},
                     {"format", Want::String},
                     {"buffer_size", Want::Unsigned},
-                    {"count", Want::Unsigned}});
+                    {"count", Want::Unsigned},
+                    {"netns", Want::String}});
+    req.netns = text(options, "netns").value_or("");
     req.filter = text(options, "filter").value_or("");
     if (auto snaplen = number(options, "snaplen"))
         // Out of range (including past 32 bits) is reported by validate().

@@ -116,10 +116,32 @@ CaptureService::CaptureService(LeaseService& leases, Options options)
     exit_.reset(s);
     sd_event_source_set_description(s, "capture-shutdown");
     leases_.changes().subscribe(this);
+    leases_.on_namespace_gone = [this](std::uint64_t inode) { namespace_gone(inode); };
+}
+
+void CaptureService::namespace_gone(std::uint64_t inode) {
+    std::vector<std::uint64_t> tickets;
+    for (const auto& [t, p] : opening_)
+        if (p.request.netns_inode == inode)
+            tickets.push_back(t);
+    for (auto t : tickets) {
+        Opened done = std::move(opening_.at(t).done);
+        const std::string spec = opening_.at(t).request.netns;
+        cancel_open(t);
+        done(Error(ErrorCode::NoSuchInterface,
+                   "network namespace " + quote(spec) + " went away while the capture was opening"));
+    }
+    std::vector<CaptureId> ids;
+    for (const auto& [id, c] : captures_)
+        if (c.info.netns == inode)
+            ids.push_back(id);
+    for (CaptureId id : ids)
+        stop(id, FinishReason::NetnsGone);
 }
 
 CaptureService::~CaptureService() {
     leases_.changes().unsubscribe(this);
+    leases_.on_namespace_gone = nullptr;
     for (auto& [t, p] : opening_)
         compiler_.cancel(p.compile_ticket);
     opening_.clear();
@@ -129,7 +151,7 @@ CaptureService::~CaptureService() {
 
 void CaptureService::validate(const CaptureRequest& r) const {
     if (r.interface != kAnyInterface)
-        core::validate_interface_name(r.interface);
+        core::validate_interface_name(core::split_link(r.interface).name);
     if (r.snaplen == 0 || r.snaplen > kMaxSnaplen)
         throw Error(ErrorCode::InvalidArgument, "option 'snaplen' is " + std::to_string(r.snaplen) +
                                                     "; it must be between 1 and " +
@@ -199,12 +221,14 @@ std::uint64_t CaptureService::open(const CaptureRequest& request, const core::Ow
             auto link = leases_.arbiter().link_by_name(request.interface);
             if (!link)
                 throw Error(ErrorCode::NoSuchInterface,
-                            "interface " + quote(request.interface) + " does not exist");
+                            "interface " + core::describe_link(request.interface) + " does not exist");
             cooked = needs_cooked(link->info.type);
         }
         ticket = next_ticket_++;
         PendingOpen p{request, owner, std::move(done), 0, memory_of(request)};
         memory_ += p.memory;
+        // Its namespace stays watched until the capture ends.
+        leases_.hold_namespace(request.netns_inode);
         opening_.emplace(ticket, std::move(p));
     } catch (const Error& e) {
         done(e);
@@ -227,6 +251,7 @@ void CaptureService::cancel_open(std::uint64_t ticket) {
         return;
     compiler_.cancel(it->second.compile_ticket);
     memory_ -= it->second.memory;
+    leases_.drop_namespace(it->second.request.netns_inode);
     opening_.erase(it);
 }
 
@@ -238,6 +263,7 @@ void CaptureService::compiled(std::uint64_t ticket, capture::FilterCompiler::Res
     opening_.erase(it);
     memory_ -= p.memory;
     if (auto* fe = std::get_if<FilterError>(&result)) {
+        leases_.drop_namespace(p.request.netns_inode);
         p.done(Error(ErrorCode::InvalidFilter, fe->what()));
         return;
     }
@@ -251,11 +277,12 @@ void CaptureService::compiled(std::uint64_t ticket, capture::FilterCompiler::Res
             auto link = leases_.arbiter().link_by_name(p.request.interface);
             if (!link)
                 throw Error(ErrorCode::NoSuchInterface,
-                            "interface " + quote(p.request.interface) + " does not exist");
+                            "interface " + core::describe_link(p.request.interface) + " does not exist");
             cooked = needs_cooked(link->info.type);
         }
         out = open_now(p.request, p.owner, program, cooked, p.memory);
     } catch (const Error& e) {
+        leases_.drop_namespace(p.request.netns_inode);
         out = e;
     }
     p.done(std::move(out));
@@ -264,9 +291,13 @@ void CaptureService::compiled(std::uint64_t ticket, capture::FilterCompiler::Res
 OpenedCapture CaptureService::open_now(const CaptureRequest& request, const core::Owner& owner,
                                        const BpfProgram& program, bool cooked, std::size_t memory) {
     const bool any = request.interface == kAnyInterface;
-    int ifindex = 0;
-    if (!any)
-        ifindex = leases_.arbiter().link_by_name(request.interface)->info.ifindex;
+    int ifindex = 0;        // promiscd's index
+    int kernel_index = 0;   // the kernel's, in the link's namespace
+    if (!any) {
+        const auto link = leases_.arbiter().link_by_name(request.interface);
+        ifindex = link->info.ifindex;
+        kernel_index = link->info.netns != 0 ? link->info.netns_ifindex : ifindex;
+    }
 
     const CaptureId id = next_id_++;
     UniqueFd client;
@@ -274,17 +305,20 @@ OpenedCapture CaptureService::open_now(const CaptureRequest& request, const core
     UniqueFd pipe_write;
     try {
         if (request.format == CaptureFormat::Socket) {
-            client = open_client_socket(ifindex, cooked, program);
+            // A packet socket sees the namespace it was made in.
+            leases_.run_in_namespace(request.netns_inode, [&] {
+                client = open_client_socket(kernel_index, cooked, program);
+            });
         } else {
             capture::PacketSocketOptions o;
-            o.ifindex = ifindex;
+            o.ifindex = kernel_index;
             o.filter = request.filter;
             o.snaplen = request.snaplen;
             o.buffer_size = request.buffer_size.value_or(kDefaultCaptureBuffer);
             o.cooked = cooked;
             o.program = program;
             o.program_cooked = cooked;
-            socket.emplace(o);
+            leases_.run_in_namespace(request.netns_inode, [&] { socket.emplace(o); });
             Pipe p = open_pipe(options_.pipe_size);
             client = std::move(p.read);
             pipe_write = std::move(p.write);
@@ -296,7 +330,7 @@ OpenedCapture CaptureService::open_now(const CaptureRequest& request, const core
     } catch (const std::system_error& e) {
         if (no_such_device(e))
             throw Error(ErrorCode::NoSuchInterface,
-                        "interface " + quote(request.interface) + " does not exist");
+                        "interface " + core::describe_link(request.interface) + " does not exist");
         throw Error(ErrorCode::Failed,
                     "cannot capture on " + quote(request.interface) + ": " + e.what());
     }
@@ -305,6 +339,7 @@ OpenedCapture CaptureService::open_now(const CaptureRequest& request, const core
     c.info.id = id;
     c.info.interface = request.interface;
     c.info.ifindex = ifindex;
+    c.info.netns = request.netns_inode;
     c.info.filter = request.filter;
     c.info.format = request.format;
     c.info.owner = owner;
@@ -359,6 +394,8 @@ void CaptureService::release_lease(Capture& c, FinishReason why) {
         reason = core::EndReason::OwnerGone;
     else if (why == FinishReason::DaemonShutdown)
         reason = core::EndReason::DaemonShutdown;
+    else if (why == FinishReason::NetnsGone)
+        reason = core::EndReason::NetnsGone;
     try {
         leases_.release(lease, reason);
     } catch (const Error& e) {
@@ -390,6 +427,7 @@ void CaptureService::finished(CaptureId id, FinishReason reason) {
     captures_.erase(it);
     memory_ -= c.memory;
     release_lease(c, reason);
+    leases_.drop_namespace(c.info.netns);
     if (c.relay) {
         c.info.counters = c.relay->counters();
         doomed_.push_back(std::move(c.relay));

@@ -45,6 +45,11 @@ struct CaptureRequest {
     CaptureFormat format = CaptureFormat::Pcapng;
     std::optional<std::uint64_t> buffer_size{}; // ring bytes; nullopt: the default
     std::uint64_t count = 0;                    // end after this many frames; 0: no limit
+    // The network namespace as the client named it (empty: promiscd's own),
+    // and its inode once the operations layer opened it (interface is then
+    // qualified, core::qualify).
+    std::string netns{};
+    std::uint64_t netns_inode = 0;
 };
 
 struct OpenedCapture {
@@ -126,6 +131,8 @@ private:
     };
 
     void compiled(std::uint64_t ticket, capture::FilterCompiler::Result result);
+    // Captures in the namespace finish (netns-gone); opens in it fail.
+    void namespace_gone(std::uint64_t inode);
     OpenedCapture open_now(const CaptureRequest& request, const core::Owner& owner,
                            const capture::BpfProgram& program, bool cooked, std::size_t memory);
     void finished(CaptureId id, capture::FinishReason reason);

@@ -308,6 +308,8 @@ std::string RecordStore::lease_to_text(const core::Lease& l) {
         .field("reason", l.reason)
         .field("acquired", uint64_t{l.acquired})
         .field("capture", l.capture);
+    if (!l.netns.empty())
+        t.field("netns", l.netns);
     if (l.expires)
         t.field("expires", uint64_t{*l.expires});
     return t.finish(true);
@@ -319,7 +321,8 @@ core::Lease RecordStore::lease_from_text(const std::string& text) {
     l.id = field<uint64_t>(j, "id", "a lease");
     try {
         l.interface = core::parse_display_name(field<std::string>(j, "interface", "a lease"));
-        core::validate_interface_name(l.interface);
+        // A namespace's link: "<inode>/<name>" (core::qualify).
+        core::validate_interface_name(core::split_link(l.interface).name);
     } catch (const core::Error& e) {
         throw RecordError(e.what());
     }
@@ -332,6 +335,8 @@ core::Lease RecordStore::lease_from_text(const std::string& text) {
     l.reason = field<std::string>(j, "reason", "a lease");
     l.acquired = field<uint64_t>(j, "acquired", "a lease");
     l.capture = field<bool>(j, "capture", "a lease");
+    if (j.contains("netns"))
+        l.netns = field<std::string>(j, "netns", "a lease");
     if (j.contains("expires"))
         l.expires = field<uint64_t>(j, "expires", "a lease");
     if (l.id == 0)

@@ -87,9 +87,25 @@ std::string PromiscVarlink::internal_error() const {
     return iface + ".Failed";
 }
 
+namespace {
+
+// The link's own name; the namespace apart ("netns_inode") when it is not
+// promiscd's own.
+std::string own_name(const std::string& qualified) {
+    return display_name(split_link(qualified).name);
+}
+
+json with_netns(json j, const std::string& qualified) {
+    if (const uint64_t ns = split_link(qualified).netns; ns != 0)
+        j["netns_inode"] = ns;
+    return j;
+}
+
+} // namespace
+
 json PromiscVarlink::lease_json(const Lease& l) const {
-    return {{"id", l.id},
-            {"interface", display_name(l.interface)},
+    json j = {{"id", l.id},
+            {"interface", own_name(l.interface)},
             {"state", std::string(to_string(l.state))},
             {"owner", label(l.owner)},
             {"uid", l.owner.uid},
@@ -98,11 +114,15 @@ json PromiscVarlink::lease_json(const Lease& l) const {
             {"reason", l.reason},
             {"acquired", leases_.realtime(l.acquired)},
             {"expires", l.expires ? json(leases_.realtime(*l.expires)) : json(nullptr)}};
+    if (!l.netns.empty())
+        j["netns"] = l.netns;
+    return with_netns(std::move(j), l.interface);
 }
 
 json PromiscVarlink::link_json(const LinkView& v) const {
-    json j = {{"name", display_name(v.info.name)},
-              {"index", v.info.ifindex},
+    const std::string_view name = split_link(v.info.name).name;
+    json j = {{"name", display_name(name)},
+              {"index", v.info.netns ? v.info.netns_ifindex : v.info.ifindex},
               {"admin_flag", v.info.admin_flag},
               {"promiscuity", v.info.promiscuity},
               {"promiscuous", v.info.promiscuity > 0},
@@ -110,11 +130,16 @@ json PromiscVarlink::link_json(const LinkView& v) const {
               {"leases", v.leases},
               {"policy", std::string(to_string(v.policy))},
               {"external_changes", v.external_changes}};
-    if (!valid_utf8(v.info.name)) {
+    if (!valid_utf8(name)) {
         json bytes = json::array();
-        for (unsigned char ch : v.info.name)
+        for (unsigned char ch : name)
             bytes.push_back(ch);
         j["name_bytes"] = std::move(bytes);
+    }
+    if (v.info.netns) {
+        j["netns_inode"] = v.info.netns;
+        if (const auto* ns = leases_.namespace_of(v.info.netns))
+            j["netns"] = ns->spec;
     }
     return j;
 }
@@ -281,16 +306,18 @@ void PromiscVarlink::on_change(const service::Change& change) {
     }
     try {
         if (const auto* a = std::get_if<LeaseAdded>(&change)) {
-            broadcast({{"type", "lease-granted"},
-                       {"interface", display_name(a->lease.interface)},
-                       {"lease", lease_json(a->lease)}});
+            broadcast(with_netns({{"type", "lease-granted"},
+                                  {"interface", own_name(a->lease.interface)},
+                                  {"lease", lease_json(a->lease)}},
+                                 a->lease.interface));
         } else if (const auto* lc = std::get_if<LeaseChanged>(&change)) {
             if (auto it = watchers_.find(lc->lease.id); it != watchers_.end())
                 if (auto conn = it->second.lock(); conn && conn->open())
                     conn->reply({{"lease", lease_json(lc->lease)}}, true);
-            broadcast({{"type", lc->from ? "lease-state" : "lease-renewed"},
-                       {"interface", display_name(lc->lease.interface)},
-                       {"lease", lease_json(lc->lease)}});
+            broadcast(with_netns({{"type", lc->from ? "lease-state" : "lease-renewed"},
+                                  {"interface", own_name(lc->lease.interface)},
+                                  {"lease", lease_json(lc->lease)}},
+                                 lc->lease.interface));
         } else if (const auto* e = std::get_if<service::LeaseEnded>(&change)) {
             json end = {{"ended", std::string(to_string(e->reason))}};
             if (e->revocation) {
@@ -306,32 +333,36 @@ void PromiscVarlink::on_change(const service::Change& change) {
                 }
                 watchers_.erase(it);
             }
-            json ev = {{"type", "lease-ended"},
-                       {"interface", display_name(e->lease.interface)},
-                       {"lease", lease_json(e->lease)},
-                       {"reason", end["ended"]}};
+            json ev = with_netns({{"type", "lease-ended"},
+                                  {"interface", own_name(e->lease.interface)},
+                                  {"lease", lease_json(e->lease)},
+                                  {"reason", end["ended"]}},
+                                 e->lease.interface);
             for (const char* k : {"revoked_by", "revoked_by_uid", "message"})
                 if (end.contains(k))
                     ev[k] = end[k];
             broadcast(std::move(ev));
         } else if (const auto* f = std::get_if<FlagChanged>(&change)) {
-            broadcast({{"type", "flag"},
-                       {"interface", display_name(f->name)},
-                       {"flag", f->on},
-                       {"by", f->by_daemon ? "promiscd" : "another agent"}});
+            broadcast(with_netns({{"type", "flag"},
+                                  {"interface", own_name(f->name)},
+                                  {"flag", f->on},
+                                  {"by", f->by_daemon ? "promiscd" : "another agent"}},
+                                 f->name));
         } else if (const auto* k = std::get_if<Conflict>(&change)) {
-            broadcast({{"type", "conflict"},
-                       {"interface", display_name(k->name)},
-                       {"clears", k->clears}});
+            broadcast(with_netns(
+                {{"type", "conflict"}, {"interface", own_name(k->name)}, {"clears", k->clears}},
+                k->name));
         } else if (const auto* cs = std::get_if<CaptureStarted>(&change)) {
-            broadcast({{"type", "capture-started"},
-                       {"interface", display_name(cs->capture.interface)},
-                       {"capture", cs->capture.id}});
+            broadcast(with_netns({{"type", "capture-started"},
+                                  {"interface", own_name(cs->capture.interface)},
+                                  {"capture", cs->capture.id}},
+                                 cs->capture.interface));
         } else if (const auto* cf = std::get_if<CaptureFinished>(&change)) {
-            broadcast({{"type", "capture-finished"},
-                       {"interface", display_name(cf->capture.interface)},
-                       {"capture", cf->capture.id},
-                       {"reason", std::string(capture::to_string(cf->reason))}});
+            broadcast(with_netns({{"type", "capture-finished"},
+                                  {"interface", own_name(cf->capture.interface)},
+                                  {"capture", cf->capture.id},
+                                  {"reason", std::string(capture::to_string(cf->reason))}},
+                                 cf->capture.interface));
         }
     } catch (const std::exception& e) {
         log::warning(std::string("varlink: cannot publish a change: ") + e.what());

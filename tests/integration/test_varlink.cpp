@@ -257,7 +257,7 @@ TEST_F(Varlink, AbusiveClientsDoNotHurtOthers) {
     EXPECT_NE(call(iface + "Acquire", {{"interface", dev()}, {"tll", 5}})
                   .find("ERROR " + iface +
                         "InvalidArgument {\"message\": \"unknown option 'tll' (known options: "
-                        "ttl, reason, wait)\"}"),
+                        "ttl, reason, wait, netns)\"}"),
               std::string::npos);
     // systemd's allowInteractiveAuthentication: a boolean on every method
     // that may ask polkit, never taken for an option.

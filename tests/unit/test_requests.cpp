@@ -40,7 +40,7 @@ TEST(Requests, BadOptionsAreNamed) {
     EXPECT_EQ(error_of([] {
                   ops::decode_acquire("eth0", {{"tll", Value::unsigned_(5)}});
               }),
-              "InvalidArgument: unknown option 'tll' (known options: ttl, reason, wait)");
+              "InvalidArgument: unknown option 'tll' (known options: ttl, reason, wait, netns)");
     EXPECT_EQ(error_of([] {
                   ops::decode_acquire("eth0", {{"ttl", Value::string("5")}});
               }),

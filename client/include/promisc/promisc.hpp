@@ -180,6 +180,10 @@ struct LeaseOptions {
     std::string reason;
     // When the link is absent: a Pending lease instead of NoSuchInterfaceError.
     bool wait = false;
+    // The link is in another network namespace (a container's): a name
+    // under /run/netns, "pid:N" (process N's namespace) or an absolute path
+    // to a namespace file. Needs the polkit action org.promiscd.netns.
+    std::string netns;
 };
 
 // A lease this program holds. RAII: the destructor releases it if still
@@ -246,6 +250,8 @@ struct CaptureOptions {
     // The stream's file format: "pcapng" (empty: the default) or "pcap"
     // (tcpdump's classic format, for read() only: next() reads pcapng).
     std::string format;
+    // As LeaseOptions::netns: capture inside another network namespace.
+    std::string netns;
 };
 
 // A capture as the daemon describes it (Monitor events).

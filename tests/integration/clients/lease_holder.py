@@ -3,7 +3,7 @@
 takes a lease, holds it while connected, and reports what happens.
 
 usage: lease_holder.py INTERFACE [--ttl SEC] [--reason TEXT] [--wait]
-                                 [--no-interactive]
+                                 [--netns NETNS] [--no-interactive]
 
 Prints one line per event on stdout:
   LEASE <path> <state>          the lease was granted
@@ -39,6 +39,7 @@ def main():
     ap.add_argument("--ttl", type=int)
     ap.add_argument("--reason")
     ap.add_argument("--wait", action="store_true")
+    ap.add_argument("--netns")
     args = ap.parse_args()
 
     dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
@@ -51,6 +52,8 @@ def main():
         options["reason"] = dbus.String(args.reason)
     if args.wait:
         options["wait"] = dbus.Boolean(True)
+    if args.netns is not None:
+        options["netns"] = dbus.String(args.netns)
     try:
         path = manager.AcquireLease(args.interface, dbus.Dictionary(options, signature="sv"))
     except dbus.DBusException as e:

@@ -75,9 +75,9 @@ std::vector<std::string> DaemonStack::daemon_argv(std::vector<std::string> extra
                 "--reuid=" PROMISCD_DAEMON_USER,
                 "--regid=" PROMISCD_DAEMON_USER,
                 "--init-groups",
-                "--inh-caps=-all,+net_admin,+net_raw",
-                "--ambient-caps=-all,+net_admin,+net_raw",
-                "--bounding-set=-all,+net_admin,+net_raw",
+                "--inh-caps=-all,+net_admin,+net_raw,+sys_admin,+sys_ptrace",
+                "--ambient-caps=-all,+net_admin,+net_raw,+sys_admin,+sys_ptrace",
+                "--bounding-set=-all,+net_admin,+net_raw,+sys_admin,+sys_ptrace",
                 "--"};
     argv.insert(argv.end(), {PROMISCD_DAEMON_BINARY, "--log-target=console", "--log-level=debug",
                              "--state-dir=" + state_.path(), "--config=" + config_path()});

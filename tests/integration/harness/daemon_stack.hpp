@@ -47,7 +47,7 @@ public:
         // Serve varlink on varlink_path(); false: --no-varlink.
         bool varlink = true;
         // Run the daemon as its unit does: the dedicated user, with
-        // CAP_NET_ADMIN and CAP_NET_RAW as its only (ambient) capabilities.
+        // the ambient capabilities of its unit (net_admin, net_raw, sys_admin, sys_ptrace).
         bool as_daemon_user = false;
         // Make a veth pair (both ends down) in ns(); dev() is its first end.
         bool veth = true;

@@ -1,0 +1,54 @@
+// Network namespaces other than promiscd's own: naming one (a name under
+// /run/netns, a process, or a namespace file), holding it open, telling who
+// owns it and whether anything but promiscd still holds it, and making
+// sockets inside it without ever moving the daemon's own threads.
+#pragma once
+
+#include "capture/unique_fd.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace promiscd::net {
+
+// An open network namespace.
+struct Netns {
+    capture::UniqueFd fd; // the nsfs file, opened for reading
+    uint64_t inode = 0;   // its identity (with dev)
+    uint64_t dev = 0;
+    std::string spec;     // as the client named it: "blue", "pid:4242", "/proc/4242/ns/net"
+    std::string path;     // the file promiscd opened
+    // The uid that owns the user namespace owning this namespace, when that
+    // is not the initial one (a rootless container's); nullopt otherwise.
+    std::optional<uint32_t> owner_uid;
+    // For "pid:N": the process's pidfd, readable once it exits.
+    capture::UniqueFd pidfd;
+};
+
+// The forms a client may use (option "netns"):
+//   NAME      a namespace of `ip netns` (/run/netns/NAME): no '/', not "." or "..";
+//   pid:N     the namespace of process N, resolved through a pidfd so that a
+//             recycled pid cannot name another process's namespace;
+//   /PATH     a namespace file (a bind mount, /proc/N/ns/net, ...).
+// Throws core::Error(InvalidArgument) saying what is wrong or missing; only
+// files on nsfs that are network namespaces are ever opened for reading.
+Netns open_netns(std::string_view spec);
+
+// The inode of the namespace promiscd's threads live in (the host's, for
+// promiscd). Throws std::system_error.
+uint64_t own_netns_inode();
+
+// Runs fn on a short-lived thread that joined the namespace first, and waits
+// for it: sockets fn creates belong to that namespace for their life. What fn
+// throws is thrown here; a failing setns() throws std::system_error.
+void run_in_netns(int netns_fd, const std::function<void()>& fn);
+
+// Whether anything besides promiscd holds the namespace: a process whose
+// /proc/PID/ns/net is it (any thread of it), or a mount of it in promiscd's
+// mount namespace (`ip netns add`). Costs a readlink per process.
+bool netns_in_use(uint64_t inode);
+
+} // namespace promiscd::net
