@@ -7,6 +7,7 @@
 #include <deque>
 #include <fcntl.h>
 #include <map>
+#include <set>
 #include <sdbus-c++/sdbus-c++.h>
 #include <systemd/sd-bus.h>
 #include <unistd.h>
@@ -190,6 +191,8 @@ void update_from(LinkInfo& l, const Props& p) {
     if (auto it = p.find("ExternalChanges");
         it != p.end() && it->second.containsValueOfType<std::uint64_t>())
         l.external_changes = it->second.get<std::uint64_t>();
+    take(p, "NetNS", l.netns);
+    take(p, "NetNSInode", l.netns_inode);
 }
 
 void update_from(LeaseInfo& l, const Props& p) {
@@ -201,6 +204,8 @@ void update_from(LeaseInfo& l, const Props& p) {
     take(p, "Reason", l.reason);
     take(p, "Acquired", l.acquired_usec);
     take(p, "Expires", l.expires_usec);
+    take(p, "NetNS", l.netns);
+    take(p, "NetNSInode", l.netns_inode);
 }
 
 void update_from(CaptureInfo& c, const Props& p) {
@@ -518,6 +523,17 @@ void Client::Impl::deliver(const Signal& s) {
     prune(watchers);
 }
 
+// The properties of one object (for what a List* tuple does not carry).
+Props get_all(sdbus::IConnection& connection, const std::string& path, const std::string& iface) {
+    Props out;
+    auto proxy = sdbus::createProxy(connection, kBusName, path);
+    proxy->callMethod("GetAll")
+        .onInterface("org.freedesktop.DBus.Properties")
+        .withArguments(iface)
+        .storeResultsTo(out);
+    return out;
+}
+
 std::vector<LinkInfo> Client::Impl::list_links() {
     auto raw = guarded([&] { return manager->ListLinks(); });
     std::vector<LinkInfo> out;
@@ -533,6 +549,10 @@ std::vector<LinkInfo> Client::Impl::list_links() {
         l.origin = std::get<6>(r);
         l.leases = std::get<7>(r);
         l.policy = std::get<8>(r);
+        // ListLinks' tuple does not say which namespace: a link of another
+        // one has a path of promiscd's numbering, not its kernel index.
+        if (l.path != kRootPath + "/link/" + std::to_string(l.index))
+            guarded([&] { update_from(l, get_all(*connection, l.path, kLinkIface)); });
         out.push_back(std::move(l));
     }
     return out;
@@ -557,6 +577,16 @@ std::vector<LeaseInfo> Client::Impl::list_leases() {
         l.expires_usec = std::get<10>(r);
         out.push_back(std::move(l));
     }
+    // Nor does ListLeases': the leases on a name that links of other
+    // namespaces have are asked their namespace (only those).
+    std::set<std::string> other_ns;
+    if (!out.empty())
+        for (const auto& l : list_links())
+            if (l.netns_inode != 0)
+                other_ns.insert(l.name);
+    for (auto& l : out)
+        if (other_ns.count(l.interface))
+            guarded([&] { update_from(l, get_all(*connection, l.path, kLeaseIface)); });
     return out;
 }
 

@@ -53,6 +53,9 @@ struct LinkInfo {
     // How often another agent changed the admin flag: from the Link object
     // and varlink's ListLinks (D-Bus's ListLinks does not carry it).
     std::optional<std::uint64_t> external_changes;
+    // A link of another network namespace: the namespace as named, its inode.
+    std::string netns;
+    std::uint64_t netns_inode = 0;
 };
 
 // A lease as ListLeases and the Lease object describe it.
@@ -70,6 +73,9 @@ struct LeaseInfo {
     std::string reason;
     std::uint64_t acquired_usec = 0; // CLOCK_REALTIME
     std::uint64_t expires_usec = 0;  // CLOCK_REALTIME, 0 = never
+    // On a link of another network namespace: as named, and its inode.
+    std::string netns;
+    std::uint64_t netns_inode = 0;
 };
 
 // How a lease ended, beyond its reason: for a revocation, who and why.

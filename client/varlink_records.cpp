@@ -51,6 +51,8 @@ LinkInfo link_of(const json& j) {
     l.leases = num<std::uint32_t>(j, "leases");
     l.policy = str(j, "policy");
     l.external_changes = whole<std::uint64_t>(j, "external_changes");
+    l.netns = str(j, "netns");
+    l.netns_inode = num<std::uint64_t>(j, "netns_inode");
     return l;
 }
 
@@ -66,6 +68,8 @@ LeaseInfo lease_of(const json& j) {
     l.reason = str(j, "reason");
     l.acquired_usec = num<std::uint64_t>(j, "acquired");
     l.expires_usec = num<std::uint64_t>(j, "expires");
+    l.netns = str(j, "netns");
+    l.netns_inode = num<std::uint64_t>(j, "netns_inode");
     return l;
 }
 

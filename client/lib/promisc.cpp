@@ -199,6 +199,8 @@ Link public_link(const promiscd::client::LinkInfo& l) {
     link.leases = l.leases;
     link.policy = l.policy;
     link.external_changes = l.external_changes;
+    link.netns = l.netns;
+    link.netns_inode = l.netns_inode;
     return link;
 }
 
@@ -215,6 +217,8 @@ LeaseInfo public_lease(const promiscd::client::LeaseInfo& l) {
     info.acquired = from_usec(l.acquired_usec);
     if (l.expires_usec)
         info.expires = from_usec(l.expires_usec);
+    info.netns = l.netns;
+    info.netns_inode = l.netns_inode;
     return info;
 }
 

@@ -41,14 +41,23 @@ std::string owner_of(const LeaseInfo& l) {
     return s;
 }
 
+// A link of another network namespace shows which: "eth0 (netns blue)".
+std::string link_label(const std::string& name, const std::string& netns,
+                       std::uint64_t netns_inode) {
+    if (netns_inode == 0)
+        return name;
+    return name + " (netns " + (netns.empty() ? std::to_string(netns_inode) : netns) + ")";
+}
+
 void print_link_table(Context& ctx, const std::vector<LinkInfo>& links) {
     const Style& st = ctx.style();
     Table t({"IDX", "LINK", "PROMISC", "FLAG", "COUNT", "ORIGIN", "LEASES", "POLICY"});
     for (const auto& l : links) {
         std::string promisc = yes_no(l.promiscuous);
         std::string flag = l.admin_flag ? "on" : "off";
+        const std::string name = link_label(l.name, l.netns, l.netns_inode);
         t.add_row({Table::plain(std::to_string(l.index)),
-                   {l.name, st.bold(l.name)},
+                   {name, st.bold(name)},
                    {promisc, st.state(promisc)},
                    {flag, st.state(flag)},
                    Table::plain(std::to_string(l.promiscuity)),
@@ -162,8 +171,9 @@ int leases(Context& ctx) {
     Table t({"ID", "LINK", "STATE", "USER", "PID", "COMMAND", "ACQUIRED", "EXPIRES", "REASON"});
     for (const auto& l : leases) {
         std::string command = l.command.empty() ? "-" : l.command;
+        const std::string link = link_label(l.interface, l.netns, l.netns_inode);
         t.add_row({Table::plain(std::to_string(l.id)),
-                   {l.interface, st.bold(l.interface)},
+                   {link, st.bold(link)},
                    {state_of(l), st.state(state_of(l))},
                    Table::plain(user_label(l.uid)),
                    Table::plain(std::to_string(l.pid)),

@@ -209,7 +209,9 @@ nlohmann::json to_json(const promisc::Link& l) {
     nlohmann::json j = {
         {"name", l.name},
         {"index", l.index},
-        {"path", link_path(l.index)},
+        // A link of another namespace: its object path is promiscd's own
+        // number, which neither listing carries.
+        {"path", l.netns_inode ? nlohmann::json(nullptr) : nlohmann::json(link_path(l.index))},
         {"promiscuous", l.promiscuous},
         {"admin_flag", l.admin_flag},
         {"promiscuity", l.promiscuity},
@@ -219,13 +221,17 @@ nlohmann::json to_json(const promisc::Link& l) {
     };
     if (l.external_changes)
         j["external_changes"] = *l.external_changes;
+    if (l.netns_inode) {
+        j["netns"] = l.netns;
+        j["netns_inode"] = l.netns_inode;
+    }
     return j;
 }
 
 nlohmann::json to_json(const promisc::LeaseInfo& l) {
     auto user = user_name(l.uid);
     const std::uint64_t expires = usec_of(l.expires);
-    return {
+    nlohmann::json j = {
         {"id", l.id},
         {"path", lease_path(l.id)},
         {"interface", l.interface},
@@ -239,6 +245,11 @@ nlohmann::json to_json(const promisc::LeaseInfo& l) {
         {"acquired", usec_of(l.acquired)},
         {"expires", expires ? nlohmann::json(expires) : nlohmann::json(nullptr)},
     };
+    if (l.netns_inode) {
+        j["netns"] = l.netns;
+        j["netns_inode"] = l.netns_inode;
+    }
+    return j;
 }
 
 nlohmann::json to_json(const promisc::CaptureInfo& c) {

@@ -158,7 +158,8 @@ Netns open_netns(std::string_view spec) {
         ns.fd = open_nsfs(ns.path, ns.path);
         // The pid named the same process all along: it still lives, so
         // /proc/N was not somebody else's when the file was opened.
-        if (::syscall(SYS_pidfd_send_signal, pidfd.get(), 0, nullptr, 0) != 0)
+        // (EPERM: alive, and another user's; only ESRCH says it is gone.)
+        if (::syscall(SYS_pidfd_send_signal, pidfd.get(), 0, nullptr, 0) != 0 && errno == ESRCH)
             invalid("network namespace " + quote(spec) + ": process " + std::to_string(*pid) +
                     " exited");
         ns.pidfd = std::move(pidfd);

@@ -370,6 +370,48 @@ TEST_F(NetnsTest, CrashRecoveryClearsAFlagItSetInANamespace) {
         << daemon().log();
 }
 
+// ------------------------------------------------------------------ the unit's privileges
+
+// The daemon as its unit runs it: its own user, with the unit's four ambient
+// capabilities. They suffice to enter a namespace by name, to open another
+// user's process's namespace, to capture there, and to see it go.
+class NetnsAsDaemonUser : public NetnsTest {
+protected:
+    DaemonStack::Options options() const override {
+        auto o = NetnsTest::options();
+        o.as_daemon_user = true;
+        return o;
+    }
+};
+
+TEST_F(NetnsAsDaemonUser, TheUnitsCapabilitiesSuffice) {
+    if (std::string(PROMISCD_DAEMON_USER) == "root")
+        GTEST_SKIP() << "built with daemon_user=root";
+    auto& holder = stack().lease_holder({kLink, "--netns", a().name()});
+    ASSERT_FALSE(DaemonStack::lease_of(holder).empty()) << stack().logs();
+    EXPECT_TRUE(promisc_in(a()));
+
+    // Another user's process, alone in its namespace.
+    auto& sleeper = stack().spawn(as_user(kDeniedUser, {"unshare", "--user", "--map-root-user",
+                                                        "--net", "--", "sleep", "600"}));
+    const std::string pid = std::to_string(sleeper.pid());
+    ASSERT_TRUE(wait_until([&] {
+        struct stat st {};
+        return ::stat(("/proc/" + pid + "/ns/net").c_str(), &st) == 0 &&
+               st.st_ino != inode_of("/proc/self/ns/net");
+    })) << sleeper.log();
+    auto& c = capture_client("lo", R"({"netns": ["s", "pid:)" + pid + R"("], "promisc": ["b", false]})");
+    const auto capture = capture_path(c);
+    ASSERT_FALSE(capture.empty()) << stack().logs();
+    sleeper.signal(SIGKILL);
+    EXPECT_NE(c.wait_for_output("FINISHED " + capture + " netns-gone", 10s), std::string::npos)
+        << c.log() << stack().logs();
+
+    holder.write_stdin("release\n");
+    EXPECT_NE(holder.wait_for_output("RELEASED"), std::string::npos) << holder.log();
+    EXPECT_FALSE(promisc_in(a()));
+}
+
 // ------------------------------------------------------------------ authorization
 
 TEST_F(NetnsTest, AuthorizationIsPerNamespace) {
@@ -478,6 +520,31 @@ TEST_F(NetnsTest, BadNamespacesAreClearErrorsAndChangeNothing) {
               std::string::npos)
         << e;
     EXPECT_FALSE(promisc_in(a()));
+}
+
+// Every namespace watched costs descriptors: a global bound, from the
+// configuration, refuses one more (and changes nothing).
+TEST_F(NetnsTest, NamespacesHaveAGlobalBound) {
+    stack().write_config(R"({"quotas": {"namespaces_total": 1}})");
+    daemon().signal(SIGHUP);
+    ASSERT_NE(daemon().wait_for_output("reloaded the configuration"), std::string::npos);
+    auto& holder = stack().lease_holder({kLink, "--netns", a().name()});
+    ASSERT_FALSE(DaemonStack::lease_of(holder).empty());
+    const auto e = error_of(kLink, b().name());
+    EXPECT_NE(e.find("ERROR " + err +
+                     "QuotaExceeded promiscd already watches 1 network namespaces (limit 1, "
+                     "quotas.namespaces_total)"),
+              std::string::npos)
+        << e;
+    EXPECT_FALSE(promisc_in(b()));
+    // A second lease in the namespace already watched needs none more.
+    auto& second = stack().lease_holder({kLink, "--netns", a().path()});
+    EXPECT_FALSE(DaemonStack::lease_of(second).empty());
+    holder.write_stdin("release\n");
+    second.write_stdin("release\n");
+    ASSERT_NE(daemon().wait_for_output("stopped watching network namespace"), std::string::npos);
+    EXPECT_FALSE(acquire(kLink, b().name()).empty()) << "room again once A is let go";
+    EXPECT_TRUE(promisc_in(b()));
 }
 
 // ------------------------------------------------------------------ cost

@@ -101,6 +101,8 @@ TEST(Config, ExampleShowsTheDefaults) {
     EXPECT_EQ(c.idle_exit_seconds, d.idle_exit_seconds);
     EXPECT_EQ(c.varlink_max_message_bytes, d.varlink_max_message_bytes);
     EXPECT_EQ(c.varlink_max_connections_per_uid, d.varlink_max_connections_per_uid);
+    EXPECT_EQ(c.limits.namespaces_total, d.limits.namespaces_total);
+    EXPECT_EQ(c.namespaces_enabled, d.namespaces_enabled);
 }
 
 struct Broken {
@@ -251,7 +253,8 @@ TEST(ConfigManPage, DocumentsEveryKeyTheParserKnowsWithItsDefault) {
     // A sample, so that a parser that asks for nothing cannot pass.
     for (const char* k : {"quotas.leases_total", "policies[].match", "static_leases[].reason",
                           "varlink.idle_timeout_seconds", "filters.cpu_ms",
-                          "authorization.checks_waiting", "capture_memory_total"})
+                          "authorization.checks_waiting", "capture_memory_total",
+                          "namespaces.enabled", "quotas.namespaces_total"})
         EXPECT_TRUE(keys.count(k)) << "the parser no longer asks for " << k;
     const auto entries = man_entries();
     for (const auto& key : keys) {

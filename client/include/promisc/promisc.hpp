@@ -141,6 +141,11 @@ struct Link {
     std::string policy;            // "enforce" or "yield"
     // How often another agent changed the admin flag, when the daemon says.
     std::optional<std::uint64_t> external_changes;
+    // A link of another network namespace (while promiscd watches it: a
+    // lease or capture uses it): the namespace as first named, and its
+    // inode; index is then the kernel's index inside that namespace.
+    std::string netns;
+    std::uint64_t netns_inode = 0;
 };
 
 enum class LeaseState {
@@ -171,6 +176,10 @@ struct LeaseInfo {
     std::string reason;  // as given when acquired; a capture's is "capture <id>"
     std::chrono::system_clock::time_point acquired{};
     std::optional<std::chrono::system_clock::time_point> expires; // none: no expiry
+    // On a link of another network namespace: as its client named it, and
+    // its inode (0: promiscd's own).
+    std::string netns;
+    std::uint64_t netns_inode = 0;
 };
 
 struct LeaseOptions {
