@@ -1416,6 +1416,7 @@ TEST(CtlDocs, ManPageRendersWithoutWarningsAndCoversEveryCommand) {
                           "--snaplen",
                           "--format",
                           "--no-promisc",
+                          "--netns",
                           "--interface",
                           "--buffer-size",
                           "pcap-filter",
@@ -1637,6 +1638,68 @@ TEST_F(Capture, CountToAFileThatTsharkReads) {
     EXPECT_EQ(st.st_uid, kAllowedUser.uid);
     EXPECT_TRUE(wait_until([&] { return leases_json().empty() && !promisc(); }))
         << "the lease ends with the capture";
+}
+
+// A container's namespace, named as a user would: --netns=$(pidof ...). hold,
+// status and leases show the namespace; capture runs inside it; when the
+// container's last process goes, hold says why its lease ended.
+TEST_F(Capture, ContainersNamespaceByPid) {
+    Process container({"unshare", "--net", "--", "sleep", "600"});
+    const std::string pid = std::to_string(container.pid());
+    const std::string ns_file = "/proc/" + pid + "/ns/net";
+    struct stat own {};
+    ::stat("/proc/self/ns/net", &own);
+    ASSERT_TRUE(wait_until([&] {
+        struct stat st {};
+        return ::stat(ns_file.c_str(), &st) == 0 && st.st_ino != own.st_ino;
+    }));
+    struct stat nst {};
+    ASSERT_EQ(::stat(ns_file.c_str(), &nst), 0);
+    auto in_container = [&](const std::string& cmd) {
+        return sh("nsenter --net=" + ns_file + " sh -c " + shell_quote(cmd));
+    };
+    ASSERT_TRUE(in_container("ip link set lo up").ok());
+
+    auto& h = ctl_bg({"hold", "--netns=" + pid, "lo"});
+    ASSERT_NE(h.wait_for_output("Holding lease "), std::string::npos) << h.log();
+    EXPECT_NE(in_container("ip link show lo").out.find("PROMISC"), std::string::npos);
+    EXPECT_FALSE(promisc("lo")) << "the host's lo is another link";
+
+    auto st = ctl({"--json", "status"});
+    ASSERT_EQ(st.status, 0) << st.err;
+    json theirs;
+    for (const auto& l : py_json(st.out))
+        if (l.value("netns_inode", uint64_t{0}) == nst.st_ino)
+            theirs = l;
+    ASSERT_FALSE(theirs.is_null()) << st.out;
+    EXPECT_EQ(theirs["name"], "lo");
+    EXPECT_EQ(theirs["netns"], "pid:" + pid);
+    EXPECT_EQ(theirs["leases"], 1);
+    EXPECT_TRUE(theirs["path"].is_null());
+    auto table = ctl({"status"});
+    EXPECT_NE(table.out.find("lo (netns pid:" + pid + ")"), std::string::npos) << table.out;
+    auto l = leases_json();
+    ASSERT_EQ(l.size(), 1u);
+    EXPECT_EQ(l[0]["interface"], "lo");
+    EXPECT_EQ(l[0]["netns"], "pid:" + pid);
+    EXPECT_EQ(l[0]["netns_inode"], nst.st_ino);
+
+    const std::string file = tmp_ / "container.pcapng";
+    auto& c = ctl_bg({"capture", "--netns=" + pid, "-i", "lo", "-c", "3", "-w", file, "udp",
+                      "port", "9"});
+    ASSERT_NE(c.wait_for_output("Capturing on 'lo'"), std::string::npos) << c.log();
+    auto sent = in_container("python3 -c \"import socket; s = socket.socket(socket.AF_INET, "
+                             "socket.SOCK_DGRAM); [s.sendto(b'x', ('127.0.0.1', 9)) for _ in "
+                             "range(5)]\"");
+    ASSERT_TRUE(sent.ok()) << sent.err;
+    EXPECT_EQ(c.wait(10s), 0) << c.log();
+    auto t = tshark(file);
+    EXPECT_EQ(lines_of(t.out, "9"), 3u) << t.out << t.err;
+
+    container.signal(SIGKILL);
+    EXPECT_EQ(h.wait(15s), 1) << h.log();
+    EXPECT_NE(h.log().find("ended: netns-gone"), std::string::npos) << h.log();
+    EXPECT_TRUE(leases_json().empty());
 }
 
 TEST_F(Capture, ToStandardOutputIntoTshark) {

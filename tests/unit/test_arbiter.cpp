@@ -587,6 +587,27 @@ TEST(Arbiter, PolicyPatternsGiveDefaults) {
     EXPECT_EQ(c.a.policy_for("veth12"), Policy::Enforce) << "explicit policy wins over pattern";
 }
 
+// A namespace's links join under qualified names: the same name in two
+// namespaces is two links, and patterns match the link's own name.
+TEST(Arbiter, NamespacesLinksAreLinksOfTheirOwn) {
+    Ctx c;
+    c.a.set_policy_patterns({{"veth*", Policy::Yield}});
+    c.a.link_changed(link(2, "veth0"), c.now);
+    c.a.link_changed(link(kFirstNamespaceIndex, qualify(77, "veth0")), c.now);
+    EXPECT_EQ(c.a.policy_for(qualify(77, "veth0")), Policy::Yield);
+    auto res = c.a.acquire(req(qualify(77, "veth0")), c.now);
+    EXPECT_THAT(describe(res.commands),
+                ElementsAre("set " + std::to_string(kFirstNamespaceIndex) + " 77/veth0 on"));
+    EXPECT_EQ(c.a.link(2)->leases, 0u) << "the host's veth0 is another link";
+    EXPECT_EQ(code_of([&] { c.a.check_acquire(req(qualify(78, "veth0"))); }),
+              ErrorCode::NoSuchInterface);
+    try {
+        c.a.check_acquire(req(qualify(78, "veth0")));
+    } catch (const Error& e) {
+        EXPECT_STREQ(e.what(), "interface 'veth0' in network namespace 78 does not exist");
+    }
+}
+
 TEST(Arbiter, ResyncRemovesMissingLinksAndAppliesNewOnes) {
     Ctx c;
     c.a.link_changed(link(2, "eth0"), c.now);

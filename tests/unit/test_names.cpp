@@ -43,3 +43,25 @@ TEST(Names, BadEscapesAreInvalidArguments) {
         }
     }
 }
+
+// Links of other network namespaces: "<inode>/<name>" inside promiscd.
+TEST(Names, QualifiedNamesSplitBackAndNeverMeetAHostName) {
+    EXPECT_EQ(qualify(0, "eth0"), "eth0") << "the host's links keep their names";
+    EXPECT_EQ(qualify(4026532840, "eth0"), "4026532840/eth0");
+    const auto l = split_link("4026532840/eth0");
+    EXPECT_EQ(l.netns, 4026532840u);
+    EXPECT_EQ(l.name, "eth0");
+    for (std::string host : {"eth0", "v\xff", "a-b.c@d"}) {
+        EXPECT_EQ(split_link(host).netns, 0u) << host;
+        EXPECT_EQ(split_link(host).name, host);
+    }
+    // Nothing a kernel could name a link is taken for a qualified name:
+    // kernel names never contain '/'.
+    EXPECT_THROW(validate_interface_name("1/eth0"), Error);
+    // Not digits before the '/': not a qualified name (never made by qualify()).
+    EXPECT_EQ(split_link("x/eth0").netns, 0u);
+    EXPECT_EQ(split_link("/eth0").netns, 0u);
+    EXPECT_EQ(split_link("99999999999999999999/eth0").netns, 0u) << "past 64 bits";
+    EXPECT_EQ(describe_link("eth0"), "'eth0'");
+    EXPECT_EQ(describe_link("7/eth0"), "'eth0' in network namespace 7");
+}

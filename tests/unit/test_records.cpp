@@ -67,6 +67,26 @@ TEST(Records, LeasesAndFlagsRoundTrip) {
     EXPECT_GE(r.next_id, 2u + 1000) << "a block of ids is reserved ahead";
 }
 
+// A lease in another network namespace keeps the namespace as named, for
+// the next run to open it again; flags keep the qualified name.
+TEST(Records, NamespaceLeasesKeepTheirNamespace) {
+    Dir d;
+    auto l = lease(5, "4026532840/eth0");
+    l.netns = "pid:4242";
+    {
+        RecordStore s(d.path);
+        s.begin("bus-1", 1);
+        s.save_lease(l);
+        s.save_flag(1 << 30, "4026532840/eth0");
+    }
+    Records r = RecordStore(d.path).load();
+    ASSERT_EQ(r.leases.size(), 1u);
+    EXPECT_EQ(r.leases[0], l);
+    EXPECT_EQ(r.damaged_leases, 0u);
+    ASSERT_EQ(r.flags.size(), 1u);
+    EXPECT_EQ(r.flags[0], std::make_pair(1 << 30, std::string("4026532840/eth0")));
+}
+
 // The flag set again after another agent cleared it: the record says the same
 // and is not rewritten; once removed (or pruned), it is written again.
 TEST(Records, AFlagRecordIsWrittenOncePerChange) {

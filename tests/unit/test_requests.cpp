@@ -36,6 +36,21 @@ TEST(Requests, AcquireOptions) {
     EXPECT_EQ(s.ttl, 5 * core::usec_per_sec) << "a non-negative signed integer will do";
 }
 
+TEST(Requests, NetnsIsAStringOnBothRequests) {
+    auto a = ops::decode_acquire("eth0", {{"netns", Value::string("pid:42")}});
+    EXPECT_EQ(a.interface, "eth0") << "the link's own name; the namespace apart";
+    EXPECT_EQ(a.netns, "pid:42");
+    EXPECT_EQ(ops::decode_acquire("eth0", {}).netns, "") << "absent: promiscd's own";
+    auto c = ops::decode_capture("eth0", {{"netns", Value::string("blue")}});
+    EXPECT_EQ(c.netns, "blue");
+    EXPECT_EQ(c.netns_inode, 0u) << "opened by the operations layer, not the decoder";
+    EXPECT_EQ(error_of([] { ops::decode_acquire("eth0", {{"netns", Value::unsigned_(42)}}); }),
+              "InvalidArgument: option 'netns' must be a string, not an unsigned integer");
+    EXPECT_EQ(error_of([] { ops::decode_acquire("1/eth0", {{"netns", Value::string("b")}}); }),
+              "InvalidArgument: invalid interface name '1/eth0': contains '/'")
+        << "no client can write promiscd's qualified names";
+}
+
 TEST(Requests, BadOptionsAreNamed) {
     EXPECT_EQ(error_of([] {
                   ops::decode_acquire("eth0", {{"tll", Value::unsigned_(5)}});
