@@ -7,8 +7,8 @@
 #include <deque>
 #include <fcntl.h>
 #include <map>
-#include <set>
 #include <sdbus-c++/sdbus-c++.h>
+#include <set>
 #include <systemd/sd-bus.h>
 #include <unistd.h>
 

@@ -115,7 +115,8 @@ int hold(Context& ctx, const HoldArgs& args) {
 
     {
         auto agent = ctx.polkit_agent();
-        lease.emplace(client.acquire(args.link, lease_options(args.ttl, args.reason, args.wait, args.netns)));
+        lease.emplace(
+            client.acquire(args.link, lease_options(args.ttl, args.reason, args.wait, args.netns)));
     }
     if (!quiet) {
         const std::string state = promisc::to_string(lease->state());
@@ -192,7 +193,8 @@ int run(Context& ctx, const RunArgs& args) {
     {
         // Only for the request: the command gets the terminal to itself.
         auto agent = ctx.polkit_agent();
-        lease.emplace(client.acquire(args.link, lease_options(0, args.reason, args.wait, args.netns)));
+        lease.emplace(
+            client.acquire(args.link, lease_options(0, args.reason, args.wait, args.netns)));
     }
     // The command owns standard output; promiscctl speaks on standard error.
     lease->on_change([&](promisc::LeaseState from, promisc::LeaseState to) {

@@ -148,8 +148,8 @@ private:
             out.emplace_back(sdbus::ObjectPath(link_path(v.info.ifindex)),
                              v.info.netns ? v.info.netns_ifindex : v.info.ifindex,
                              core::display_name(core::split_link(v.info.name).name),
-                             v.info.admin_flag, v.info.promiscuity,
-                             v.info.promiscuity > 0, std::string(to_string(v.origin)), v.leases,
+                             v.info.admin_flag, v.info.promiscuity, v.info.promiscuity > 0,
+                             std::string(to_string(v.origin)), v.leases,
                              std::string(to_string(v.policy)));
         return out;
     }
@@ -164,12 +164,12 @@ private:
         auto& leases = fe_.ops_.leases();
         out.reserve(leases.arbiter().lease_count());
         for (const auto& [id, l] : leases.arbiter().lease_table())
-            out.emplace_back(
-                sdbus::ObjectPath(lease_path(l.id)), l.id,
-                core::display_name(core::split_link(l.interface).name),
-                std::string(to_string(l.state)), core::label(l.owner), l.owner.uid, l.owner.pid,
-                core::display_name(l.owner.command), l.reason, leases.realtime(l.acquired),
-                l.expires ? leases.realtime(*l.expires) : 0);
+            out.emplace_back(sdbus::ObjectPath(lease_path(l.id)), l.id,
+                             core::display_name(core::split_link(l.interface).name),
+                             std::string(to_string(l.state)), core::label(l.owner), l.owner.uid,
+                             l.owner.pid, core::display_name(l.owner.command), l.reason,
+                             leases.realtime(l.acquired),
+                             l.expires ? leases.realtime(*l.expires) : 0);
         return out;
     }
 

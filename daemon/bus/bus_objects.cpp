@@ -172,10 +172,11 @@ int e_expires(sd_bus_message* m, const Obj::LeaseObj& o) {
     return sd_bus_message_append(m, "t", o.l.expires ? o.self->leases().realtime(*o.l.expires) : 0);
 }
 const Prop<Obj::LeaseObj> lease_props[] = {
-    {"Interface", "s", e_iface},   {"State", "s", e_state},     {"Owner", "s", e_owner},
-    {"Uid", "u", e_uid},           {"Pid", "u", e_pid},         {"Reason", "s", e_reason},
-    {"Acquired", "t", e_acquired}, {"Expires", "t", e_expires}, {"NetNS", "s", e_netns},
-    {"NetNSInode", "t", e_netns_inode},
+    {"Interface", "s", e_iface},   {"State", "s", e_state},
+    {"Owner", "s", e_owner},       {"Uid", "u", e_uid},
+    {"Pid", "u", e_pid},           {"Reason", "s", e_reason},
+    {"Acquired", "t", e_acquired}, {"Expires", "t", e_expires},
+    {"NetNS", "s", e_netns},       {"NetNSInode", "t", e_netns_inode},
 };
 
 // Capture: counters are read when asked, so a Get is never behind the signals.
@@ -207,8 +208,8 @@ int c_drops(sd_bus_message* m, const Obj::CaptureObj& o) {
     return sd_bus_message_append(m, "t", live(o).drops);
 }
 const Prop<Obj::CaptureObj> capture_props[] = {
-    {"Interface", "s", c_iface}, {"Filter", "s", c_filter}, {"Format", "s", c_format},
-    {"Packets", "t", c_packets}, {"Bytes", "t", c_bytes},   {"Drops", "t", c_drops},
+    {"Interface", "s", c_iface},        {"Filter", "s", c_filter}, {"Format", "s", c_format},
+    {"Packets", "t", c_packets},        {"Bytes", "t", c_bytes},   {"Drops", "t", c_drops},
     {"NetNSInode", "t", c_netns_inode},
 };
 

@@ -205,21 +205,34 @@ void run_in_netns(int netns_fd, const std::function<void()>& fn) {
         std::rethrow_exception(failure);
 }
 
-bool netns_in_use(uint64_t inode) {
-    const std::string want = "net:[" + std::to_string(inode) + "]";
+std::set<uint64_t> netns_in_use(const std::set<uint64_t>& inodes) {
+    std::set<uint64_t> used;
+    // "net:[4026532840]" -> 4026532840, when it is one of ours.
+    auto mark = [&](std::string_view text) {
+        auto at = text.find("net:[");
+        while (at != std::string_view::npos) {
+            uint64_t v = 0;
+            size_t i = at + 5;
+            while (i < text.size() && text[i] >= '0' && text[i] <= '9' && v < UINT64_MAX / 10)
+                v = v * 10 + static_cast<uint64_t>(text[i++] - '0');
+            if (i < text.size() && text[i] == ']' && inodes.count(v))
+                used.insert(v);
+            at = text.find("net:[", i);
+        }
+    };
     // A bind mount (ip netns add) keeps it, whoever runs in it.
     {
         std::ifstream mounts("/proc/self/mountinfo");
         std::string line;
         while (std::getline(mounts, line))
-            if (line.find(want) != std::string::npos)
-                return true;
+            mark(line);
     }
+    if (used.size() == inodes.size())
+        return used;
     const bool may_ptrace = has_capability(CAP_SYS_PTRACE);
     DIR* proc = ::opendir("/proc");
     if (!proc)
-        return true; // cannot tell: keep it
-    bool found = false;
+        return inodes; // cannot tell: keep them all
     char target[64];
     while (const dirent* e = ::readdir(proc)) {
         if (e->d_name[0] < '1' || e->d_name[0] > '9')
@@ -231,14 +244,19 @@ bool netns_in_use(uint64_t inode) {
         // promiscd's user namespace, which cannot have joined a namespace
         // made inside it... or so promiscd must assume; without the
         // capability, any other user's process: then nobody can say.
-        if ((n > 0 && std::string_view(target, static_cast<size_t>(n)) == want) ||
-            (n < 0 && (errno == EACCES || errno == EPERM) && !may_ptrace)) {
-            found = true;
-            break;
+        if (n > 0)
+            mark(std::string_view(target, static_cast<size_t>(n)));
+        else if (errno == EACCES || errno == EPERM) {
+            if (!may_ptrace) {
+                used = inodes;
+                break;
+            }
         }
+        if (used.size() == inodes.size())
+            break;
     }
     ::closedir(proc);
-    return found;
+    return used;
 }
 
 } // namespace promiscd::net

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -19,8 +20,8 @@ struct Netns {
     capture::UniqueFd fd; // the nsfs file, opened for reading
     uint64_t inode = 0;   // its identity (with dev)
     uint64_t dev = 0;
-    std::string spec;     // as the client named it: "blue", "pid:4242", "/proc/4242/ns/net"
-    std::string path;     // the file promiscd opened
+    std::string spec; // as the client named it: "blue", "pid:4242", "/proc/4242/ns/net"
+    std::string path; // the file promiscd opened
     // The uid that owns the user namespace owning this namespace, when that
     // is not the initial one (a rootless container's); nullopt otherwise.
     std::optional<uint32_t> owner_uid;
@@ -46,9 +47,9 @@ uint64_t own_netns_inode();
 // throws is thrown here; a failing setns() throws std::system_error.
 void run_in_netns(int netns_fd, const std::function<void()>& fn);
 
-// Whether anything besides promiscd holds the namespace: a process whose
-// /proc/PID/ns/net is it (any thread of it), or a mount of it in promiscd's
-// mount namespace (`ip netns add`). Costs a readlink per process.
-bool netns_in_use(uint64_t inode);
+// Which of these namespaces anything besides promiscd holds: a process whose
+// /proc/PID/ns/net is one, or a mount of one in promiscd's mount namespace
+// (`ip netns add`). One pass: a readlink per process, whatever their number.
+std::set<uint64_t> netns_in_use(const std::set<uint64_t>& inodes);
 
 } // namespace promiscd::net

@@ -34,8 +34,7 @@ std::optional<Error> attempt(F&& f) {
 
 // What polkit is told about a request in another network namespace, so a
 // rule can allow a user the namespaces of their own containers only.
-std::map<std::string, std::string> netns_details(const net::Netns& ns,
-                                                 const std::string& interface,
+std::map<std::string, std::string> netns_details(const net::Netns& ns, const std::string& interface,
                                                  const char* operation) {
     std::map<std::string, std::string> d{{"netns", ns.spec},
                                          {"netns_inode", std::to_string(ns.inode)},
@@ -353,17 +352,17 @@ void Operations::start_capture(const Caller& caller, service::CaptureRequest req
                                Reply<service::OpenedCapture> reply,
                                std::function<void(const Error&)> refuse) {
     auto p = track(caller);
-    uint64_t ticket = captures_->open(
-        request, caller.owner(),
-        [this, p, reply, refuse](std::variant<service::OpenedCapture, Error> r) {
-            if (p->gone)
-                return; // the caller left meanwhile; nothing was opened for it
-            untrack(p);
-            p->gone = true;
-            if (auto* e = std::get_if<Error>(&r))
-                return refuse(*e);
-            reply(std::move(std::get<service::OpenedCapture>(r)));
-        });
+    uint64_t ticket =
+        captures_->open(request, caller.owner(),
+                        [this, p, reply, refuse](std::variant<service::OpenedCapture, Error> r) {
+                            if (p->gone)
+                                return; // the caller left meanwhile; nothing was opened for it
+                            untrack(p);
+                            p->gone = true;
+                            if (auto* e = std::get_if<Error>(&r))
+                                return refuse(*e);
+                            reply(std::move(std::get<service::OpenedCapture>(r)));
+                        });
     if (!p->gone)
         p->open = ticket;
 }

@@ -8,10 +8,10 @@
 #pragma once
 
 #include "auth/authorizer.hpp"
+#include "net/netns.hpp"
 #include "ops/audit.hpp"
 #include "ops/caller.hpp"
 #include "service/capture_service.hpp"
-#include "net/netns.hpp"
 #include "service/lease_service.hpp"
 
 #include <functional>

@@ -128,8 +128,8 @@ void CaptureService::namespace_gone(std::uint64_t inode) {
         Opened done = std::move(opening_.at(t).done);
         const std::string spec = opening_.at(t).request.netns;
         cancel_open(t);
-        done(Error(ErrorCode::NoSuchInterface,
-                   "network namespace " + quote(spec) + " went away while the capture was opening"));
+        done(Error(ErrorCode::NoSuchInterface, "network namespace " + quote(spec) +
+                                                   " went away while the capture was opening"));
     }
     std::vector<CaptureId> ids;
     for (const auto& [id, c] : captures_)
@@ -220,8 +220,9 @@ std::uint64_t CaptureService::open(const CaptureRequest& request, const core::Ow
         } else {
             auto link = leases_.arbiter().link_by_name(request.interface);
             if (!link)
-                throw Error(ErrorCode::NoSuchInterface,
-                            "interface " + core::describe_link(request.interface) + " does not exist");
+                throw Error(ErrorCode::NoSuchInterface, "interface " +
+                                                            core::describe_link(request.interface) +
+                                                            " does not exist");
             cooked = needs_cooked(link->info.type);
         }
         ticket = next_ticket_++;
@@ -277,7 +278,8 @@ void CaptureService::compiled(std::uint64_t ticket, capture::FilterCompiler::Res
             auto link = leases_.arbiter().link_by_name(p.request.interface);
             if (!link)
                 throw Error(ErrorCode::NoSuchInterface,
-                            "interface " + core::describe_link(p.request.interface) + " does not exist");
+                            "interface " + core::describe_link(p.request.interface) +
+                                " does not exist");
             cooked = needs_cooked(link->info.type);
         }
         out = open_now(p.request, p.owner, program, cooked, p.memory);
@@ -291,8 +293,8 @@ void CaptureService::compiled(std::uint64_t ticket, capture::FilterCompiler::Res
 OpenedCapture CaptureService::open_now(const CaptureRequest& request, const core::Owner& owner,
                                        const BpfProgram& program, bool cooked, std::size_t memory) {
     const bool any = request.interface == kAnyInterface;
-    int ifindex = 0;        // promiscd's index
-    int kernel_index = 0;   // the kernel's, in the link's namespace
+    int ifindex = 0;      // promiscd's index
+    int kernel_index = 0; // the kernel's, in the link's namespace
     if (!any) {
         const auto link = leases_.arbiter().link_by_name(request.interface);
         ifindex = link->info.ifindex;

@@ -26,8 +26,8 @@ std::optional<CaptureFormat> parse_format(std::string_view name);
 // A capture as the projections show it.
 struct CaptureInfo {
     CaptureId id = 0;
-    std::string interface; // raw name, or "any"
-    int ifindex = 0;       // 0 for "any"
+    std::string interface;   // raw name, or "any"
+    int ifindex = 0;         // 0 for "any"
     std::uint64_t netns = 0; // the namespace's inode; 0: promiscd's own
     std::string filter;
     CaptureFormat format = CaptureFormat::Pcapng;

@@ -29,6 +29,8 @@ uint64_t clock_usec(clockid_t id) {
 
 // How often open namespaces are checked without a sign that one went.
 constexpr Usec kNamespaceCheckUsec = 10 * usec_per_sec;
+// The least time between two checks set off by mount table changes.
+constexpr Usec kNamespaceRecheckUsec = usec_per_sec;
 
 } // namespace
 
@@ -390,10 +392,10 @@ uint64_t LeaseService::open_namespace(net::Netns netns) {
             n.watcher = std::make_unique<net::LinkWatcher>(std::move(cb), netlink_rcvbuf_);
         });
     } catch (const std::system_error& e) {
-        throw Error(ErrorCode::Failed,
-                    "cannot watch network namespace " + quote(n.netns.spec) + ": " + e.what() +
-                        (e.code().value() == EPERM ? " (promiscd needs CAP_SYS_ADMIN for this)"
-                                                   : ""));
+        throw Error(
+            ErrorCode::Failed,
+            "cannot watch network namespace " + quote(n.netns.spec) + ": " + e.what() +
+                (e.code().value() == EPERM ? " (promiscd needs CAP_SYS_ADMIN for this)" : ""));
     } catch (const net::NetlinkError& e) {
         throw Error(ErrorCode::Failed,
                     "cannot watch network namespace " + quote(n.netns.spec) + ": " + e.what());
@@ -582,15 +584,18 @@ void LeaseService::namespace_gone(uint64_t inode) {
 }
 
 void LeaseService::check_namespaces() {
+    last_ns_check_ = now();
+    std::set<uint64_t> open;
+    for (const auto& [inode, ns] : namespaces_)
+        if (!ns->gone)
+            open.insert(inode);
+    if (open.empty())
+        return;
+    const auto used = net::netns_in_use(open);
     std::vector<uint64_t> gone;
-    for (const auto& [inode, ns] : namespaces_) {
-        if (ns->gone)
-            continue;
-        if (net::netns_in_use(inode))
-            log::debug("network namespace " + quote(ns->netns.spec) + " is still in use");
-        else
+    for (uint64_t inode : open)
+        if (!used.count(inode))
             gone.push_back(inode);
-    }
     for (uint64_t inode : gone)
         namespace_gone(inode);
 }
@@ -618,7 +623,8 @@ void LeaseService::watch_namespace_life() {
 }
 
 int LeaseService::on_ns_check(sd_event_source* s, uint64_t usec, void* userdata) {
-    sd_event_source_set_time(s, usec + kNamespaceCheckUsec);
+    sd_event_source_set_time(s, std::max(usec, loop_now(sd_event_source_get_event(s))) +
+                                    kNamespaceCheckUsec);
     static_cast<LeaseService*>(userdata)->check_namespaces();
     return 0;
 }
@@ -627,8 +633,18 @@ int LeaseService::on_ns_event(sd_event_source* s, int fd, uint32_t, void* userda
     auto* self = static_cast<LeaseService*>(userdata);
     // A pidfd stays readable once its process exited: once is enough.
     // (mountinfo reports each change of the mount table once by itself.)
-    if (fd != self->mountinfo_fd_.get())
+    if (fd != self->mountinfo_fd_.get()) {
         sd_event_source_set_enabled(s, SD_EVENT_OFF);
+    } else if (self->ns_timer_ && self->now() < self->last_ns_check_ + kNamespaceRecheckUsec) {
+        // Anyone may churn the mount table (FUSE): a /proc scan at most
+        // once a second for it; the timer does the next one.
+        uint64_t next = 0;
+        sd_event_source_get_time(self->ns_timer_.get(), &next);
+        const uint64_t soon = self->last_ns_check_ + kNamespaceRecheckUsec;
+        if (soon < next)
+            sd_event_source_set_time(self->ns_timer_.get(), soon);
+        return 0;
+    }
     self->check_namespaces();
     return 0;
 }

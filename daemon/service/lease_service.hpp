@@ -149,14 +149,15 @@ private:
     bool publishing_ = false;
     std::map<int, core::LinkView> published_; // what the projections were told
     int netlink_rcvbuf_ = 0;
-    uint64_t own_netns_ = 0;                    // the inode of promiscd's namespace
+    uint64_t own_netns_ = 0; // the inode of promiscd's namespace
     std::map<uint64_t, std::unique_ptr<Namespace>> namespaces_;
     // promiscd's index of a namespace's link -> (namespace inode, kernel index)
     std::unordered_map<int, std::pair<uint64_t, int>> ns_index_;
     int next_ns_index_ = core::kFirstNamespaceIndex;
-    EventSourcePtr ns_reaper_;     // closes namespaces nobody uses
-    EventSourcePtr ns_timer_;      // the slow check whether a namespace is gone
-    EventSourcePtr mountinfo_;     // POLLPRI when a mount comes or goes
+    EventSourcePtr ns_reaper_; // closes namespaces nobody uses
+    EventSourcePtr ns_timer_;  // the slow check whether a namespace is gone
+    core::Usec last_ns_check_ = 0;
+    EventSourcePtr mountinfo_; // POLLPRI when a mount comes or goes
     capture::UniqueFd mountinfo_fd_;
 };
 

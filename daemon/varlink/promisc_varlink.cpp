@@ -105,15 +105,15 @@ json with_netns(json j, const std::string& qualified) {
 
 json PromiscVarlink::lease_json(const Lease& l) const {
     json j = {{"id", l.id},
-            {"interface", own_name(l.interface)},
-            {"state", std::string(to_string(l.state))},
-            {"owner", label(l.owner)},
-            {"uid", l.owner.uid},
-            {"pid", l.owner.pid},
-            {"command", display_name(l.owner.command)},
-            {"reason", l.reason},
-            {"acquired", leases_.realtime(l.acquired)},
-            {"expires", l.expires ? json(leases_.realtime(*l.expires)) : json(nullptr)}};
+              {"interface", own_name(l.interface)},
+              {"state", std::string(to_string(l.state))},
+              {"owner", label(l.owner)},
+              {"uid", l.owner.uid},
+              {"pid", l.owner.pid},
+              {"command", display_name(l.owner.command)},
+              {"reason", l.reason},
+              {"acquired", leases_.realtime(l.acquired)},
+              {"expires", l.expires ? json(leases_.realtime(*l.expires)) : json(nullptr)}};
     if (!l.netns.empty())
         j["netns"] = l.netns;
     return with_netns(std::move(j), l.interface);

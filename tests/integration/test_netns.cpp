@@ -110,15 +110,15 @@ polkit.addRule(function(action, subject) {
     // the error's name: "ERROR <name> <message>".
     std::string error_of(const std::string& link, const std::string& netns,
                          const TestUser* user = nullptr, const std::string& sig = "s") {
-        std::vector<std::string> argv = {
-            "/usr/bin/python3",
-            std::string(PROMISCD_SOURCE_ROOT) + "/tests/integration/clients/call.py",
-            root,
-            kManagerIface,
-            "AcquireLease",
-            "sa{sv}",
-            link,
-            json{{"netns", {sig, netns}}}.dump()};
+        std::vector<std::string> argv = {"/usr/bin/python3",
+                                         std::string(PROMISCD_SOURCE_ROOT) +
+                                             "/tests/integration/clients/call.py",
+                                         root,
+                                         kManagerIface,
+                                         "AcquireLease",
+                                         "sa{sv}",
+                                         link,
+                                         json{{"netns", {sig, netns}}}.dump()};
         if (user)
             argv = as_user(*user, argv);
         auto r = run(argv, stack().env());
@@ -281,7 +281,8 @@ TEST_F(NetnsTest, PidNamedNamespaceEndsWhenItsLastProcessExits) {
     ASSERT_FALSE(lease.empty()) << stack().logs();
     EXPECT_TRUE(lo_promisc()) << "lo in the process's namespace is promiscuous";
     EXPECT_EQ(property(lease, kLeaseIface, "NetNSInode"), inode);
-    auto& c = capture_client("lo", R"({"netns": ["s", "pid:)" + pid + R"("], "promisc": ["b", false]})");
+    auto& c =
+        capture_client("lo", R"({"netns": ["s", "pid:)" + pid + R"("], "promisc": ["b", false]})");
     const auto capture = capture_path(c);
     ASSERT_FALSE(capture.empty());
 
@@ -297,6 +298,21 @@ TEST_F(NetnsTest, PidNamedNamespaceEndsWhenItsLastProcessExits) {
         << daemon().log();
 }
 
+// A namespace of `ip netns` deleted while leased: nothing holds it any more
+// but promiscd's own sockets (the mount went): its leases end netns-gone.
+TEST_F(NetnsTest, DeletedNamedNamespaceEndsItsLeases) {
+    auto& holder = stack().lease_holder({kLink, "--netns", b().name()});
+    ASSERT_FALSE(DaemonStack::lease_of(holder).empty());
+    const std::string name = b().name();
+    b_.reset(); // ip netns del
+    EXPECT_NE(holder.wait_for_output("ENDED netns-gone", 15s), std::string::npos)
+        << holder.log() << stack().logs();
+    EXPECT_NE(daemon().wait_for_output("stopped watching network namespace '" + name),
+              std::string::npos)
+        << daemon().log();
+    EXPECT_TRUE(stack().leases().empty());
+}
+
 // ------------------------------------------------------------------ crash recovery
 
 // SIGKILL with leases in two namespaces held; one namespace goes while
@@ -310,8 +326,8 @@ TEST_F(NetnsTest, CrashRecoveryAdoptsANamespacesLeaseWithoutFlicker) {
     // A second namespace that will be gone after the crash (a process's).
     auto& sleeper = stack().spawn({"unshare", "--net", "--", "sleep", "600"});
     const std::string pid = std::to_string(sleeper.pid());
-    for (int i = 0; i < 100 && inode_of("/proc/" + pid + "/ns/net") == inode_of("/proc/self/ns/net");
-         ++i)
+    for (int i = 0;
+         i < 100 && inode_of("/proc/" + pid + "/ns/net") == inode_of("/proc/self/ns/net"); ++i)
         std::this_thread::sleep_for(20ms);
     auto& doomed = stack().lease_holder({"lo", "--netns", "pid:" + pid});
     const auto doomed_path = DaemonStack::lease_of(doomed);
@@ -392,15 +408,16 @@ TEST_F(NetnsAsDaemonUser, TheUnitsCapabilitiesSuffice) {
     EXPECT_TRUE(promisc_in(a()));
 
     // Another user's process, alone in its namespace.
-    auto& sleeper = stack().spawn(as_user(kDeniedUser, {"unshare", "--user", "--map-root-user",
-                                                        "--net", "--", "sleep", "600"}));
+    auto& sleeper = stack().spawn(as_user(
+        kDeniedUser, {"unshare", "--user", "--map-root-user", "--net", "--", "sleep", "600"}));
     const std::string pid = std::to_string(sleeper.pid());
     ASSERT_TRUE(wait_until([&] {
         struct stat st {};
         return ::stat(("/proc/" + pid + "/ns/net").c_str(), &st) == 0 &&
                st.st_ino != inode_of("/proc/self/ns/net");
     })) << sleeper.log();
-    auto& c = capture_client("lo", R"({"netns": ["s", "pid:)" + pid + R"("], "promisc": ["b", false]})");
+    auto& c =
+        capture_client("lo", R"({"netns": ["s", "pid:)" + pid + R"("], "promisc": ["b", false]})");
     const auto capture = capture_path(c);
     ASSERT_FALSE(capture.empty()) << stack().logs();
     sleeper.signal(SIGKILL);
@@ -451,8 +468,8 @@ TEST_F(NetnsTest, AuthorizationIsPerNamespace) {
     auto v = stack().varlink_call(kVarlinkIface + "OpenCapture",
                                   {{"interface", kLink}, {"netns", b().name()}}, as_allowed);
     EXPECT_NE(v.find("ERROR " + kVarlinkIface + "AccessDenied"), std::string::npos) << v;
-    v = stack().varlink_call(kVarlinkIface + "Acquire", {{"interface", kLink}, {"netns", b().name()}},
-                             as_allowed);
+    v = stack().varlink_call(kVarlinkIface + "Acquire",
+                             {{"interface", kLink}, {"netns", b().name()}}, as_allowed);
     EXPECT_NE(v.find("ERROR " + kVarlinkIface + "AccessDenied"), std::string::npos) << v;
     EXPECT_FALSE(promisc_in(b()));
 }

@@ -121,8 +121,8 @@ TEST(Packaging, PkactionKnowsEachActionWithItsDefaults) {
 
     auto all = run({"pkaction"}, bus.env());
     ASSERT_TRUE(all.ok()) << all.err;
-    EXPECT_EQ(trim(all.out), kCapture + "\n" + kRawSocket + "\n" + kManage + "\n" + kNetns +
-                                 "\n" + kAcquire);
+    EXPECT_EQ(trim(all.out),
+              kCapture + "\n" + kRawSocket + "\n" + kManage + "\n" + kNetns + "\n" + kAcquire);
 
     for (const auto& action : kActions) {
         auto r = run({"pkaction", "--action-id", action, "--verbose"}, bus.env());
@@ -180,13 +180,11 @@ TEST(Packaging, ExampleNetnsRulesAllowOnlyOnesOwnContainers) {
     bus.start_polkit(read_file(PROMISCD_POLKIT_NETNS_RULES_EXAMPLE));
     auto allowed = sleeper_as(kAllowedUser);
     auto denied = sleeper_as(kDeniedUser);
-    const std::map<std::string, std::string> own = {{"netns", "pid:4242"},
-                                                    {"netns_inode", "4026532999"},
-                                                    {"netns_owner_uid", "64001"},
-                                                    {"netns_owner_user", "pdallow"},
-                                                    {"interface", "eth0"},
-                                                    {"operation", "capture"},
-                                                    {"format", "pcapng"}};
+    const std::map<std::string, std::string> own = {
+        {"netns", "pid:4242"},        {"netns_inode", "4026532999"},
+        {"netns_owner_uid", "64001"}, {"netns_owner_user", "pdallow"},
+        {"interface", "eth0"},        {"operation", "capture"},
+        {"format", "pcapng"}};
     auto r = pkcheck(bus, kNetns, allowed->pid(), own);
     EXPECT_EQ(r.status, 0) << r.out << r.err;
     auto others = own;

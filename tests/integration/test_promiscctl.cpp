@@ -1685,8 +1685,8 @@ TEST_F(Capture, ContainersNamespaceByPid) {
     EXPECT_EQ(l[0]["netns_inode"], nst.st_ino);
 
     const std::string file = tmp_ / "container.pcapng";
-    auto& c = ctl_bg({"capture", "--netns=" + pid, "-i", "lo", "-c", "3", "-w", file, "udp",
-                      "port", "9"});
+    auto& c = ctl_bg(
+        {"capture", "--netns=" + pid, "-i", "lo", "-c", "3", "-w", file, "udp", "port", "9"});
     ASSERT_NE(c.wait_for_output("Capturing on 'lo'"), std::string::npos) << c.log();
     auto sent = in_container("python3 -c \"import socket; s = socket.socket(socket.AF_INET, "
                              "socket.SOCK_DGRAM); [s.sendto(b'x', ('127.0.0.1', 9)) for _ in "

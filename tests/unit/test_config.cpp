@@ -251,10 +251,10 @@ std::optional<uint64_t> example_number(const std::string& key) {
 TEST(ConfigManPage, DocumentsEveryKeyTheParserKnowsWithItsDefault) {
     const auto keys = parser_keys();
     // A sample, so that a parser that asks for nothing cannot pass.
-    for (const char* k : {"quotas.leases_total", "policies[].match", "static_leases[].reason",
-                          "varlink.idle_timeout_seconds", "filters.cpu_ms",
-                          "authorization.checks_waiting", "capture_memory_total",
-                          "namespaces.enabled", "quotas.namespaces_total"})
+    for (const char* k :
+         {"quotas.leases_total", "policies[].match", "static_leases[].reason",
+          "varlink.idle_timeout_seconds", "filters.cpu_ms", "authorization.checks_waiting",
+          "capture_memory_total", "namespaces.enabled", "quotas.namespaces_total"})
         EXPECT_TRUE(keys.count(k)) << "the parser no longer asks for " << k;
     const auto entries = man_entries();
     for (const auto& key : keys) {

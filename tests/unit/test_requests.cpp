@@ -44,9 +44,13 @@ TEST(Requests, NetnsIsAStringOnBothRequests) {
     auto c = ops::decode_capture("eth0", {{"netns", Value::string("blue")}});
     EXPECT_EQ(c.netns, "blue");
     EXPECT_EQ(c.netns_inode, 0u) << "opened by the operations layer, not the decoder";
-    EXPECT_EQ(error_of([] { ops::decode_acquire("eth0", {{"netns", Value::unsigned_(42)}}); }),
+    EXPECT_EQ(error_of([] {
+                  ops::decode_acquire("eth0", {{"netns", Value::unsigned_(42)}});
+              }),
               "InvalidArgument: option 'netns' must be a string, not an unsigned integer");
-    EXPECT_EQ(error_of([] { ops::decode_acquire("1/eth0", {{"netns", Value::string("b")}}); }),
+    EXPECT_EQ(error_of([] {
+                  ops::decode_acquire("1/eth0", {{"netns", Value::string("b")}});
+              }),
               "InvalidArgument: invalid interface name '1/eth0': contains '/'")
         << "no client can write promiscd's qualified names";
 }
