@@ -71,6 +71,41 @@ UniqueFd open_nsfs(const std::string& path, const std::string& spec) {
     return fd;
 }
 
+bool all_digits(std::string_view s) {
+    return !s.empty() && s.size() <= 10 && s.find_first_not_of("0123456789") == s.npos;
+}
+
+// Paths promiscd looks up on a client's behalf: a lookup elsewhere could
+// cross a FUSE mount of the client's that never answers, and hang the loop.
+// /proc/PID[/task/TID]/ns/net, or one file in a directory only root can
+// mount on (where ip netns, Docker, CNI and Podman put theirs).
+bool trusted_path(std::string_view p) {
+    if (p.substr(0, 6) == "/proc/") {
+        std::string_view rest = p.substr(6);
+        const auto slash = rest.find('/');
+        if (slash == rest.npos || !all_digits(rest.substr(0, slash)))
+            return false;
+        rest = rest.substr(slash);
+        if (rest.substr(0, 6) == "/task/") {
+            rest = rest.substr(6);
+            const auto s2 = rest.find('/');
+            if (s2 == rest.npos || !all_digits(rest.substr(0, s2)))
+                return false;
+            rest = rest.substr(s2);
+        }
+        return rest == "/ns/net";
+    }
+    if (p.substr(0, 9) == "/var/run/")
+        p.remove_prefix(4);
+    for (std::string_view dir : {"/run/netns/", "/run/docker/netns/"}) {
+        if (p.substr(0, dir.size()) != dir)
+            continue;
+        const std::string_view file = p.substr(dir.size());
+        return !file.empty() && file != "." && file != ".." && file.find('/') == file.npos;
+    }
+    return false;
+}
+
 std::optional<int> parse_pid(std::string_view digits) {
     if (digits.empty() || digits.size() > 10)
         return std::nullopt;
@@ -164,6 +199,10 @@ Netns open_netns(std::string_view spec) {
                     " exited");
         ns.pidfd = std::move(pidfd);
     } else if (spec.front() == '/') {
+        if (!trusted_path(spec))
+            invalid("network namespace " + quote(spec) +
+                    ": promiscd opens namespace files only as /proc/PID/ns/net or in /run/netns "
+                    "and /run/docker/netns (`ip netns attach NAME PID` puts one there)");
         ns.path = std::string(spec);
         ns.fd = open_nsfs(ns.path, ns.path);
     } else {

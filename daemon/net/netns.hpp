@@ -33,7 +33,10 @@ struct Netns {
 //   NAME      a namespace of `ip netns` (/run/netns/NAME): no '/', not "." or "..";
 //   pid:N     the namespace of process N, resolved through a pidfd so that a
 //             recycled pid cannot name another process's namespace;
-//   /PATH     a namespace file (a bind mount, /proc/N/ns/net, ...).
+//   /PATH     a namespace file: /proc/N[/task/T]/ns/net, or a file in
+//             /run/netns or /run/docker/netns (also under /var/run): no
+//             lookup crosses a mount a client could have made (a FUSE
+//             server that never answers would hang the loop).
 // Throws core::Error(InvalidArgument) saying what is wrong or missing; only
 // files on nsfs that are network namespaces are ever opened for reading.
 Netns open_netns(std::string_view spec);

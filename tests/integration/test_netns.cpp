@@ -478,6 +478,21 @@ TEST_F(NetnsTest, AuthorizationIsPerNamespace) {
 
 TEST_F(NetnsTest, BadNamespacesAreClearErrorsAndChangeNothing) {
     const std::string invalid = err + "InvalidArgument";
+    // In /run/netns, where namespace files are looked up: a plain file, and
+    // a namespace of another kind (a UTS namespace bind-mounted there).
+    const std::string plain = "/run/netns/pdplain" + std::to_string(::getpid());
+    const std::string uts = "/run/netns/pduts" + std::to_string(::getpid());
+    struct Cleanup {
+        std::string plain, uts;
+        ~Cleanup() {
+            run(std::vector<std::string>{"umount", uts});
+            ::unlink(uts.c_str());
+            ::unlink(plain.c_str());
+        }
+    } cleanup{plain, uts};
+    std::ofstream(plain) << "not a namespace\n";
+    std::ofstream(uts).flush();
+    ASSERT_TRUE(run(std::vector<std::string>{"mount", "--bind", "/proc/self/ns/uts", uts}).ok());
     struct Case {
         std::string netns, error, message;
     };
@@ -487,8 +502,14 @@ TEST_F(NetnsTest, BadNamespacesAreClearErrorsAndChangeNothing) {
         {"pid:0", invalid, "after 'pid:' comes a process id"},
         {"pid:x", invalid, "after 'pid:' comes a process id"},
         {"pid:2147483647", invalid, "there is no process 2147483647"},
-        {"/etc/hostname", invalid, "is not a namespace file"},
-        {"/proc/self/ns/mnt", invalid, "is a namespace of another kind"},
+        {"/etc/hostname", invalid, "promiscd opens namespace files only as /proc/PID/ns/net"},
+        {"/proc/self/ns/net", invalid, "promiscd opens namespace files only"},
+        {"/proc/1/root/run/netns/x", invalid, "promiscd opens namespace files only"},
+        {"/run/netns/../../etc/hostname", invalid, "promiscd opens namespace files only"},
+        {"/proc/1/ns/mnt", invalid, "promiscd opens namespace files only"},
+        {"/proc/1/ns/net/", invalid, "promiscd opens namespace files only"},
+        {plain, invalid, "is not a namespace file"},
+        {uts, invalid, "is a namespace of another kind"},
         {"relative/path", invalid, "has no '/'"},
     };
     error_of(kLink, "pid:0"); // sd-bus makes two eventfds at the first asynchronous call
