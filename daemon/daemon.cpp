@@ -388,6 +388,8 @@ std::vector<int> Daemon::Impl::reopen_namespaces(state::Records& records) {
         if (config.namespaces_enabled && !it->netns.empty()) {
             try {
                 net::Netns ns = net::open_netns(it->netns);
+                // (Its owner is not recorded: a namespace by the same name
+                // and inode is taken for the same one, as ip netns does.)
                 if (ns.inode == inode) {
                     leases->open_namespace(std::move(ns));
                     ++it;

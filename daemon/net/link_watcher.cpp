@@ -292,14 +292,27 @@ int LinkWatcher::run(sd_event_source* s, LinkWatcher* self) {
     // No exception may unwind through sd-event's C frames. A watcher that stopped
     // reading would leave the daemon acting on stale link state, so a failure
     // ends the loop (the service manager restarts the daemon, which recovers).
+    std::string why = "unknown error";
     try {
         self->process();
         return 0;
     } catch (const std::exception& e) {
-        std::fprintf(stderr, SD_ERR "link watcher failed: %s\n", e.what());
+        why = e.what();
     } catch (...) {
-        std::fprintf(stderr, SD_ERR "link watcher failed\n");
     }
+    if (self->cb_.failed) {
+        // Another namespace's watcher: its owner lets that namespace go.
+        if (self->source_)
+            sd_event_source_set_enabled(self->source_.get(), SD_EVENT_OFF);
+        if (self->defer_)
+            sd_event_source_set_enabled(self->defer_.get(), SD_EVENT_OFF);
+        try {
+            self->cb_.failed(why);
+        } catch (...) {
+        }
+        return 0;
+    }
+    std::fprintf(stderr, SD_ERR "link watcher failed: %s\n", why.c_str());
     sd_event_exit(sd_event_source_get_event(s), -EIO);
     return 0;
 }

@@ -29,6 +29,11 @@ public:
         std::function<void(int ifindex, const std::string& name)> removed;
         // Notifications were lost (ENOBUFS): the complete, current list of links.
         std::function<void(const std::vector<core::LinkInfo>&)> resynced;
+        // The watcher could not go on (e.g. a resync that never completed).
+        // Unset: the loop ends (the host's watcher: stale state is worse
+        // than a restart). Set: this runs, and the watcher stops reading;
+        // the owner must not destroy it from inside the call.
+        std::function<void(const std::string& why)> failed{};
     };
 
     // Opens the notification socket and the dump socket in the calling thread's

@@ -44,8 +44,8 @@ std::map<std::string, std::string> netns_details(const net::Netns& ns, const std
         d["netns_owner_uid"] = std::to_string(*ns.owner_uid);
         passwd pw{};
         passwd* found = nullptr;
-        char buf[1024];
-        if (::getpwuid_r(*ns.owner_uid, &pw, buf, sizeof buf, &found) == 0 && found)
+        std::vector<char> buf(16384);
+        if (::getpwuid_r(*ns.owner_uid, &pw, buf.data(), buf.size(), &found) == 0 && found)
             d["netns_owner_user"] = found->pw_name;
     }
     return d;
@@ -314,19 +314,18 @@ void Operations::open_capture(const Caller& caller, service::CaptureRequest requ
         authorized(
             caller, auth::Action::Netns, std::move(details),
             [this, caller, request, ns, reply, refuse]() mutable {
-                if (auto e = attempt([&] {
-                        request.netns_inode = leases_.open_namespace(reopen(*ns));
-                        if (request.interface != service::kAnyInterface) {
-                            request.interface =
-                                core::qualify(request.netns_inode, request.interface);
-                            if (!leases_.arbiter().link_by_name(request.interface))
-                                throw Error(ErrorCode::NoSuchInterface,
-                                            "interface " + core::describe_link(request.interface) +
-                                                " does not exist");
-                        }
-                    }))
-                    return refuse(*e);
-                start_capture(caller, std::move(request), reply, refuse);
+                if (request.format != service::CaptureFormat::Socket)
+                    return open_netns_capture(caller, std::move(request), *ns, reply, refuse);
+                // The raw socket can send frames there too: its own action
+                // as well, as on promiscd's own links.
+                auto raw = netns_details(*ns, request.interface, "capture");
+                raw["format"] = "socket";
+                authorized(
+                    caller, auth::Action::CaptureRawSocket, std::move(raw),
+                    [this, caller, request, ns, reply, refuse]() mutable {
+                        open_netns_capture(caller, std::move(request), *ns, reply, refuse);
+                    },
+                    refuse);
             },
             refuse);
         return;
@@ -346,6 +345,23 @@ void Operations::open_capture(const Caller& caller, service::CaptureRequest requ
          {"format", std::string(service::to_string(request.format))}},
         [this, caller, request, reply, refuse] { start_capture(caller, request, reply, refuse); },
         refuse);
+}
+
+void Operations::open_netns_capture(const Caller& caller, service::CaptureRequest request,
+                                    const net::Netns& ns, Reply<service::OpenedCapture> reply,
+                                    std::function<void(const Error&)> refuse) {
+    if (auto e = attempt([&] {
+            request.netns_inode = leases_.open_namespace(reopen(ns));
+            if (request.interface != service::kAnyInterface) {
+                request.interface = core::qualify(request.netns_inode, request.interface);
+                if (!leases_.arbiter().link_by_name(request.interface))
+                    throw Error(ErrorCode::NoSuchInterface,
+                                "interface " + core::describe_link(request.interface) +
+                                    " does not exist");
+            }
+        }))
+        return refuse(*e);
+    start_capture(caller, std::move(request), reply, refuse);
 }
 
 void Operations::start_capture(const Caller& caller, service::CaptureRequest request,
@@ -388,7 +404,8 @@ std::shared_ptr<net::Netns> Operations::open_netns(const std::string& spec,
 
 net::Netns Operations::reopen(const net::Netns& named) {
     net::Netns ns = net::open_netns(named.spec);
-    if (ns.inode != named.inode || ns.dev != named.dev)
+    // Inode numbers are reused at once: the owner must be the same too.
+    if (ns.inode != named.inode || ns.dev != named.dev || ns.owner_uid != named.owner_uid)
         throw Error(ErrorCode::Failed, "network namespace " + core::quote(named.spec) +
                                            " is another one than when it was authorized");
     return ns;

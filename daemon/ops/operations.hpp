@@ -82,6 +82,11 @@ private:
                     std::map<std::string, std::string> details, std::function<void()> proceed,
                     std::function<void(const core::Error&)> refused);
     core::Revocation revocation_by(const Caller& caller, std::string message) const;
+    // After org.promiscd.netns (and the raw socket's action): opens the
+    // namespace again, qualifies the link, starts the capture.
+    void open_netns_capture(const Caller& caller, service::CaptureRequest request,
+                            const net::Netns& ns, Reply<service::OpenedCapture> reply,
+                            std::function<void(const core::Error&)> refuse);
     void start_capture(const Caller& caller, service::CaptureRequest request,
                        Reply<service::OpenedCapture> reply,
                        std::function<void(const core::Error&)> refuse);

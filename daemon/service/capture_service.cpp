@@ -354,6 +354,7 @@ OpenedCapture CaptureService::open_now(const CaptureRequest& request, const core
         lr.owner = owner;
         lr.reason = "capture " + std::to_string(id);
         lr.capture = true;
+        lr.netns = request.netns; // crash recovery reopens it to clear the flag
         c.info.lease = leases_.acquire(lr);
     }
     try {

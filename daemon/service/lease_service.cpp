@@ -3,6 +3,7 @@
 #include "log.hpp"
 
 #include <cerrno>
+#include <climits>
 #include <ctime>
 #include <fcntl.h>
 #include <sys/epoll.h>
@@ -29,6 +30,8 @@ uint64_t clock_usec(clockid_t id) {
 
 // How often open namespaces are checked without a sign that one went.
 constexpr Usec kNamespaceCheckUsec = 10 * usec_per_sec;
+// The most links promiscd follows in another namespace.
+constexpr size_t kMaxNamespaceLinks = 4096;
 // The least time between two checks set off by mount table changes.
 constexpr Usec kNamespaceRecheckUsec = usec_per_sec;
 
@@ -386,7 +389,16 @@ uint64_t LeaseService::open_namespace(net::Netns netns) {
                     on_changed(from_namespace(inode, *it->second, l), superseded);
             },
             [this, inode](int idx, const std::string&) { on_ns_removed(inode, idx); },
-            [this, inode](const std::vector<LinkInfo>& ls) { on_ns_resynced(inode, ls); }};
+            [this, inode](const std::vector<LinkInfo>& ls) { on_ns_resynced(inode, ls); },
+            [this, inode](const std::string& why) {
+                // Its links changed faster than promiscd could read them
+                // back (or its sockets failed): what promiscd would enforce
+                // there is no longer known. Its leases end; the host and
+                // every other namespace go on.
+                log::error("cannot follow network namespace " + std::to_string(inode) +
+                           " any more: " + why);
+                namespace_gone(inode);
+            }};
         net::run_in_netns(n.netns.fd.get(), [&] {
             n.control = std::make_unique<net::LinkControl>();
             n.watcher = std::make_unique<net::LinkWatcher>(std::move(cb), netlink_rcvbuf_);
@@ -407,6 +419,13 @@ uint64_t LeaseService::open_namespace(net::Netns netns) {
         throw Error(ErrorCode::Failed, "cannot list the links of network namespace " +
                                            quote(n.netns.spec) + ": " + e.what());
     }
+    // Whoever is root in it makes its links: what one namespace costs the
+    // loop (a dump, the arbiter, D-Bus objects) is bounded before any of it.
+    if (links.size() > kMaxNamespaceLinks)
+        throw Error(ErrorCode::QuotaExceeded,
+                    "network namespace " + quote(n.netns.spec) + " has " +
+                        std::to_string(links.size()) + " links; promiscd follows namespaces of " +
+                        std::to_string(kMaxNamespaceLinks) + " links at most");
     n.watcher->attach(event_);
     if (n.netns.pidfd) {
         sd_event_source* src = nullptr;
@@ -463,7 +482,17 @@ const net::Netns* LeaseService::namespace_of(uint64_t inode) const {
 LinkInfo LeaseService::from_namespace(uint64_t inode, Namespace& ns, LinkInfo info) {
     auto [it, fresh] = ns.index.try_emplace(info.ifindex, 0);
     if (fresh) {
-        it->second = next_ns_index_++;
+        // Counted up to INT_MAX, then the oldest freed ones again (links
+        // come and go in a namespace as its owner likes).
+        if (next_ns_index_ < INT_MAX) {
+            it->second = next_ns_index_++;
+        } else if (!free_ns_indexes_.empty()) {
+            it->second = free_ns_indexes_.front();
+            free_ns_indexes_.pop_front();
+        } else {
+            ns.index.erase(it); // cannot happen: fewer links than indexes
+            throw Error(ErrorCode::Failed, "no index left for a namespace's link");
+        }
         ns_index_[it->second] = {inode, info.ifindex};
     }
     info.netns = inode;
@@ -487,6 +516,8 @@ void LeaseService::on_ns_removed(uint64_t inode, int kernel_index) {
     on_removed(ours, name);
     it->second->index.erase(idx);
     ns_index_.erase(ours);
+    if (next_ns_index_ == INT_MAX)
+        free_ns_indexes_.push_back(ours);
 }
 
 void LeaseService::on_ns_resynced(uint64_t inode, const std::vector<LinkInfo>& links) {

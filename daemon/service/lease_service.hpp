@@ -13,6 +13,7 @@
 #include "service/changes.hpp"
 #include "service/recorder.hpp"
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -154,8 +155,9 @@ private:
     // promiscd's index of a namespace's link -> (namespace inode, kernel index)
     std::unordered_map<int, std::pair<uint64_t, int>> ns_index_;
     int next_ns_index_ = core::kFirstNamespaceIndex;
-    EventSourcePtr ns_reaper_; // closes namespaces nobody uses
-    EventSourcePtr ns_timer_;  // the slow check whether a namespace is gone
+    std::deque<int> free_ns_indexes_; // once next_ns_index_ reached INT_MAX
+    EventSourcePtr ns_reaper_;        // closes namespaces nobody uses
+    EventSourcePtr ns_timer_;         // the slow check whether a namespace is gone
     core::Usec last_ns_check_ = 0;
     EventSourcePtr mountinfo_; // POLLPRI when a mount comes or goes
     capture::UniqueFd mountinfo_fd_;

@@ -472,6 +472,13 @@ TEST_F(NetnsTest, AuthorizationIsPerNamespace) {
                              {{"interface", kLink}, {"netns", b().name()}}, as_allowed);
     EXPECT_NE(v.find("ERROR " + kVarlinkIface + "AccessDenied"), std::string::npos) << v;
     EXPECT_FALSE(promisc_in(b()));
+    // The raw socket in A: org.promiscd.netns is not enough; its own action
+    // (which pdallow does not have) is asked as well.
+    v = stack().varlink_call(kVarlinkIface + "OpenCapture",
+                             {{"interface", kLink}, {"netns", a().name()}, {"format", "socket"}},
+                             as_allowed);
+    EXPECT_NE(v.find("ERROR " + kVarlinkIface + "AccessDenied"), std::string::npos) << v;
+    EXPECT_NE(v.find("org.promiscd.capture.raw-socket"), std::string::npos) << v;
 }
 
 // ------------------------------------------------------------------ errors
